@@ -1,0 +1,74 @@
+//! `latchkey keys`: list and rotate signing keys.
+
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::config::Settings;
+use crate::error::Error;
+use crate::jwt::keys;
+use crate::store::Store;
+use crate::timefmt::{now, rfc3339};
+
+/// How long after the longest token lifetime an old key stays published, for clock skew and
+/// for resource servers that cached the JWKS.
+pub const RETIRE_MARGIN: i64 = 300;
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCmd {
+    /// List signing keys (active, retiring and retired)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a new key active; the previous one stays in the JWKS until its tokens have expired
+    Rotate {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(store: &mut Store, cmd: KeysCmd) -> Result<(), Error> {
+    let now = now();
+    match cmd {
+        KeysCmd::List { json } => {
+            keys::ensure_keys(store, now)?;
+            let rows = store.all_keys()?;
+            if json {
+                let rows: Vec<_> = rows
+                    .iter()
+                    .map(|k| json!({"kid": k.kid, "alg": k.alg, "status": k.status, "created_at": k.created_at, "retire_after": k.retire_after}))
+                    .collect();
+                super::print_json(&json!(rows));
+            } else {
+                println!("{:<44} {:<6} {:<9} {:<21} RETIRES", "KID", "ALG", "STATUS", "CREATED");
+                for k in rows {
+                    println!(
+                        "{:<44} {:<6} {:<9} {:<21} {}",
+                        k.kid,
+                        k.alg,
+                        k.status,
+                        rfc3339(k.created_at),
+                        k.retire_after.map(rfc3339).unwrap_or_else(|| "-".into())
+                    );
+                }
+            }
+        }
+        KeysCmd::Rotate { json } => {
+            let default_ttl = Settings::load(store)?.get("token.access_ttl");
+            let retire_after = now + store.max_access_token_ttl(default_ttl)? + RETIRE_MARGIN;
+            let created = keys::rotate(store, now, retire_after)?;
+            if json {
+                super::print_json(&json!({"active": created, "previous_retire_after": retire_after}));
+            } else {
+                for kid in &created {
+                    println!("new active key: {kid}");
+                }
+                println!(
+                    "previous keys stay published until {} (after every token they signed has expired)",
+                    rfc3339(retire_after)
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! The command line: one subcommand group per file. Every command that prints data takes
+//! `--json`. Exit codes: 0 ok, 1 runtime failure, 2 usage error.
+
+mod client;
+mod keys;
+mod serve;
+mod settings;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Error;
+use crate::store::Store;
+
+/// latchkey: OAuth 2.0, OpenID Connect, ES256 JWTs and API keys in one binary and one SQLite file.
+#[derive(Parser, Debug)]
+#[command(name = "latchkey", version, about, long_about = None)]
+pub struct Cli {
+    /// Data directory holding latchkey.db [default: the platform data directory, e.g. ~/.local/share/latchkey]
+    #[arg(long, global = true, env = "LATCHKEY_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (creates the data directory, database and signing keys on first start)
+    Serve(serve::ServeArgs),
+    /// Manage OAuth clients
+    #[command(subcommand)]
+    Client(client::ClientCmd),
+    /// List and rotate signing keys
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
+    /// Show and change runtime settings stored in the database
+    #[command(subcommand)]
+    Settings(settings::SettingsCmd),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut msg = format!("latchkey: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                msg.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            eprintln!("{msg}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let data_dir = match cli.data_dir {
+        Some(d) => d,
+        None => crate::config::default_data_dir()?,
+    };
+    match cli.command {
+        Command::Serve(args) => serve::run(data_dir, args),
+        Command::Client(cmd) => client::run(&mut open(&data_dir)?, cmd),
+        Command::Keys(cmd) => keys::run(&mut open(&data_dir)?, cmd),
+        Command::Settings(cmd) => settings::run(&mut open(&data_dir)?, cmd),
+    }
+}
+
+/// Opens the database of an administrative command (creating it on first use).
+fn open(data_dir: &std::path::Path) -> Result<Store, Error> {
+    Ok(Store::open_data_dir(data_dir)?)
+}
+
+/// Prints a value as pretty JSON.
+fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into())
+    );
+}

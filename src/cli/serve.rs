@@ -1,0 +1,216 @@
+//! `latchkey serve`: open the database (creating it, and the first signing keys, on first
+//! start), bind, announce, serve until SIGTERM or SIGINT, checkpoint, exit 0.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::app::{App, Worker};
+use crate::config::{Config, Settings, default_workers, validate_issuer};
+use crate::error::Error;
+use crate::http::conn::Limits;
+use crate::http::router;
+use crate::jwt::KeyRing;
+use crate::jwt::keys::ensure_keys;
+use crate::server::{Server, ServerConfig, StopHandle};
+use crate::store::Store;
+use crate::timefmt::now;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port and prints it)
+    #[arg(long, env = "LATCHKEY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The issuer URL clients see, e.g. https://auth.home.example.org [default: http://<listen>]
+    #[arg(long, env = "LATCHKEY_ISSUER")]
+    issuer: Option<String>,
+    /// Requests executed at once, each worker with its own database connection [default: 2 per core]
+    #[arg(long, env = "LATCHKEY_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: Option<u16>,
+    /// Log level: error, warn, info, debug, trace
+    #[arg(long, env = "LATCHKEY_LOG", default_value = "info")]
+    log_level: String,
+}
+
+/// How often the server looks for changes made by another process (the CLI).
+const RELOAD_EVERY: Duration = Duration::from_millis(250);
+/// How often expired rows are deleted and due keys retired.
+const GC_EVERY: Duration = Duration::from_secs(60);
+
+pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
+    crate::logger::init(Some(&args.log_level));
+    let mut store = Store::open_data_dir(&data_dir)?;
+    let db_path = store
+        .path()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| data_dir.join(crate::store::DB_FILE));
+    for kid in ensure_keys(&mut store, now())? {
+        log::info!("generated signing key {kid}");
+    }
+    let settings = Settings::load(&store)?;
+    let keys = KeyRing::load(&store)?;
+
+    let listener = TcpListener::bind(args.listen)
+        .map_err(|e| Error::io(format!("cannot listen on {}", args.listen), e))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::io("cannot read the bound address", e))?;
+    let (issuer, warning) = match &args.issuer {
+        Some(i) => validate_issuer(i)?,
+        None => validate_issuer(&format!("http://{bound}"))?,
+    };
+    if let Some(w) = warning {
+        log::warn!("{w}");
+    }
+    if bound.ip().is_unspecified() && args.issuer.is_none() {
+        log::warn!(
+            "listening on all interfaces with the default issuer {issuer}: set --issuer to the URL clients use"
+        );
+    }
+    let workers = args.workers.map(usize::from).unwrap_or_else(default_workers);
+    let config = Config {
+        data_dir: data_dir.clone(),
+        listen: bound,
+        issuer: issuer.clone(),
+        workers,
+    };
+    let app = Arc::new(App::new(config, keys, settings.clone()));
+
+    let mut pool = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        pool.push(Worker {
+            app: Arc::clone(&app),
+            store: Store::open_file(&db_path)?,
+        });
+    }
+    let secs = |key: &str| Duration::from_secs(u64::try_from(settings.get(key)).unwrap_or(1));
+    let server_config = ServerConfig {
+        limits: Limits {
+            idle_timeout: secs("http.idle_timeout"),
+            header_timeout: secs("http.header_timeout"),
+            body_timeout: secs("http.body_timeout"),
+            ..Limits::default()
+        },
+        max_connections: usize::try_from(settings.get("http.max_connections")).unwrap_or(1024),
+    };
+    let server = Server::new(listener, pool, Arc::new(router::route), server_config)
+        .map_err(|e| Error::io("cannot start the server", e))?;
+    let stop = server.stop_handle();
+    watch_signals(stop.clone())?;
+    let maintenance = spawn_maintenance(Arc::clone(&app), &db_path, stop.clone())?;
+
+    log::info!("issuer {issuer}");
+    log::info!("database {}", db_path.display());
+    log::info!("{workers} workers");
+    log::info!("listening on http://{bound}");
+    // The machine-readable announcement scripts and tests wait for.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on http://{bound}");
+    let _ = out.flush();
+    drop(out);
+
+    let left = server.run();
+    if left > 0 {
+        log::warn!("{left} connections still open after the drain period; closing them");
+    }
+    let _ = maintenance.join();
+    store.checkpoint()?;
+    log::info!("stopped");
+    Ok(())
+}
+
+/// Stops the server on SIGTERM or SIGINT.
+fn watch_signals(stop: StopHandle) -> Result<(), Error> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| Error::io("cannot install signal handlers", e))?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                log::info!("signal {sig}: stopping; finishing requests in flight");
+                stop.stop();
+            }
+        })
+        .map_err(|e| Error::io("cannot start the signal thread", e))?;
+    Ok(())
+}
+
+/// The background thread: reloads keys and settings when another process changed them, and
+/// periodically deletes expired rows and retires keys whose time has come.
+fn spawn_maintenance(
+    app: Arc<App>,
+    db_path: &Path,
+    stop: StopHandle,
+) -> Result<std::thread::JoinHandle<()>, Error> {
+    let mut store = Store::open_file(db_path)?;
+    std::thread::Builder::new()
+        .name("maintenance".into())
+        .spawn(move || {
+            let mut seen = store.revisions().unwrap_or_default();
+            let mut last_gc = std::time::Instant::now();
+            while !stop.is_stopping() {
+                std::thread::sleep(RELOAD_EVERY);
+                if last_gc.elapsed() >= GC_EVERY {
+                    last_gc = std::time::Instant::now();
+                    gc(&mut store);
+                }
+                match store.revisions() {
+                    Ok(now_revs) if now_revs != seen => {
+                        reload(&app, &store, &seen, &now_revs);
+                        seen = now_revs;
+                    }
+                    Ok(_) => {}
+                    Err(e) => log::error!("cannot read revisions: {e}"),
+                }
+            }
+        })
+        .map_err(|e| Error::io("cannot start the maintenance thread", e))
+}
+
+fn changed(name: &str, a: &[(String, i64)], b: &[(String, i64)]) -> bool {
+    let get = |v: &[(String, i64)]| v.iter().find(|(n, _)| n == name).map(|(_, r)| *r);
+    get(a) != get(b)
+}
+
+fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, i64)]) {
+    if changed("keys", before, after) {
+        match KeyRing::load(store) {
+            Ok(ring) => {
+                log::info!(
+                    "signing keys reloaded: {}",
+                    ring.keys().iter().map(|k| format!("{} {}{}", k.alg.as_str(), k.kid, if k.active { " (active)" } else { "" })).collect::<Vec<_>>().join(", ")
+                );
+                app.set_keys(ring);
+            }
+            Err(e) => log::error!("cannot reload signing keys, keeping the current ones: {e}"),
+        }
+    }
+    if changed("settings", before, after) {
+        match Settings::load(store) {
+            Ok(s) => {
+                log::info!("settings reloaded");
+                app.set_settings(s);
+            }
+            Err(e) => log::error!("cannot reload settings: {e}"),
+        }
+    }
+}
+
+fn gc(store: &mut Store) {
+    let now = now();
+    match store.gc_revoked(now) {
+        Ok(n) if n > 0 => log::debug!("deleted {n} expired revocation records"),
+        Ok(_) => {}
+        Err(e) => log::error!("garbage collection: {e}"),
+    }
+    match store.retire_due_keys(now) {
+        Ok(n) if n > 0 => log::info!("retired {n} signing keys"),
+        Ok(_) => {}
+        Err(e) => log::error!("key retirement: {e}"),
+    }
+}

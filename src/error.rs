@@ -1,0 +1,70 @@
+//! The error type of start-up and the CLI. Never sent over HTTP: endpoints use
+//! [`crate::oauth::error::OAuthError`], which keeps causes out of responses.
+
+use std::fmt;
+
+use crate::store::StoreError;
+
+/// What can stop a command or the server from starting.
+#[derive(Debug)]
+pub enum Error {
+    /// The command line was well-formed for the parser but asks for something invalid
+    /// (exit code 2, like a parse error).
+    Usage(String),
+    /// An operating-system call failed; `context` says what latchkey was doing.
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    /// The database refused or failed.
+    Store(StoreError),
+    /// A cryptographic primitive failed (it should not).
+    Crypto(&'static str),
+    /// Anything else a user can act on, stated in full.
+    Msg(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// The process exit code: 2 for usage errors, 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(m) | Error::Msg(m) => f.write_str(m),
+            Error::Io { context, .. } => f.write_str(context),
+            Error::Store(e) => write!(f, "database: {e}"),
+            Error::Crypto(m) => write!(f, "cryptography: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Store(e)
+    }
+}

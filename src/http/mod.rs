@@ -1,0 +1,195 @@
+//! HTTP/1.1 for latchkey: requests are read with `httparse` into a [`Req`], handlers return a
+//! [`Resp`], and only this module and `server.rs` touch sockets. Nothing else crosses this
+//! boundary.
+
+pub mod auth;
+pub mod conn;
+pub mod form;
+pub mod router;
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+/// Request methods latchkey distinguishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Patch,
+    Options,
+    /// Any other token; answered 405 (or 501 by the router).
+    Other,
+}
+
+impl Method {
+    fn parse(s: &str) -> Method {
+        match s {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "PATCH" => Method::Patch,
+            "OPTIONS" => Method::Options,
+            _ => Method::Other,
+        }
+    }
+
+    /// The method's name as sent on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Patch => "PATCH",
+            Method::Options => "OPTIONS",
+            Method::Other => "OTHER",
+        }
+    }
+}
+
+/// One parsed request with its whole (bounded) body.
+#[derive(Debug)]
+pub struct Req {
+    pub method: Method,
+    /// The path of the request target, not percent-decoded (routing compares it exactly).
+    pub path: String,
+    /// The raw query string without `?` (empty if none).
+    pub query: String,
+    /// Header names in lower case, values as sent, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+    pub peer: SocketAddr,
+    /// True for an HTTP/1.0 request.
+    pub http10: bool,
+}
+
+impl Req {
+    /// A request with no headers or body, for tests and internal callers.
+    pub fn new(method: Method, target: &str, peer: SocketAddr) -> Req {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        Req {
+            method,
+            path: path.to_string(),
+            query: query.to_string(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            peer,
+            http10: false,
+        }
+    }
+
+    /// The value of the only header `name` (lower case) if it is present once and is UTF-8.
+    /// A header sent twice gives `Err(())`: callers treat ambiguity as a bad request.
+    #[allow(clippy::result_unit_err)]
+    pub fn header(&self, name: &str) -> Result<Option<&str>, ()> {
+        let mut found = None;
+        for (k, v) in &self.headers {
+            if k == name {
+                if found.is_some() {
+                    return Err(());
+                }
+                found = Some(std::str::from_utf8(v).map_err(|_| ())?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The first value of header `name`, if UTF-8 (for headers where repeats do not matter).
+    pub fn header_first(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// The media type of `Content-Type`, lower-cased, without parameters.
+    pub fn content_type(&self) -> Option<String> {
+        self.header_first("content-type").map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+    }
+}
+
+/// A response as a value: status, headers and body. The writer adds `Content-Length`,
+/// `Date` and `Connection`.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
+    pub body: Vec<u8>,
+    /// Close the connection after this response.
+    pub close: bool,
+}
+
+impl Resp {
+    /// An empty response with `status`.
+    pub fn empty(status: u16) -> Resp {
+        Resp {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            close: false,
+        }
+    }
+
+    /// A JSON response. Serialising latchkey's own types cannot fail; if it ever did, the
+    /// answer is a bare 500 rather than a panic.
+    pub fn json(status: u16, value: &impl Serialize) -> Resp {
+        match serde_json::to_vec(value) {
+            Ok(body) => Resp {
+                status,
+                headers: vec![("Content-Type", Cow::Borrowed("application/json"))],
+                body,
+                close: false,
+            },
+            Err(_) => Resp::empty(500),
+        }
+    }
+
+    /// A JSON error body `{"error", "error_description"}` (no `Cache-Control` added).
+    pub fn json_error(status: u16, error: &str, description: &str) -> Resp {
+        Resp::json(
+            status,
+            &serde_json::json!({ "error": error, "error_description": description }),
+        )
+    }
+
+    /// Adds a header.
+    pub fn with(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Resp {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1), for anything that
+    /// carries or describes a credential.
+    pub fn no_store(self) -> Resp {
+        self.with("Cache-Control", "no-store")
+            .with("Pragma", "no-cache")
+    }
+
+    /// Marks the connection to be closed after this response.
+    pub fn closing(mut self) -> Resp {
+        self.close = true;
+        self
+    }
+
+    /// The first value of a response header (for tests and the access log).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
+    }
+}

@@ -1,0 +1,35 @@
+//! latchkey: one binary and one SQLite file that give a homelab or an intranet an OAuth 2.0
+//! authorization server, an OpenID Connect provider, an ES256 JWT issuer and an API-key service.
+//!
+//! The crate is a library so that integration tests and the benchmark's ceiling binaries can reuse
+//! the connection layer; the `latchkey` binary in `main.rs` only parses arguments and calls
+//! [`cli::run`].
+//!
+//! Layout (see `../shared/DESIGN.md`): only [`http`] and [`server`] know about sockets; protocol
+//! code in [`oauth`], [`oidc`] and [`jwt`] takes typed values and an explicit `now`; [`store`] owns
+//! every line of SQL.
+
+// No panics in request paths: a panic is a bug, and the server's catch_unwind is a backstop only.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod http;
+pub mod jwt;
+pub mod logger;
+pub mod oauth;
+pub mod oidc;
+pub mod server;
+pub mod store;
+pub mod timefmt;

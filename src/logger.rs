@@ -1,0 +1,57 @@
+//! A small `log` implementation: one line per record on stderr,
+//! `2026-11-29T12:00:00Z INFO target: message`. Level from `LATCHKEY_LOG` (error, warn, info,
+//! debug, trace; default info).
+
+use std::io::Write;
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+struct Logger {
+    level: LevelFilter,
+}
+
+impl Log for Logger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let level = match record.level() {
+            Level::Error => "ERROR",
+            Level::Warn => "WARN",
+            Level::Info => "INFO",
+            Level::Debug => "DEBUG",
+            Level::Trace => "TRACE",
+        };
+        let line = format!(
+            "{} {level} {}: {}\n",
+            crate::timefmt::rfc3339(crate::timefmt::now()),
+            record.target(),
+            record.args()
+        );
+        // One write per line, so lines from different threads do not interleave.
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    fn flush(&self) {
+        let _ = std::io::stderr().flush();
+    }
+}
+
+/// Installs the logger once; later calls do nothing.
+pub fn init(level: Option<&str>) {
+    let level = match level.map(str::to_ascii_lowercase).as_deref() {
+        Some("off") => LevelFilter::Off,
+        Some("error") => LevelFilter::Error,
+        Some("warn") => LevelFilter::Warn,
+        Some("debug") => LevelFilter::Debug,
+        Some("trace") => LevelFilter::Trace,
+        _ => LevelFilter::Info,
+    };
+    if log::set_boxed_logger(Box::new(Logger { level })).is_ok() {
+        log::set_max_level(level);
+    }
+}

@@ -1,0 +1,50 @@
+//! `POST /introspect` (RFC 7662). The caller is an authenticated confidential client (a
+//! resource server). Active tokens are described; anything else — expired, revoked, malformed,
+//! signed by someone else — is `{"active": false}` and nothing more (§2.2).
+
+use serde_json::json;
+
+use crate::app::Worker;
+use crate::http::{Req, Resp};
+use crate::oauth::access_token;
+use crate::oauth::client_auth::{self, Method};
+use crate::oauth::error::OAuthError;
+use crate::oauth::read_form;
+
+/// Handles an introspection request.
+pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
+    let form = read_form(req)?;
+    let (_client, method) = client_auth::authenticate(&w.store, req, &form)?;
+    if method == Method::None {
+        return Err(OAuthError::invalid_client(
+            "introspection requires a client secret",
+        ));
+    }
+    let token = form
+        .get("token")?
+        .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+    // token_type_hint is only a hint (§2.1); it is read to reject repeats and then ignored.
+    form.get("token_type_hint")?;
+    let body = match access_token::validate(&w.app, &w.store, token, now)? {
+        Ok(c) => json!({
+            "active": true,
+            "scope": c.scope,
+            "client_id": c.client_id,
+            "sub": c.sub,
+            "aud": c.aud,
+            "iss": c.iss,
+            "exp": c.exp,
+            "iat": c.iat,
+            "jti": c.jti,
+            "token_type": "Bearer",
+        }),
+        Err(_) => json!({ "active": false }),
+    };
+    let mut body = body;
+    if body.get("scope").is_some_and(|s| s.is_null()) {
+        if let Some(map) = body.as_object_mut() {
+            map.remove("scope");
+        }
+    }
+    Ok(Resp::json(200, &body).no_store())
+}

@@ -1,0 +1,39 @@
+//! `POST /token` (RFC 6749 §3.2): read the form once, authenticate the client, pick the grant
+//! by `grant_type`, check the client may use it, and let the grant issue. Every answer, success
+//! or error, carries `Cache-Control: no-store`.
+
+use crate::app::Worker;
+use crate::http::{Req, Resp};
+use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::grants::client_credentials;
+use crate::oauth::{client_auth, read_form};
+
+/// Grant types this server implements, in the order discovery lists them.
+pub const GRANT_TYPES: &[&str] = &[client_credentials::GRANT_TYPE];
+
+/// Handles a token request.
+pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
+    let form = read_form(req)?;
+    let grant_type = form
+        .get("grant_type")?
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
+    let (client, _method) = client_auth::authenticate(&w.store, req, &form)?;
+    if !GRANT_TYPES.contains(&grant_type) {
+        return Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "grant_type is not supported",
+        ));
+    }
+    if !client.allows_grant(grant_type) {
+        return Err(OAuthError::unauthorized_client(
+            "the client is not allowed this grant type",
+        ));
+    }
+    match grant_type {
+        client_credentials::GRANT_TYPE => client_credentials::exchange(w, &client, &form, now),
+        _ => Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "grant_type is not supported",
+        )),
+    }
+}

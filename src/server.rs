@@ -1,0 +1,285 @@
+//! The accept loop and the worker pool.
+//!
+//! Each accepted connection gets a small thread that does its I/O: it reads requests with the
+//! deadlines of [`Limits`] and writes responses. To run a request it borrows one of a fixed
+//! number of workers — each owning its per-worker state, in latchkey one SQLite connection —
+//! so at most `workers` requests execute at once however many connections are open, and a
+//! keep-alive connection never holds a worker while it is idle (the failure DESIGN.md measured
+//! in tiny_http). Beyond `max_connections` open connections, new ones get a 503.
+//!
+//! Stopping: [`StopHandle::stop`] sets a flag and wakes the accept loop; idle connections see
+//! the flag within 200 ms and close; requests in flight finish and their responses carry
+//! `Connection: close`; [`Server::run`] returns when every connection is gone or the drain
+//! deadline passes.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::http::conn::{Conn, Limits, Next};
+use crate::http::{Method, Req, Resp};
+
+/// Stack size of connection threads: they parse and copy buffers, handlers run on them too
+/// (with a worker borrowed), so this is generous for that and small beside the 8 MiB default.
+const CONN_STACK: usize = 512 * 1024;
+/// How long a stop waits for requests in flight.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// A request handler: runs with a borrowed worker and returns the response.
+pub type Handler<W> = dyn Fn(&mut W, &Req) -> Resp + Send + Sync;
+
+/// A fixed set of workers lent to one request at a time.
+pub struct Pool<W> {
+    idle: Mutex<Vec<W>>,
+    freed: Condvar,
+}
+
+impl<W> Pool<W> {
+    /// A pool of these workers.
+    pub fn new(workers: Vec<W>) -> Pool<W> {
+        Pool {
+            idle: Mutex::new(workers),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Runs `f` with a worker, waiting for one if all are busy.
+    pub fn with<R>(&self, f: impl FnOnce(&mut W) -> R) -> R {
+        let mut worker = {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            loop {
+                if let Some(w) = idle.pop() {
+                    break w;
+                }
+                idle = self
+                    .freed
+                    .wait(idle)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        let out = f(&mut worker);
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(worker);
+        self.freed.notify_one();
+        out
+    }
+}
+
+/// Settings of the connection layer.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub limits: Limits,
+    /// Open connections beyond this get a 503.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            limits: Limits::default(),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Stops a running [`Server`] from another thread (a signal handler thread, a test).
+#[derive(Clone)]
+pub struct StopHandle {
+    stop: Arc<AtomicBool>,
+    wake: SocketAddr,
+}
+
+impl StopHandle {
+    /// Stops accepting; connections finish what they are doing and close.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop, which blocks in accept().
+        let _ = TcpStream::connect_timeout(&self.wake, Duration::from_secs(1));
+    }
+
+    /// True once a stop was asked for.
+    pub fn is_stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// A bound listener with its workers and handler.
+pub struct Server<W> {
+    listener: TcpListener,
+    addr: SocketAddr,
+    pool: Arc<Pool<W>>,
+    handler: Arc<Handler<W>>,
+    config: ServerConfig,
+    stop: Arc<AtomicBool>,
+    open: Arc<AtomicUsize>,
+}
+
+/// Decrements the open-connection count when a connection thread ends, however it ends.
+struct OpenGuard(Arc<AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl<W: Send + 'static> Server<W> {
+    /// Wraps a bound listener.
+    pub fn new(
+        listener: TcpListener,
+        workers: Vec<W>,
+        handler: Arc<Handler<W>>,
+        config: ServerConfig,
+    ) -> std::io::Result<Server<W>> {
+        let addr = listener.local_addr()?;
+        Ok(Server {
+            listener,
+            addr,
+            pool: Arc::new(Pool::new(workers)),
+            handler,
+            config,
+            stop: Arc::new(AtomicBool::new(false)),
+            open: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The bound address (the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle that stops this server.
+    pub fn stop_handle(&self) -> StopHandle {
+        let mut wake = self.addr;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(match wake {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        StopHandle {
+            stop: Arc::clone(&self.stop),
+            wake,
+        }
+    }
+
+    /// The number of open connections.
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Accepts and serves until stopped, then waits (boundedly) for open connections to
+    /// finish. Returns the number of connections still open when it gave up waiting.
+    pub fn run(self) -> usize {
+        for stream in self.listener.incoming() {
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let Ok(stream) = stream else {
+                // EMFILE and friends: back off briefly rather than spin.
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            if self.open.load(Ordering::SeqCst) >= self.config.max_connections {
+                refuse(stream);
+                continue;
+            }
+            self.open.fetch_add(1, Ordering::SeqCst);
+            let guard = OpenGuard(Arc::clone(&self.open));
+            let pool = Arc::clone(&self.pool);
+            let handler = Arc::clone(&self.handler);
+            let stop = Arc::clone(&self.stop);
+            let limits = self.config.limits.clone();
+            let spawned = std::thread::Builder::new()
+                .name("conn".into())
+                .stack_size(CONN_STACK)
+                .spawn(move || {
+                    let _guard = guard;
+                    serve_connection(stream, &pool, &*handler, &limits, &stop);
+                });
+            if let Err(e) = spawned {
+                log::error!("cannot start a connection thread: {e}");
+            }
+        }
+        drop(self.listener);
+        let deadline = Instant::now() + DRAIN;
+        while self.open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.open.load(Ordering::SeqCst)
+    }
+}
+
+/// Answers a connection over the cap with 503 and closes it.
+fn refuse(mut stream: TcpStream) {
+    let body = br#"{"error":"temporarily_unavailable","error_description":"too many connections"}"#;
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\
+         Cache-Control: no-store\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    // Drain what the client already sent, so closing does not reset the connection before it
+    // reads the 503.
+    let _ = stream.set_nonblocking(true);
+    let mut sink = [0u8; 4096];
+    while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+}
+
+fn serve_connection<W>(
+    stream: TcpStream,
+    pool: &Pool<W>,
+    handler: &Handler<W>,
+    limits: &Limits,
+    stop: &AtomicBool,
+) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    let Ok(mut conn) = Conn::new(stream, peer) else { return };
+    if conn.set_write_timeout(limits.body_timeout).is_err() {
+        return;
+    }
+    loop {
+        match conn.next_request(limits, stop) {
+            Next::Close => return,
+            Next::Reject(resp) => {
+                log::info!(
+                    target: "latchkey::access",
+                    "{peer} - - {} rejected before routing",
+                    resp.status
+                );
+                conn.write(&resp, false, false, false);
+                return;
+            }
+            Next::Request { req, keep_alive } => {
+                let started = Instant::now();
+                let resp = pool.with(|w| {
+                    catch_unwind(AssertUnwindSafe(|| handler(w, &req))).unwrap_or_else(|_| {
+                        log::error!("handler panicked on {} {}", req.method.as_str(), req.path);
+                        Resp::json_error(500, "server_error", "internal error").no_store()
+                    })
+                });
+                let keep = keep_alive && !resp.close && !stop.load(Ordering::SeqCst);
+                let ok = conn.write(&resp, req.method == Method::Head, keep, req.http10);
+                log::info!(
+                    target: "latchkey::access",
+                    "{peer} {} {} {} {}us",
+                    req.method.as_str(),
+                    req.path,
+                    resp.status,
+                    started.elapsed().as_micros()
+                );
+                if !ok || !keep {
+                    return;
+                }
+            }
+        }
+    }
+}

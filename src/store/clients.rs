@@ -1,0 +1,187 @@
+//! OAuth client rows.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Store, StoreError, conflict};
+
+/// A registered OAuth client.
+#[derive(Clone)]
+pub struct Client {
+    pub client_id: String,
+    pub name: String,
+    /// SHA-256 of the secret; `None` for a public client.
+    pub secret_hash: Option<[u8; 32]>,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    /// Scopes the client may request; also its default when it requests none.
+    pub scopes: Vec<String>,
+    /// `aud` of its access tokens; `None` means the issuer.
+    pub audience: Option<String>,
+    /// Access-token lifetime in seconds; `None` means the server default.
+    pub access_token_ttl: Option<i64>,
+    pub created_at: i64,
+}
+
+// The secret digest is not a secret, but nothing about credentials belongs in debug output.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("client_id", &self.client_id)
+            .field("name", &self.name)
+            .field("public", &self.secret_hash.is_none())
+            .field("grant_types", &self.grant_types)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// True for clients without a secret (browser and native apps).
+    pub fn is_public(&self) -> bool {
+        self.secret_hash.is_none()
+    }
+
+    /// True if the client was registered for `grant_type`.
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type)
+    }
+}
+
+/// What `client add` stores.
+pub struct NewClient<'a> {
+    pub client_id: &'a str,
+    pub name: &'a str,
+    pub secret_hash: Option<[u8; 32]>,
+    pub redirect_uris: &'a [String],
+    pub grant_types: &'a [String],
+    pub scopes: &'a [String],
+    pub audience: Option<&'a str>,
+    pub access_token_ttl: Option<i64>,
+}
+
+const COLUMNS: &str = "client_id, name, secret_hash, redirect_uris, grant_types, scopes, \
+                       audience, access_token_ttl, created_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>> {
+    let secret: Option<Vec<u8>> = r.get(2)?;
+    let redirect_uris: String = r.get(3)?;
+    let grant_types: String = r.get(4)?;
+    let scopes: String = r.get(5)?;
+    let client_id: String = r.get(0)?;
+    let decode = || -> Result<Client, StoreError> {
+        let bad = |what: &str| StoreError::Corrupt(format!("client {client_id}: {what}"));
+        let secret_hash = match secret {
+            None => None,
+            Some(v) => Some(<[u8; 32]>::try_from(v.as_slice()).map_err(|_| bad("secret_hash"))?),
+        };
+        Ok(Client {
+            client_id: client_id.clone(),
+            name: r.get(1)?,
+            secret_hash,
+            redirect_uris: serde_json::from_str(&redirect_uris).map_err(|_| bad("redirect_uris"))?,
+            grant_types: serde_json::from_str(&grant_types).map_err(|_| bad("grant_types"))?,
+            scopes: scopes.split(' ').filter(|s| !s.is_empty()).map(String::from).collect(),
+            audience: r.get(6)?,
+            access_token_ttl: r.get(7)?,
+            created_at: r.get(8)?,
+        })
+    };
+    Ok(decode())
+}
+
+impl Store {
+    /// Registers a client. A taken name or id is `Conflict`.
+    pub fn insert_client(&mut self, c: &NewClient<'_>, now: i64) -> Result<(), StoreError> {
+        let to_json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        self.conn
+            .execute(
+                "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, \
+                 scopes, audience, access_token_ttl, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                params![
+                    c.client_id,
+                    c.name,
+                    c.secret_hash.as_ref().map(|h| h.as_slice()),
+                    to_json(c.redirect_uris),
+                    to_json(c.grant_types),
+                    c.scopes.join(" "),
+                    c.audience,
+                    c.access_token_ttl,
+                    now
+                ],
+            )
+            .map_err(|e| conflict(e, &format!("a client named {:?}", c.name)))?;
+        Ok(())
+    }
+
+    /// The client with this `client_id`.
+    pub fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM clients WHERE client_id = ?1"))?;
+        stmt.query_row([client_id], from_row).optional()?.transpose()
+    }
+
+    /// The client with this `client_id`, or else with this name (for the CLI).
+    pub fn client_by_id_or_name(&self, key: &str) -> Result<Option<Client>, StoreError> {
+        if let Some(c) = self.client(key)? {
+            return Ok(Some(c));
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM clients WHERE name = ?1"))?;
+        stmt.query_row([key], from_row).optional()?.transpose()
+    }
+
+    /// Every client, by name.
+    pub fn clients(&self) -> Result<Vec<Client>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {COLUMNS} FROM clients ORDER BY name"))?;
+        let rows = stmt.query_map([], from_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row??);
+        }
+        Ok(out)
+    }
+
+    /// Removes a client. `NotFound` if there was none.
+    pub fn remove_client(&mut self, client_id: &str) -> Result<(), StoreError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM clients WHERE client_id = ?1", [client_id])?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Replaces a confidential client's secret digest. `NotFound` if there is no such client.
+    pub fn set_client_secret(
+        &mut self,
+        client_id: &str,
+        secret_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "UPDATE clients SET secret_hash = ?2, updated_at = ?3 WHERE client_id = ?1",
+            params![client_id, secret_hash.as_slice(), now],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The longest access-token lifetime any client has, or `default` if none is longer. Key
+    /// rotation keeps an old key published for at least this long.
+    pub fn max_access_token_ttl(&self, default: i64) -> Result<i64, StoreError> {
+        let max: Option<i64> = self.conn.query_row(
+            "SELECT MAX(access_token_ttl) FROM clients",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(max.unwrap_or(default).max(default))
+    }
+}

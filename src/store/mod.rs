@@ -1,0 +1,247 @@
+//! `Store`: the one owner of SQL. One `Store` wraps one rusqlite connection; every server worker
+//! and every CLI command opens its own (readers run in parallel under WAL, writers take
+//! `BEGIN IMMEDIATE` and wait on the busy timeout).
+//!
+//! Submodules group the statements by table; each returns typed rows and
+//! `Result<Option<T>, StoreError>` for lookups.
+
+mod clients;
+mod keys;
+mod migrations;
+mod settings;
+mod tokens;
+
+#[cfg(test)]
+mod conformance;
+
+use std::fmt;
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+pub use clients::{Client, NewClient};
+pub use keys::KeyRow;
+pub use migrations::SCHEMA_VERSION;
+
+/// The database file's name inside the data directory.
+pub const DB_FILE: &str = "latchkey.db";
+
+/// How long a writer waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the store can fail with. `Sqlite` keeps the cause for the log; endpoints turn every
+/// store error into `server_error` without showing it.
+#[derive(Debug)]
+pub enum StoreError {
+    /// A row that must exist does not.
+    NotFound,
+    /// A unique value (a name, an id) is already taken.
+    Conflict(String),
+    /// The database was written by a newer latchkey; it is left untouched.
+    TooNew { found: i64, supported: i64 },
+    /// Preparing the data directory or database file failed.
+    Io(String, std::io::Error),
+    /// SQLite itself failed.
+    Sqlite(rusqlite::Error),
+    /// A stored value could not be decoded (the file was edited by hand or is damaged).
+    Corrupt(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::NotFound => f.write_str("not found"),
+            StoreError::Conflict(what) => write!(f, "{what} already exists"),
+            StoreError::TooNew { found, supported } => write!(
+                f,
+                "the database has schema version {found}, but this latchkey only knows versions up \
+                 to {supported}: it was written by a newer latchkey. Run that version, or restore \
+                 a backup made for this one. The file was not changed."
+            ),
+            StoreError::Io(what, e) => write!(f, "{what}: {e}"),
+            StoreError::Sqlite(e) => write!(f, "{e}"),
+            StoreError::Corrupt(what) => write!(f, "stored data is damaged: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Sqlite(e) => Some(e),
+            StoreError::Io(_, e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e)
+    }
+}
+
+/// A connection to latchkey's database.
+pub struct Store {
+    conn: Connection,
+    path: Option<PathBuf>,
+}
+
+impl Store {
+    /// Creates the data directory (mode 0700) and the database file (mode 0600) when missing,
+    /// opens it in WAL mode and applies pending migrations. A database from a newer latchkey is
+    /// refused before anything is written.
+    pub fn open_data_dir(dir: &Path) -> Result<Store, StoreError> {
+        if !dir.exists() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| StoreError::Io(format!("cannot create {}", dir.display()), e))?;
+            // `recursive` applies the mode to the last component only through the umask; set
+            // it explicitly.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| StoreError::Io(format!("cannot chmod {}", dir.display()), e))?;
+        }
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .or_else(|e| {
+                    // Another process may have created it between the check and the open.
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        OpenOptions::new().read(true).open(&path)
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(|e| StoreError::Io(format!("cannot create {}", path.display()), e))?;
+        }
+        Self::open_file(&path)
+    }
+
+    /// Opens (and migrates) an existing database file.
+    pub fn open_file(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        let mut store = Store {
+            conn,
+            path: Some(path.to_path_buf()),
+        };
+        store.configure(true)?;
+        migrations::migrate(&mut store.conn)?;
+        Ok(store)
+    }
+
+    /// A private in-memory database, for tests.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        let conn = Connection::open_in_memory()?;
+        let mut store = Store { conn, path: None };
+        store.configure(false)?;
+        migrations::migrate(&mut store.conn)?;
+        Ok(store)
+    }
+
+    fn configure(&mut self, wal: bool) -> Result<(), StoreError> {
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        // The version check comes before anything that could write (journal_mode=WAL writes
+        // the header), so a newer database is left byte-for-byte untouched.
+        migrations::check_version(&self.conn)?;
+        if wal {
+            let mode: String =
+                self.conn
+                    .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(StoreError::Corrupt(format!(
+                    "cannot switch the database to WAL mode (got {mode})"
+                )));
+            }
+        }
+        self.conn.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             PRAGMA synchronous = NORMAL;",
+        )?;
+        self.conn.set_prepared_statement_cache_capacity(64);
+        Ok(())
+    }
+
+    /// The database file, if on disk.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// Proves the database answers a query (for `/healthz`).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        let one: i64 = self
+            .conn
+            .prepare_cached("SELECT 1")?
+            .query_row([], |r| r.get(0))?;
+        if one == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt("SELECT 1 did not return 1".into()))
+        }
+    }
+
+    /// The change counters of the tables a running server caches (`clients`, `keys`,
+    /// `settings`). Two equal readings mean nothing cached changed in between.
+    pub fn revisions(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, rev FROM revisions ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Copies the WAL into the main file and truncates it, so the single file is complete.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken before the first
+    /// read, so a check and the write that depends on it cannot interleave with another
+    /// writer. Returning `Err` (or unwinding) rolls back.
+    pub(crate) fn with_tx<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+/// Maps a unique-constraint failure to `Conflict(what)`.
+fn conflict(e: rusqlite::Error, what: &str) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Conflict(what.to_string())
+        }
+        _ => StoreError::Sqlite(e),
+    }
+}
