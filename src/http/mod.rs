@@ -166,6 +166,13 @@ impl Resp {
         )
     }
 
+    /// Sets a header, replacing any earlier value of it.
+    pub fn set(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Resp {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.headers.push((name, value.into()));
+        self
+    }
+
     /// Adds a header.
     pub fn with(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Resp {
         self.headers.push((name, value.into()));

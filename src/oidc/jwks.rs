@@ -8,6 +8,6 @@ use crate::oauth::error::OAuthError;
 /// Handles a JWKS request.
 pub fn handle(w: &mut Worker, _req: &Req, _now: i64) -> Result<Resp, OAuthError> {
     Ok(Resp::json(200, &w.app.keys().jwks())
-        .with("Content-Type", "application/jwk-set+json")
+        .set("Content-Type", "application/jwk-set+json")
         .with("Cache-Control", "public, max-age=300"))
 }

@@ -1,0 +1,10 @@
+//! The one integration-test crate: every test starts the real `latchkey` binary on
+//! 127.0.0.1:0 with a temporary data directory and speaks HTTP to it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod cli;
+mod http_layer;
+mod oauth;

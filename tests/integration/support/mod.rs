@@ -1,0 +1,384 @@
+//! Test support: start the real binary, run CLI commands, and a small HTTP/1.1 client over
+//! `TcpStream` (so tests control every byte: repeated parameters, bad encodings, pipelining).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+
+/// The binary Cargo built for these tests.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_latchkey")
+}
+
+/// A fresh, empty directory under Cargo's per-target temporary directory.
+pub fn temp_dir(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `latchkey --data-dir DIR ARGS…` to completion.
+pub fn latchkey(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("LATCHKEY_DATA_DIR")
+        .env_remove("LATCHKEY_LISTEN")
+        .env_remove("LATCHKEY_ISSUER")
+        .env_remove("LATCHKEY_WORKERS")
+        .env_remove("LATCHKEY_LOG")
+        .output()
+        .unwrap()
+}
+
+/// Runs a CLI command that must succeed and returns its stdout.
+pub fn latchkey_ok(data_dir: &Path, args: &[&str]) -> String {
+    let out = latchkey(data_dir, args);
+    assert!(
+        out.status.success(),
+        "latchkey {args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A running `latchkey serve`, stopped (SIGKILL) when dropped.
+pub struct Server {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    logs: Arc<Mutex<String>>,
+}
+
+/// A confidential client registered with `client add --json`.
+#[derive(Clone, Debug)]
+pub struct TestClient {
+    pub id: String,
+    pub secret: String,
+}
+
+impl Server {
+    /// Starts a server with a new data directory.
+    pub fn start() -> Server {
+        Self::start_with(&[], |_| {})
+    }
+
+    /// Starts a server with extra `serve` arguments, after running `setup` on the data
+    /// directory (e.g. CLI commands that change settings).
+    pub fn start_with(extra: &[&str], setup: impl FnOnce(&Path)) -> Server {
+        let data_dir = temp_dir("server").join("data");
+        setup(&data_dir);
+        Self::start_in(data_dir, extra)
+    }
+
+    /// Starts a server on an existing data directory.
+    pub fn start_in(data_dir: PathBuf, extra: &[&str]) -> Server {
+        let mut child = Command::new(bin())
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("LATCHKEY_ISSUER")
+            .env_remove("LATCHKEY_LISTEN")
+            .env_remove("LATCHKEY_WORKERS")
+            .env("LATCHKEY_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let logs = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_else(|| {
+            let _ = child.kill();
+            std::thread::sleep(Duration::from_millis(100));
+            panic!("server did not announce its address; logs:\n{}", logs.lock().unwrap())
+        });
+        let addr = first
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .parse()
+            .unwrap();
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child: Some(child),
+            addr,
+            data_dir,
+            logs,
+        }
+    }
+
+    /// The issuer (the default: `http://<addr>`).
+    pub fn issuer(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `http://<addr><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Runs a CLI command against this server's database.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        latchkey(&self.data_dir, args)
+    }
+
+    /// Runs a CLI command that must succeed; returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        latchkey_ok(&self.data_dir, args)
+    }
+
+    /// Registers a confidential client allowed client_credentials with these scopes.
+    pub fn client(&self, name: &str, scopes: &str) -> TestClient {
+        let mut args = vec!["client", "add", name, "--grant", "client_credentials", "--json"];
+        if !scopes.is_empty() {
+            args.extend(["--scope", scopes]);
+        }
+        let v: serde_json::Value = serde_json::from_str(&self.cli_ok(&args)).unwrap();
+        TestClient {
+            id: v["client_id"].as_str().unwrap().to_string(),
+            secret: v["client_secret"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends SIGTERM and waits (at most 20 s) for the exit status.
+    pub fn sigterm(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.wait(Duration::from_secs(20))
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let child = self.child.as_mut().unwrap();
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not exit in {limit:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends a raw request on a new connection and reads one response.
+    pub fn raw(&self, request: &[u8]) -> Response {
+        let mut s = self.connect();
+        s.write_all(request).unwrap();
+        read_response(&mut s, false).unwrap()
+    }
+
+    /// A new connection with a 10 s read timeout.
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Response {
+        self.raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+    }
+
+    /// `POST path` with a form body and optional extra header lines (each ending in `\r\n`).
+    pub fn post_form(&self, path: &str, body: &str, extra_headers: &str) -> Response {
+        self.raw(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\n{extra_headers}\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+    }
+
+    /// `POST path` authenticated with `client_secret_basic`.
+    pub fn post_basic(&self, path: &str, client: &TestClient, body: &str) -> Response {
+        self.post_form(path, body, &basic_header(&client.id, &client.secret))
+    }
+
+    /// A client_credentials token for `client` (asserting success).
+    pub fn token(&self, client: &TestClient, scope: Option<&str>) -> String {
+        let body = match scope {
+            Some(s) => format!("grant_type=client_credentials&scope={}", form_encode(s)),
+            None => "grant_type=client_credentials".into(),
+        };
+        let r = self.post_basic("/token", client, &body);
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["access_token"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `Authorization: Basic …\r\n` with id and secret form-encoded first (RFC 6749 §2.3.1).
+pub fn basic_header(id: &str, secret: &str) -> String {
+    let creds = format!("{}:{}", form_encode(id), form_encode(secret));
+    format!(
+        "Authorization: Basic {}\r\n",
+        base64::engine::general_purpose::STANDARD.encode(creds)
+    )
+}
+
+/// application/x-www-form-urlencoded encoding of one value.
+pub fn form_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(char::from(b))
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    /// Header names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a header.
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text()))
+    }
+
+    /// Asserts an OAuth error response: status, `error`, and the no-store headers.
+    pub fn assert_oauth_error(&self, status: u16, error: &str) {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        assert_eq!(self.json()["error"], error, "body: {}", self.text());
+        assert_eq!(self.header("cache-control"), Some("no-store"));
+        assert_eq!(self.header("pragma"), Some("no-cache"));
+    }
+}
+
+/// Reads one response from `s`: head, then a body by `Content-Length` (none for HEAD or when
+/// `head_request`), or to EOF when the length is absent. `None` on EOF before a status line.
+pub fn read_response(s: &mut TcpStream, head_request: bool) -> Option<Response> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(0) => {
+                if head.is_empty() {
+                    return None;
+                }
+                panic!("EOF inside response head: {:?}", String::from_utf8_lossy(&head));
+            }
+            Ok(_) => head.push(byte[0]),
+            Err(e) if head.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return None;
+            }
+            Err(e) => panic!("read error: {e}"),
+        }
+    }
+    let text = String::from_utf8(head).unwrap();
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut headers = Vec::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        let (k, v) = line.split_once(':').unwrap();
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let length = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map(|(_, v)| v.parse::<usize>().unwrap());
+    let mut body = Vec::new();
+    if !head_request && status >= 200 && status != 204 && status != 304 {
+        match length {
+            Some(n) => {
+                body.resize(n, 0);
+                s.read_exact(&mut body).unwrap();
+            }
+            None => {
+                s.read_to_end(&mut body).unwrap();
+            }
+        }
+    }
+    Some(Response {
+        status,
+        headers,
+        body,
+    })
+}
