@@ -242,7 +242,9 @@ fn serve_connection<W>(
     stop: &AtomicBool,
 ) {
     let Ok(peer) = stream.peer_addr() else { return };
-    let Ok(mut conn) = Conn::new(stream, peer) else { return };
+    let Ok(mut conn) = Conn::new(stream, peer) else {
+        return;
+    };
     if conn.set_write_timeout(limits.body_timeout).is_err() {
         return;
     }
@@ -255,7 +257,9 @@ fn serve_connection<W>(
                     "{peer} - - {} rejected before routing",
                     resp.status
                 );
-                conn.write(&resp, false, false, false);
+                if conn.write(&resp, false, false, false) {
+                    conn.linger_close();
+                }
                 return;
             }
             Next::Request { req, keep_alive } => {

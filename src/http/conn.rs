@@ -98,7 +98,9 @@ impl Conn {
                 return Wait::Stopped;
             }
             let now = Instant::now();
-            let Some(left) = deadline.checked_duration_since(now).filter(|d| !d.is_zero())
+            let Some(left) = deadline
+                .checked_duration_since(now)
+                .filter(|d| !d.is_zero())
             else {
                 return Wait::Timeout;
             };
@@ -109,7 +111,8 @@ impl Conn {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Wait::Eof,
                 Ok(n) => {
-                    self.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                    self.buf
+                        .extend_from_slice(chunk.get(..n).unwrap_or_default());
                     return Wait::Data;
                 }
                 Err(e)
@@ -131,15 +134,22 @@ impl Conn {
     /// start, a set flag closes the connection; a request already started is read to the end.
     pub fn next_request(&mut self, limits: &Limits, stop: &AtomicBool) -> Next {
         // RFC 9112 §2.2: ignore empty lines before a request line.
-        let skip = self.buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+        let skip = self
+            .buf
+            .iter()
+            .take_while(|b| **b == b'\r' || **b == b'\n')
+            .count();
         self.buf.drain(..skip);
         if self.buf.is_empty() {
             let idle_deadline = Instant::now() + limits.idle_timeout;
             loop {
                 match self.fill(idle_deadline, Some(stop)) {
                     Wait::Data => {
-                        let skip =
-                            self.buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+                        let skip = self
+                            .buf
+                            .iter()
+                            .take_while(|b| **b == b'\r' || **b == b'\n')
+                            .count();
                         self.buf.drain(..skip);
                         if !self.buf.is_empty() {
                             break;
@@ -155,6 +165,10 @@ impl Conn {
             let mut parsed = httparse::Request::new(&mut headers);
             match parsed.parse(&self.buf) {
                 Ok(httparse::Status::Complete(head_len)) => {
+                    // The limit holds however the head was split across reads.
+                    if head_len > limits.max_head {
+                        return reject(431, "invalid_request", "request header fields too large");
+                    }
                     let head = Head::from(&parsed);
                     return self.finish(head, head_len, limits);
                 }
@@ -197,7 +211,11 @@ impl Conn {
         // RFC 9112 §3.2: a 1.1 request without exactly one Host is a 400.
         let hosts = headers.iter().filter(|(k, _)| k == "host").count();
         if hosts > 1 || (!http10 && hosts == 0) {
-            return reject(400, "invalid_request", "a request needs exactly one Host header");
+            return reject(
+                400,
+                "invalid_request",
+                "a request needs exactly one Host header",
+            );
         }
 
         let mut connection_close = false;
@@ -227,7 +245,10 @@ impl Conn {
             if !http10
                 && wants_body
                 && !body_arrived
-                && self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err()
+                && self
+                    .stream
+                    .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    .is_err()
             {
                 return Next::Close;
             }
@@ -258,12 +279,18 @@ impl Conn {
         }
     }
 
+    #[allow(
+        clippy::result_large_err,
+        reason = "the Err is a rejection on the cold path"
+    )]
     fn read_exact_body(&mut self, n: usize, limits: &Limits) -> Result<Vec<u8>, Next> {
         let deadline = Instant::now() + limits.body_timeout;
         while self.buf.len() < n {
             match self.fill(deadline, None) {
                 Wait::Data => {}
-                Wait::Timeout => return Err(reject(408, "invalid_request", "request body timeout")),
+                Wait::Timeout => {
+                    return Err(reject(408, "invalid_request", "request body timeout"));
+                }
                 Wait::Eof | Wait::Stopped => return Err(Next::Close),
             }
         }
@@ -271,6 +298,10 @@ impl Conn {
     }
 
     /// Reads one CRLF-terminated line (without the CRLF), at most `max` bytes.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the Err is a rejection on the cold path"
+    )]
     fn read_line(&mut self, deadline: Instant, max: usize) -> Result<Vec<u8>, Next> {
         loop {
             if let Some(pos) = self.buf.windows(2).position(|w| w == b"\r\n") {
@@ -282,13 +313,19 @@ impl Conn {
             }
             match self.fill(deadline, None) {
                 Wait::Data => {}
-                Wait::Timeout => return Err(reject(408, "invalid_request", "request body timeout")),
+                Wait::Timeout => {
+                    return Err(reject(408, "invalid_request", "request body timeout"));
+                }
                 Wait::Eof | Wait::Stopped => return Err(Next::Close),
             }
         }
     }
 
     /// RFC 9112 §7.1: chunks until a zero-size chunk, then trailer lines (discarded).
+    #[allow(
+        clippy::result_large_err,
+        reason = "the Err is a rejection on the cold path"
+    )]
     fn read_chunked_body(&mut self, limits: &Limits) -> Result<Vec<u8>, Next> {
         let deadline = Instant::now() + limits.body_timeout;
         let mut body = Vec::new();
@@ -337,6 +374,32 @@ impl Conn {
     pub fn set_write_timeout(&self, d: Duration) -> io::Result<()> {
         self.stream.set_write_timeout(Some(d))
     }
+
+    /// Closes after an error response without resetting the connection (RFC 9112 §9.6): stop
+    /// writing, then read and discard what the client is still sending (a body the server
+    /// refused) for a short, bounded while, so the client reads the response instead of a
+    /// reset.
+    pub fn linger_close(mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut sink = [0u8; READ_CHUNK];
+        let mut drained = 0usize;
+        while drained < 1024 * 1024 {
+            let Some(left) = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+            else {
+                return;
+            };
+            if self.stream.set_read_timeout(Some(left)).is_err() {
+                return;
+            }
+            match self.stream.read(&mut sink) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
+            }
+        }
+    }
 }
 
 /// The owned parts of a parsed request head.
@@ -369,7 +432,15 @@ enum Framing {
 
 /// RFC 9112 §6.3: how long the body is. Both `Transfer-Encoding` and `Content-Length`, a bad
 /// or conflicting length, or an unknown coding is an error, and the connection closes.
-fn body_framing(headers: &[(String, Vec<u8>)], http10: bool, max_body: usize) -> Result<Framing, Next> {
+#[allow(
+    clippy::result_large_err,
+    reason = "the Err is a rejection on the cold path"
+)]
+fn body_framing(
+    headers: &[(String, Vec<u8>)],
+    http10: bool,
+    max_body: usize,
+) -> Result<Framing, Next> {
     let te: Vec<&Vec<u8>> = headers
         .iter()
         .filter(|(k, _)| k == "transfer-encoding")
@@ -382,21 +453,40 @@ fn body_framing(headers: &[(String, Vec<u8>)], http10: bool, max_body: usize) ->
         .collect();
     if !te.is_empty() {
         if !cl.is_empty() {
-            return Err(reject(400, "invalid_request", "both Transfer-Encoding and Content-Length"));
+            return Err(reject(
+                400,
+                "invalid_request",
+                "both Transfer-Encoding and Content-Length",
+            ));
         }
         if http10 {
-            return Err(reject(400, "invalid_request", "Transfer-Encoding in an HTTP/1.0 request"));
+            return Err(reject(
+                400,
+                "invalid_request",
+                "Transfer-Encoding in an HTTP/1.0 request",
+            ));
         }
         let codings: Vec<String> = te
             .iter()
-            .flat_map(|v| String::from_utf8_lossy(v).split(',').map(|c| c.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+            .flat_map(|v| {
+                String::from_utf8_lossy(v)
+                    .split(',')
+                    .map(|c| c.trim().to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+            })
             .collect();
         return match codings.as_slice() {
             [only] if only == "chunked" => Ok(Framing::Chunked),
-            [.., last] if last == "chunked" => {
-                Err(reject(501, "invalid_request", "unsupported transfer coding"))
-            }
-            _ => Err(reject(400, "invalid_request", "request body length is unknown")),
+            [.., last] if last == "chunked" => Err(reject(
+                501,
+                "invalid_request",
+                "unsupported transfer coding",
+            )),
+            _ => Err(reject(
+                400,
+                "invalid_request",
+                "request body length is unknown",
+            )),
         };
     }
     let mut length: Option<usize> = None;
@@ -411,7 +501,11 @@ fn body_framing(headers: &[(String, Vec<u8>)], http10: bool, max_body: usize) ->
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| reject(400, "invalid_request", "invalid Content-Length"))?;
             if length.is_some_and(|l| l != n) {
-                return Err(reject(400, "invalid_request", "conflicting Content-Length values"));
+                return Err(reject(
+                    400,
+                    "invalid_request",
+                    "conflicting Content-Length values",
+                ));
             }
             length = Some(n);
         }
@@ -431,7 +525,10 @@ fn split_target(target: &str, method: Method) -> Option<(String, String)> {
         return Some(("*".into(), String::new()));
     } else {
         // absolute-form (RFC 9112 §3.2.2): scheme "://" authority path
-        let lower = target.get(..8).map(str::to_ascii_lowercase).unwrap_or_default();
+        let lower = target
+            .get(..8)
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
         let after = if lower.starts_with("http://") {
             target.get(7..)?
         } else if lower.starts_with("https://") {
@@ -529,14 +626,26 @@ mod tests {
 
     #[test]
     fn splits_targets() {
-        assert_eq!(split_target("/a?b=c", Method::Get), Some(("/a".into(), "b=c".into())));
-        assert_eq!(split_target("/a", Method::Get), Some(("/a".into(), "".into())));
+        assert_eq!(
+            split_target("/a?b=c", Method::Get),
+            Some(("/a".into(), "b=c".into()))
+        );
+        assert_eq!(
+            split_target("/a", Method::Get),
+            Some(("/a".into(), "".into()))
+        );
         assert_eq!(
             split_target("http://h:1/x?y", Method::Get),
             Some(("/x".into(), "y".into()))
         );
-        assert_eq!(split_target("http://h", Method::Get), Some(("/".into(), "".into())));
-        assert_eq!(split_target("*", Method::Options), Some(("*".into(), "".into())));
+        assert_eq!(
+            split_target("http://h", Method::Get),
+            Some(("/".into(), "".into()))
+        );
+        assert_eq!(
+            split_target("*", Method::Options),
+            Some(("*".into(), "".into()))
+        );
         assert_eq!(split_target("*", Method::Get), None);
         assert_eq!(split_target("a/b", Method::Get), None);
         assert_eq!(split_target("/a#f", Method::Get), None);
@@ -560,19 +669,37 @@ mod tests {
         assert_eq!(framing(&[], false), Ok(0));
         assert_eq!(framing(&[("content-length", "5")], false), Ok(5));
         assert_eq!(framing(&[("content-length", "5, 5")], false), Ok(5));
-        assert_eq!(framing(&[("content-length", "5"), ("content-length", "5")], false), Ok(5));
-        assert_eq!(framing(&[("content-length", "5"), ("content-length", "6")], false), Err(400));
+        assert_eq!(
+            framing(&[("content-length", "5"), ("content-length", "5")], false),
+            Ok(5)
+        );
+        assert_eq!(
+            framing(&[("content-length", "5"), ("content-length", "6")], false),
+            Err(400)
+        );
         assert_eq!(framing(&[("content-length", "-1")], false), Err(400));
         assert_eq!(framing(&[("content-length", "+5")], false), Err(400));
         assert_eq!(framing(&[("content-length", "")], false), Err(400));
         assert_eq!(framing(&[("content-length", "101")], false), Err(413));
-        assert_eq!(framing(&[("transfer-encoding", "chunked")], false), Ok(usize::MAX));
-        assert_eq!(framing(&[("transfer-encoding", "Chunked")], false), Ok(usize::MAX));
         assert_eq!(
-            framing(&[("transfer-encoding", "chunked"), ("content-length", "3")], false),
+            framing(&[("transfer-encoding", "chunked")], false),
+            Ok(usize::MAX)
+        );
+        assert_eq!(
+            framing(&[("transfer-encoding", "Chunked")], false),
+            Ok(usize::MAX)
+        );
+        assert_eq!(
+            framing(
+                &[("transfer-encoding", "chunked"), ("content-length", "3")],
+                false
+            ),
             Err(400)
         );
-        assert_eq!(framing(&[("transfer-encoding", "gzip, chunked")], false), Err(501));
+        assert_eq!(
+            framing(&[("transfer-encoding", "gzip, chunked")], false),
+            Err(501)
+        );
         assert_eq!(framing(&[("transfer-encoding", "gzip")], false), Err(400));
         assert_eq!(framing(&[("transfer-encoding", "chunked")], true), Err(400));
     }
