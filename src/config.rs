@@ -24,7 +24,9 @@ pub fn default_data_dir() -> Result<PathBuf, Error> {
     directories::ProjectDirs::from("", "", "latchkey")
         .map(|d| d.data_dir().to_path_buf())
         .ok_or_else(|| {
-            Error::Usage("cannot find a home directory; pass --data-dir or set LATCHKEY_DATA_DIR".into())
+            Error::Usage(
+                "cannot find a home directory; pass --data-dir or set LATCHKEY_DATA_DIR".into(),
+            )
         })
 }
 
@@ -42,14 +44,19 @@ pub fn default_workers() -> usize {
 pub fn validate_issuer(raw: &str) -> Result<(String, Option<String>), Error> {
     let bad = |why: &str| Error::Usage(format!("invalid issuer {raw:?}: {why}"));
     let trimmed = raw.trim_end_matches('/');
-    let (scheme, rest) = trimmed.split_once("://").ok_or_else(|| bad("it must start with https:// or http://"))?;
+    let (scheme, rest) = trimmed
+        .split_once("://")
+        .ok_or_else(|| bad("it must start with https:// or http://"))?;
     if scheme != "https" && scheme != "http" {
         return Err(bad("the scheme must be https or http"));
     }
     if trimmed.contains(['?', '#']) {
         return Err(bad("an issuer has no query or fragment (RFC 8414 §2)"));
     }
-    if trimmed.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+    if trimmed
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
         return Err(bad("it contains whitespace"));
     }
     let authority = rest.split('/').next().unwrap_or("");
@@ -76,6 +83,11 @@ pub fn validate_issuer(raw: &str) -> Result<(String, Option<String>), Error> {
     Ok((trimmed.to_string(), warning))
 }
 
+/// The longest lifetime any access or ID token can have (the upper bound of `token.access_ttl`
+/// and of a client's `--access-token-ttl`). A rotated-out key stays published at least this
+/// long, whatever lifetimes are configured at the moment of rotation.
+pub const MAX_TOKEN_TTL: i64 = 86_400;
+
 /// One runtime setting: stored in the database, changed with `latchkey settings set`, read by
 /// the server at start and whenever the `settings` table changes.
 pub struct SettingSpec {
@@ -92,7 +104,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         key: "token.access_ttl",
         default: 600,
         min: 30,
-        max: 86_400,
+        max: MAX_TOKEN_TTL,
         help: "access-token lifetime in seconds for clients without their own",
     },
     SettingSpec {
@@ -179,15 +191,19 @@ impl Default for Settings {
 pub fn setting_spec(key: &str) -> Result<&'static SettingSpec, Error> {
     SETTINGS.iter().find(|s| s.key == key).ok_or_else(|| {
         let known: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
-        Error::Usage(format!("unknown setting {key:?}; known settings: {}", known.join(", ")))
+        Error::Usage(format!(
+            "unknown setting {key:?}; known settings: {}",
+            known.join(", ")
+        ))
     })
 }
 
 /// Parses and range-checks a setting value.
 pub fn parse_setting(spec: &SettingSpec, raw: &str) -> Result<i64, Error> {
-    let n: i64 = raw.trim().parse().map_err(|_| {
-        Error::Usage(format!("{}: {raw:?} is not a whole number", spec.key))
-    })?;
+    let n: i64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| Error::Usage(format!("{}: {raw:?} is not a whole number", spec.key)))?;
     if n < spec.min || n > spec.max {
         return Err(Error::Usage(format!(
             "{}: {n} is outside {}..={}",
@@ -203,13 +219,38 @@ mod tests {
 
     #[test]
     fn issuer_validation() {
-        assert_eq!(validate_issuer("https://id.example.org/").unwrap().0, "https://id.example.org");
-        assert!(validate_issuer("https://id.example.org").unwrap().1.is_none());
-        assert!(validate_issuer("http://127.0.0.1:8080").unwrap().1.is_none());
-        assert!(validate_issuer("http://localhost:8080").unwrap().1.is_none());
+        assert_eq!(
+            validate_issuer("https://id.example.org/").unwrap().0,
+            "https://id.example.org"
+        );
+        assert!(
+            validate_issuer("https://id.example.org")
+                .unwrap()
+                .1
+                .is_none()
+        );
+        assert!(
+            validate_issuer("http://127.0.0.1:8080")
+                .unwrap()
+                .1
+                .is_none()
+        );
+        assert!(
+            validate_issuer("http://localhost:8080")
+                .unwrap()
+                .1
+                .is_none()
+        );
         assert!(validate_issuer("http://[::1]:8080").unwrap().1.is_none());
         assert!(validate_issuer("http://id.lan").unwrap().1.is_some());
-        for bad in ["id.example.org", "ftp://x", "https://x?q", "https://x#f", "https://", "https://u@x"] {
+        for bad in [
+            "id.example.org",
+            "ftp://x",
+            "https://x?q",
+            "https://x#f",
+            "https://",
+            "https://u@x",
+        ] {
             assert!(validate_issuer(bad).is_err(), "{bad}");
         }
     }

@@ -44,7 +44,10 @@ pub fn http_date(unix: i64) -> String {
     ];
     let (y, m, d, hh, mm, ss, wd) = split(unix);
     let day = DAYS.get(wd as usize).copied().unwrap_or("Thu");
-    let month = MONTHS.get((m as usize).saturating_sub(1)).copied().unwrap_or("Jan");
+    let month = MONTHS
+        .get((m as usize).saturating_sub(1))
+        .copied()
+        .unwrap_or("Jan");
     format!("{day}, {d:02} {month} {y:04} {hh:02}:{mm:02}:{ss:02} GMT")
 }
 

@@ -3,6 +3,7 @@
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
+use crate::config::MAX_TOKEN_TTL;
 use crate::crypto::{hex, random_bytes, random_token, sha256};
 use crate::error::Error;
 use crate::oauth::scope;
@@ -75,7 +76,11 @@ pub fn run(store: &mut Store, cmd: ClientCmd) -> Result<(), Error> {
                         "{:<34} {:<24} {:<13} {}",
                         c.client_id,
                         c.name,
-                        if c.is_public() { "public" } else { "confidential" },
+                        if c.is_public() {
+                            "public"
+                        } else {
+                            "confidential"
+                        },
                         c.grant_types.join(",")
                     );
                 }
@@ -100,7 +105,10 @@ pub fn run(store: &mut Store, cmd: ClientCmd) -> Result<(), Error> {
         ClientCmd::RotateSecret { id, json } => {
             let c = find(store, &id)?;
             if c.is_public() {
-                return Err(Error::Usage(format!("client {} is public and has no secret", c.name)));
+                return Err(Error::Usage(format!(
+                    "client {} is public and has no secret",
+                    c.name
+                )));
             }
             let secret = random_token()?;
             store.set_client_secret(&c.client_id, &sha256(secret.as_bytes()), now())?;
@@ -139,14 +147,26 @@ fn describe(c: &Client) -> Value {
 fn print_human(c: &Client) {
     println!("client_id:        {}", c.client_id);
     println!("name:             {}", c.name);
-    println!("type:             {}", if c.is_public() { "public" } else { "confidential" });
+    println!(
+        "type:             {}",
+        if c.is_public() {
+            "public"
+        } else {
+            "confidential"
+        }
+    );
     println!("grants:           {}", c.grant_types.join(" "));
     println!("scopes:           {}", c.scopes.join(" "));
     println!("redirect_uris:    {}", c.redirect_uris.join(" "));
-    println!("audience:         {}", c.audience.as_deref().unwrap_or("(the issuer)"));
+    println!(
+        "audience:         {}",
+        c.audience.as_deref().unwrap_or("(the issuer)")
+    );
     println!(
         "access_token_ttl: {}",
-        c.access_token_ttl.map(|t| format!("{t}s")).unwrap_or_else(|| "(server default)".into())
+        c.access_token_ttl
+            .map(|t| format!("{t}s"))
+            .unwrap_or_else(|| "(server default)".into())
     );
     println!("created:          {}", rfc3339(c.created_at));
 }
@@ -159,7 +179,10 @@ fn add(store: &mut Store, a: AddArgs) -> Result<(), Error> {
     let mut grants: Vec<String> = Vec::new();
     for g in &a.grants {
         if !GRANT_TYPES.contains(&g.as_str()) {
-            return usage(format!("unknown grant {g:?}; supported: {}", GRANT_TYPES.join(", ")));
+            return usage(format!(
+                "unknown grant {g:?}; supported: {}",
+                GRANT_TYPES.join(", ")
+            ));
         }
         if !grants.contains(g) {
             grants.push(g.clone());
@@ -168,23 +191,32 @@ fn add(store: &mut Store, a: AddArgs) -> Result<(), Error> {
     if a.public && grants.iter().any(|g| g == "client_credentials") {
         return usage("a public client cannot use client_credentials (it has no secret)".into());
     }
-    let scopes = scope::parse(&a.scopes.join(" "))
-        .ok_or_else(|| Error::Usage("a scope may only hold printable ASCII without spaces, quotes or backslashes".into()))?;
+    let scopes = scope::parse(&a.scopes.join(" ")).ok_or_else(|| {
+        Error::Usage(
+            "a scope may only hold printable ASCII without spaces, quotes or backslashes".into(),
+        )
+    })?;
     for uri in &a.redirect_uris {
         validate_redirect_uri(uri).map_err(Error::Usage)?;
     }
-    if let Some(aud) = &a.audience {
-        if aud.is_empty() || aud.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return usage("the audience must be a non-empty string without spaces".into());
-        }
+    if let Some(aud) = &a.audience
+        && (aud.is_empty() || aud.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return usage("the audience must be a non-empty string without spaces".into());
     }
-    if let Some(ttl) = a.access_token_ttl {
-        if !(30..=86_400).contains(&ttl) {
-            return usage("--access-token-ttl must be between 30 and 86400 seconds".into());
-        }
+    if let Some(ttl) = a.access_token_ttl
+        && !(30..=MAX_TOKEN_TTL).contains(&ttl)
+    {
+        return usage(format!(
+            "--access-token-ttl must be between 30 and {MAX_TOKEN_TTL} seconds"
+        ));
     }
     let client_id = hex(&random_bytes::<16>()?);
-    let secret = if a.public { None } else { Some(random_token()?) };
+    let secret = if a.public {
+        None
+    } else {
+        Some(random_token()?)
+    };
     store
         .insert_client(
             &NewClient {
@@ -196,6 +228,10 @@ fn add(store: &mut Store, a: AddArgs) -> Result<(), Error> {
                 scopes: &scopes,
                 audience: a.audience.as_deref(),
                 access_token_ttl: a.access_token_ttl,
+                require_pkce: true,
+                skip_consent: false,
+                id_token_alg: "RS256",
+                post_logout_redirect_uris: &[],
             },
             now(),
         )
@@ -204,17 +240,19 @@ fn add(store: &mut Store, a: AddArgs) -> Result<(), Error> {
             other => Error::Store(other),
         })?;
     if a.json {
-        let mut out = json!({"client_id": client_id, "name": a.name.trim()});
-        if let Some(s) = &secret {
-            out["client_secret"] = json!(s);
-        }
+        let out = match &secret {
+            Some(s) => json!({"client_id": client_id, "client_secret": s, "name": a.name.trim()}),
+            None => json!({"client_id": client_id, "name": a.name.trim()}),
+        };
         super::print_json(&out);
     } else {
         println!("client_id:     {client_id}");
         match &secret {
             Some(s) => {
                 println!("client_secret: {s}");
-                println!("Store the secret now: it is shown only once (latchkey keeps only its hash).");
+                println!(
+                    "Store the secret now: it is shown only once (latchkey keeps only its hash)."
+                );
             }
             None => println!("public client: no secret"),
         }
@@ -249,17 +287,29 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
             let host = if let Some(v6) = authority.strip_prefix('[') {
                 v6.split(']').next().unwrap_or("")
             } else {
-                authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority)
+                authority
+                    .rsplit_once(':')
+                    .map(|(h, _)| h)
+                    .unwrap_or(authority)
             };
             let loopback = host.eq_ignore_ascii_case("localhost")
-                || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
             if scheme == "http" && !loopback {
                 return bad("plain http is only allowed on loopback addresses; use https");
             }
             Ok(())
         }
-        s if s.contains('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) => Ok(()),
-        _ => bad("must be https, loopback http, or a private-use scheme such as com.example.app:/cb"),
+        s if s.contains('.')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            Ok(())
+        }
+        _ => {
+            bad("must be https, loopback http, or a private-use scheme such as com.example.app:/cb")
+        }
     }
 }
 

@@ -3,14 +3,14 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::config::Settings;
+use crate::config::MAX_TOKEN_TTL;
 use crate::error::Error;
 use crate::jwt::keys;
 use crate::store::Store;
 use crate::timefmt::{now, rfc3339};
 
-/// How long after the longest token lifetime an old key stays published, for clock skew and
-/// for resource servers that cached the JWKS.
+/// How long after the longest possible token lifetime an old key stays published, for clock
+/// skew and for resource servers that cached the JWKS.
 pub const RETIRE_MARGIN: i64 = 300;
 
 #[derive(Subcommand, Debug)]
@@ -40,7 +40,10 @@ pub fn run(store: &mut Store, cmd: KeysCmd) -> Result<(), Error> {
                     .collect();
                 super::print_json(&json!(rows));
             } else {
-                println!("{:<44} {:<6} {:<9} {:<21} RETIRES", "KID", "ALG", "STATUS", "CREATED");
+                println!(
+                    "{:<44} {:<6} {:<9} {:<21} RETIRES",
+                    "KID", "ALG", "STATUS", "CREATED"
+                );
                 for k in rows {
                     println!(
                         "{:<44} {:<6} {:<9} {:<21} {}",
@@ -54,11 +57,14 @@ pub fn run(store: &mut Store, cmd: KeysCmd) -> Result<(), Error> {
             }
         }
         KeysCmd::Rotate { json } => {
-            let default_ttl = Settings::load(store)?.get("token.access_ttl");
-            let retire_after = now + store.max_access_token_ttl(default_ttl)? + RETIRE_MARGIN;
+            // Lifetimes may have been longer while the old key signed than they are now, so the
+            // old key stays for the longest lifetime latchkey allows, not the current one.
+            let retire_after = now + MAX_TOKEN_TTL + RETIRE_MARGIN;
             let created = keys::rotate(store, now, retire_after)?;
             if json {
-                super::print_json(&json!({"active": created, "previous_retire_after": retire_after}));
+                super::print_json(
+                    &json!({"active": created, "previous_retire_after": retire_after}),
+                );
             } else {
                 for kid in &created {
                     println!("new active key: {kid}");

@@ -71,7 +71,10 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
             "listening on all interfaces with the default issuer {issuer}: set --issuer to the URL clients use"
         );
     }
-    let workers = args.workers.map(usize::from).unwrap_or_else(default_workers);
+    let workers = args
+        .workers
+        .map(usize::from)
+        .unwrap_or_else(default_workers);
     let config = Config {
         data_dir: data_dir.clone(),
         listen: bound,
@@ -183,7 +186,16 @@ fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, 
             Ok(ring) => {
                 log::info!(
                     "signing keys reloaded: {}",
-                    ring.keys().iter().map(|k| format!("{} {}{}", k.alg.as_str(), k.kid, if k.active { " (active)" } else { "" })).collect::<Vec<_>>().join(", ")
+                    ring.keys()
+                        .iter()
+                        .map(|k| format!(
+                            "{} {}{}",
+                            k.alg.as_str(),
+                            k.kid,
+                            if k.active { " (active)" } else { "" }
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
                 app.set_keys(ring);
             }

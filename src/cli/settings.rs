@@ -34,7 +34,13 @@ pub fn run(store: &mut Store, cmd: SettingsCmd) -> Result<(), Error> {
                 super::print_json(&json!(rows));
             } else {
                 for s in SETTINGS {
-                    println!("{:<22} {:>8}  (default {}) {}", s.key, current.get(s.key), s.default, s.help);
+                    println!(
+                        "{:<22} {:>8}  (default {}) {}",
+                        s.key,
+                        current.get(s.key),
+                        s.default,
+                        s.help
+                    );
                 }
             }
         }

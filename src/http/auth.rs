@@ -63,7 +63,8 @@ pub fn authorization(req: &Req) -> Result<Authorization, Malformed> {
         // RFC 6750 §2.1 b64token.
         let ok = !rest.is_empty()
             && rest.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+                b.is_ascii_alphanumeric()
+                    || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
             });
         if !ok {
             return Err(Malformed);
@@ -79,7 +80,11 @@ mod tests {
     use super::*;
 
     fn req(value: &[u8]) -> Req {
-        let mut r = Req::new(super::super::Method::Post, "/token", "127.0.0.1:1".parse().unwrap());
+        let mut r = Req::new(
+            super::super::Method::Post,
+            "/token",
+            "127.0.0.1:1".parse().unwrap(),
+        );
         r.headers.push(("authorization".into(), value.to_vec()));
         r
     }
@@ -90,12 +95,18 @@ mod tests {
         let v = format!("Basic {}", STANDARD.encode("a%3Ab:s+p%25"));
         assert_eq!(
             authorization(&req(v.as_bytes())).unwrap(),
-            Authorization::Basic { id: "a:b".into(), secret: "s p%".into() }
+            Authorization::Basic {
+                id: "a:b".into(),
+                secret: "s p%".into()
+            }
         );
         let v = format!("basic {}", STANDARD.encode("id:"));
         assert_eq!(
             authorization(&req(v.as_bytes())).unwrap(),
-            Authorization::Basic { id: "id".into(), secret: "".into() }
+            Authorization::Basic {
+                id: "id".into(),
+                secret: "".into()
+            }
         );
     }
 
@@ -115,9 +126,15 @@ mod tests {
 
     #[test]
     fn bearer_and_others() {
-        assert_eq!(authorization(&req(b"Bearer abc.def")).unwrap(), Authorization::Bearer("abc.def".into()));
+        assert_eq!(
+            authorization(&req(b"Bearer abc.def")).unwrap(),
+            Authorization::Bearer("abc.def".into())
+        );
         assert_eq!(authorization(&req(b"Bearer a b")), Err(Malformed));
         assert_eq!(authorization(&req(b"Bearer")), Err(Malformed));
-        assert_eq!(authorization(&req(b"Digest x")).unwrap(), Authorization::Other);
+        assert_eq!(
+            authorization(&req(b"Digest x")).unwrap(),
+            Authorization::Other
+        );
     }
 }

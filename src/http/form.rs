@@ -48,9 +48,45 @@ pub fn decode_component(raw: &[u8]) -> Result<String, FormError> {
             i += 1;
         }
     }
-    let plus: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
+    let plus: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
     let bytes: Vec<u8> = percent_decode(&plus).collect();
     String::from_utf8(bytes).map_err(|_| FormError::NotUtf8)
+}
+
+/// Encodes one form component (the inverse of [`decode_component`]): unreserved characters
+/// stay, space becomes `+`, everything else `%XX`.
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(char::from(b));
+            }
+            b' ' => out.push('+'),
+            _ => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+    out
+}
+
+/// Encodes pairs as `a=1&b=2`.
+pub fn encode_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::new();
+    for (k, v) in pairs {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str(&encode_component(k));
+        out.push('=');
+        out.push_str(&encode_component(v));
+    }
+    out
 }
 
 impl Form {
@@ -63,7 +99,10 @@ impl Form {
                 continue;
             }
             let (name, value) = match piece.iter().position(|b| *b == b'=') {
-                Some(i) => (piece.get(..i).unwrap_or_default(), piece.get(i + 1..).unwrap_or_default()),
+                Some(i) => (
+                    piece.get(..i).unwrap_or_default(),
+                    piece.get(i + 1..).unwrap_or_default(),
+                ),
                 None => (piece, &b""[..]),
             };
             let name = decode_component(name)?;
@@ -116,6 +155,14 @@ mod tests {
         assert_eq!(f.get("x"), Ok(Some("1")));
         let f = Form::parse(b"scope=a&scope=a").unwrap();
         assert!(f.get("scope").is_err(), "even the same value twice");
+    }
+
+    #[test]
+    fn encode_round_trips() {
+        let raw = "a b&c=d/é%+\u{1}";
+        let enc = encode_pairs([("k y", raw)]);
+        let f = Form::parse(enc.as_bytes()).unwrap();
+        assert_eq!(f.get("k y"), Ok(Some(raw)));
     }
 
     #[test]

@@ -49,8 +49,12 @@ pub fn route(w: &mut Worker, req: &Req) -> Resp {
         if methods.contains(&Method::Get) {
             allow.push("HEAD");
         }
-        return Resp::json_error(405, "method_not_allowed", "method not allowed on this endpoint")
-            .with("Allow", allow.join(", "));
+        return Resp::json_error(
+            405,
+            "method_not_allowed",
+            "method not allowed on this endpoint",
+        )
+        .with("Allow", allow.join(", "));
     }
     let now = crate::timefmt::now();
     endpoint(w, req, now).unwrap_or_else(OAuthError::into_resp)
@@ -62,7 +66,10 @@ fn healthz(w: &mut Worker, _req: &Req, _now: i64) -> Result<Resp, OAuthError> {
         Ok(()) => Resp::json(200, &serde_json::json!({"status": "ok", "database": "ok"})),
         Err(e) => {
             log::error!("health check: database: {e}");
-            Resp::json(503, &serde_json::json!({"status": "unavailable", "database": "error"}))
+            Resp::json(
+                503,
+                &serde_json::json!({"status": "unavailable", "database": "error"}),
+            )
         }
     }
     .with("Cache-Control", "no-store"))

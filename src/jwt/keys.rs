@@ -4,6 +4,7 @@
 use ring::rand::SystemRandom;
 use ring::signature::{
     self, ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _,
+    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, RsaPublicKeyComponents,
 };
 use serde_json::{Value, json};
 
@@ -14,15 +15,29 @@ use crate::store::{KeyRow, Store, StoreError};
 /// The algorithms a key can be pinned to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Alg {
-    /// ECDSA P-256 with SHA-256 (RFC 7518 §3.4): access tokens.
+    /// ECDSA P-256 with SHA-256 (RFC 7518 §3.4): access tokens, and ID tokens on request.
     Es256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3): ID tokens by default, because OpenID
+    /// Connect requires providers to support it (OIDC Core §15.1).
+    Rs256,
 }
+
+/// Every algorithm latchkey keeps an active key for.
+pub const ALGS: &[Alg] = &[Alg::Es256, Alg::Rs256];
+
+// TEMP until issue 2 lands
+const ALGS_NOW: &[Alg] = &[Alg::Es256];
+
+/// RSA modulus size of generated keys: the size OpenID providers commonly publish, and what
+/// ring verifies fastest among the sizes it accepts (2048–8192).
+const RSA_BITS: usize = 2048;
 
 impl Alg {
     /// The JOSE name.
     pub const fn as_str(self) -> &'static str {
         match self {
             Alg::Es256 => "ES256",
+            Alg::Rs256 => "RS256",
         }
     }
 
@@ -30,6 +45,7 @@ impl Alg {
     pub fn parse(s: &str) -> Option<Alg> {
         match s {
             "ES256" => Some(Alg::Es256),
+            "RS256" => Some(Alg::Rs256),
             _ => None,
         }
     }
@@ -37,6 +53,7 @@ impl Alg {
 
 enum Signer {
     Es256(EcdsaKeyPair),
+    Rs256(RsaKeyPair),
 }
 
 /// One signing key with its public half.
@@ -87,8 +104,7 @@ impl SigningKey {
                 };
                 let (x, y) = (b64url(x), b64url(y));
                 // RFC 7638 §3.2: the required members in lexicographic order, no whitespace.
-                let thumbprint =
-                    format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+                let thumbprint = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
                 let kid = b64url(&sha256(thumbprint.as_bytes()));
                 let jwk = json!({
                     "kty": "EC", "crv": "P-256", "x": x, "y": y,
@@ -104,6 +120,29 @@ impl SigningKey {
                     jwk,
                 })
             }
+            Alg::Rs256 => {
+                let pair = RsaKeyPair::from_pkcs8(pkcs8)
+                    .map_err(|_| Error::Crypto("stored RS256 key is not a valid RSA PKCS#8 key"))?;
+                let public = pair.public().as_ref().to_vec();
+                let parts = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public());
+                let (n, e) = (b64url(&parts.n), b64url(&parts.e));
+                // RFC 7638 §3.2 for RSA: e, kty, n.
+                let thumbprint = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+                let kid = b64url(&sha256(thumbprint.as_bytes()));
+                let jwk = json!({
+                    "kty": "RSA", "n": n, "e": e,
+                    "kid": kid, "use": "sig", "alg": "RS256",
+                });
+                Ok(SigningKey {
+                    kid,
+                    alg,
+                    active,
+                    created_at,
+                    signer: Signer::Rs256(pair),
+                    public,
+                    jwk,
+                })
+            }
         }
     }
 
@@ -114,6 +153,16 @@ impl SigningKey {
                 EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
                     .map_err(|_| Error::Crypto("cannot generate a P-256 key"))?
                     .as_ref()
+                    .to_vec()
+            }
+            Alg::Rs256 => {
+                // ring cannot generate RSA keys; the rsa crate generates, ring signs.
+                use rsa::pkcs8::EncodePrivateKey as _;
+                let key = rsa::PrivateKey::new(&mut getrandom::SysRng, RSA_BITS)
+                    .map_err(|_| Error::Crypto("cannot generate an RSA key"))?;
+                key.to_pkcs8_der()
+                    .map_err(|_| Error::Crypto("cannot encode the RSA key"))?
+                    .as_bytes()
                     .to_vec()
             }
         };
@@ -134,6 +183,12 @@ impl SigningKey {
                 .map_err(|_| Error::Crypto("ES256 signing failed"))?
                 .as_ref()
                 .to_vec()),
+            Signer::Rs256(pair) => {
+                let mut sig = vec![0u8; pair.public().modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), msg, &mut sig)
+                    .map_err(|_| Error::Crypto("RS256 signing failed"))?;
+                Ok(sig)
+            }
         }
     }
 
@@ -143,6 +198,11 @@ impl SigningKey {
             Alg::Es256 => signature::UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &self.public)
                 .verify(msg, sig)
                 .is_ok(),
+            Alg::Rs256 => {
+                signature::UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &self.public)
+                    .verify(msg, sig)
+                    .is_ok()
+            }
         }
     }
 }
@@ -209,7 +269,7 @@ impl KeyRing {
 /// first start. Returns the kids it created.
 pub fn ensure_keys(store: &mut Store, now: i64) -> Result<Vec<String>, Error> {
     let mut created = Vec::new();
-    for alg in [Alg::Es256] {
+    for &alg in ALGS_NOW {
         let ring = KeyRing::load(store)?;
         if ring.active(alg).is_some() {
             continue;
@@ -226,7 +286,7 @@ pub fn ensure_keys(store: &mut Store, now: i64) -> Result<Vec<String>, Error> {
 /// `retire_after`. Returns the new kids.
 pub fn rotate(store: &mut Store, now: i64, retire_after: i64) -> Result<Vec<String>, Error> {
     let mut created = Vec::new();
-    for alg in [Alg::Es256] {
+    for &alg in ALGS_NOW {
         let (pkcs8, key) = SigningKey::generate(alg, now)?;
         store.activate_key(&key.kid, alg.as_str(), &pkcs8, now, retire_after)?;
         created.push(key.kid);

@@ -64,13 +64,20 @@ pub fn verify(ring: &KeyRing, token: &str, typ: &[&str]) -> Result<Map<String, V
         return Err(JwtError::Malformed);
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(JwtError::Malformed);
     };
     let header = json_object(h)?;
-    let alg = header.get("alg").and_then(Value::as_str).ok_or(JwtError::Algorithm)?;
-    let kid = header.get("kid").and_then(Value::as_str).ok_or(JwtError::UnknownKey)?;
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(JwtError::Algorithm)?;
+    let kid = header
+        .get("kid")
+        .and_then(Value::as_str)
+        .ok_or(JwtError::UnknownKey)?;
     let key = ring.get(kid).ok_or(JwtError::UnknownKey)?;
     if Alg::parse(alg) != Some(key.alg) {
         return Err(JwtError::Algorithm);
@@ -78,7 +85,10 @@ pub fn verify(ring: &KeyRing, token: &str, typ: &[&str]) -> Result<Map<String, V
     if header.contains_key("crit") {
         return Err(JwtError::Critical);
     }
-    let token_typ = header.get("typ").and_then(Value::as_str).ok_or(JwtError::Type)?;
+    let token_typ = header
+        .get("typ")
+        .and_then(Value::as_str)
+        .ok_or(JwtError::Type)?;
     if !typ.iter().any(|t| t.eq_ignore_ascii_case(token_typ)) {
         return Err(JwtError::Type);
     }
@@ -129,14 +139,38 @@ mod tests {
     fn rejects_none_hs256_and_foreign_kid() {
         let ring = ring_with_key();
         let kid = ring.active(Alg::Es256).unwrap().kid.clone();
-        let none = forge(json!({"alg": "none", "typ": "at+jwt", "kid": kid}), json!({}), b"");
-        assert_eq!(verify(&ring, &none, &["at+jwt"]).unwrap_err(), JwtError::Algorithm);
-        let hs = forge(json!({"alg": "HS256", "typ": "at+jwt", "kid": kid}), json!({}), b"x");
-        assert_eq!(verify(&ring, &hs, &["at+jwt"]).unwrap_err(), JwtError::Algorithm);
-        let foreign = forge(json!({"alg": "ES256", "typ": "at+jwt", "kid": "x"}), json!({}), b"x");
-        assert_eq!(verify(&ring, &foreign, &["at+jwt"]).unwrap_err(), JwtError::UnknownKey);
+        let none = forge(
+            json!({"alg": "none", "typ": "at+jwt", "kid": kid}),
+            json!({}),
+            b"",
+        );
+        assert_eq!(
+            verify(&ring, &none, &["at+jwt"]).unwrap_err(),
+            JwtError::Algorithm
+        );
+        let hs = forge(
+            json!({"alg": "HS256", "typ": "at+jwt", "kid": kid}),
+            json!({}),
+            b"x",
+        );
+        assert_eq!(
+            verify(&ring, &hs, &["at+jwt"]).unwrap_err(),
+            JwtError::Algorithm
+        );
+        let foreign = forge(
+            json!({"alg": "ES256", "typ": "at+jwt", "kid": "x"}),
+            json!({}),
+            b"x",
+        );
+        assert_eq!(
+            verify(&ring, &foreign, &["at+jwt"]).unwrap_err(),
+            JwtError::UnknownKey
+        );
         let no_kid = forge(json!({"alg": "ES256", "typ": "at+jwt"}), json!({}), b"x");
-        assert_eq!(verify(&ring, &no_kid, &["at+jwt"]).unwrap_err(), JwtError::UnknownKey);
+        assert_eq!(
+            verify(&ring, &no_kid, &["at+jwt"]).unwrap_err(),
+            JwtError::UnknownKey
+        );
     }
 
     #[test]
@@ -147,8 +181,18 @@ mod tests {
         let mut parts: Vec<&str> = token.split('.').collect();
         let other = b64url(br#"{"sub":"b"}"#);
         parts[1] = &other;
-        assert_eq!(verify(&ring, &parts.join("."), &["at+jwt"]).unwrap_err(), JwtError::Signature);
-        for junk in ["", "a.b", "a.b.c.d", "....", "x.y.z", &"a".repeat(MAX_TOKEN_LEN + 1)] {
+        assert_eq!(
+            verify(&ring, &parts.join("."), &["at+jwt"]).unwrap_err(),
+            JwtError::Signature
+        );
+        for junk in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "....",
+            "x.y.z",
+            &"a".repeat(MAX_TOKEN_LEN + 1),
+        ] {
             assert!(verify(&ring, junk, &["at+jwt"]).is_err(), "{junk:?}");
         }
     }
@@ -162,7 +206,10 @@ mod tests {
         let p = b64url(b"{}");
         let sig = key.sign(format!("{h}.{p}").as_bytes()).unwrap();
         let token = format!("{h}.{p}.{}", b64url(&sig));
-        assert_eq!(verify(&ring, &token, &["at+jwt"]).unwrap_err(), JwtError::Critical);
+        assert_eq!(
+            verify(&ring, &token, &["at+jwt"]).unwrap_err(),
+            JwtError::Critical
+        );
     }
 
     #[test]

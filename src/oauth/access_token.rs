@@ -83,7 +83,12 @@ pub enum Invalid {
 
 /// Validates an access token presented to latchkey itself: our key and its algorithm, `typ`,
 /// `iss`, `exp`, and the revocation list. The audience is the caller's to check.
-pub fn validate(app: &App, store: &Store, token: &str, now: i64) -> Result<Result<Claims, Invalid>, OAuthError> {
+pub fn validate(
+    app: &App,
+    store: &Store,
+    token: &str,
+    now: i64,
+) -> Result<Result<Claims, Invalid>, OAuthError> {
     let keys = app.keys();
     let raw = match jwt::verify(&keys, token, TYP_ACCEPTED) {
         Ok(c) => c,

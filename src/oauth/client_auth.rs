@@ -42,7 +42,9 @@ pub fn authenticate(store: &Store, req: &Req, form: &Form) -> Result<(Client, Me
                 ));
             }
             if form_id.is_some_and(|f| f != id) {
-                return Err(OAuthError::invalid_request("client_id does not match the Authorization header"));
+                return Err(OAuthError::invalid_request(
+                    "client_id does not match the Authorization header",
+                ));
             }
             Ok((check_secret(store, &id, &secret)?, Method::Basic))
         }

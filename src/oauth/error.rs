@@ -100,8 +100,8 @@ impl OAuthError {
         if let Some(cause) = &self.cause {
             log::error!("server_error: {cause}");
         }
-        let resp = Resp::json_error(self.code.status(), self.code.as_str(), &self.description)
-            .no_store();
+        let resp =
+            Resp::json_error(self.code.status(), self.code.as_str(), &self.description).no_store();
         if self.code == ErrorCode::InvalidClient {
             resp.with("WWW-Authenticate", r#"Basic realm="latchkey""#)
         } else {

@@ -41,10 +41,10 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
         Err(_) => json!({ "active": false }),
     };
     let mut body = body;
-    if body.get("scope").is_some_and(|s| s.is_null()) {
-        if let Some(map) = body.as_object_mut() {
-            map.remove("scope");
-        }
+    if let Some(map) = body.as_object_mut()
+        && map.get("scope").is_some_and(|s| s.is_null())
+    {
+        map.remove("scope");
     }
     Ok(Resp::json(200, &body).no_store())
 }

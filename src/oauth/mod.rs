@@ -9,8 +9,8 @@ pub mod revoke;
 pub mod scope;
 pub mod token;
 
-use crate::http::form::Form;
 use crate::http::Req;
+use crate::http::form::Form;
 use error::OAuthError;
 
 /// Reads a back-channel POST body: it must be `application/x-www-form-urlencoded`, properly

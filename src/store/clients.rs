@@ -19,6 +19,14 @@ pub struct Client {
     pub audience: Option<String>,
     /// Access-token lifetime in seconds; `None` means the server default.
     pub access_token_ttl: Option<i64>,
+    /// PKCE required at `/authorize` (always true for public clients in effect).
+    pub require_pkce: bool,
+    /// A trusted first-party client: users are never asked to consent.
+    pub skip_consent: bool,
+    /// `RS256` (default) or `ES256`.
+    pub id_token_alg: String,
+    /// Where RP-initiated logout may send the browser.
+    pub post_logout_redirect_uris: Vec<String>,
     pub created_at: i64,
 }
 
@@ -57,10 +65,15 @@ pub struct NewClient<'a> {
     pub scopes: &'a [String],
     pub audience: Option<&'a str>,
     pub access_token_ttl: Option<i64>,
+    pub require_pkce: bool,
+    pub skip_consent: bool,
+    pub id_token_alg: &'a str,
+    pub post_logout_redirect_uris: &'a [String],
 }
 
 const COLUMNS: &str = "client_id, name, secret_hash, redirect_uris, grant_types, scopes, \
-                       audience, access_token_ttl, created_at";
+                       audience, access_token_ttl, created_at, require_pkce, skip_consent, \
+                       id_token_alg, post_logout_redirect_uris";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>> {
     let secret: Option<Vec<u8>> = r.get(2)?;
@@ -68,6 +81,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>> {
     let grant_types: String = r.get(4)?;
     let scopes: String = r.get(5)?;
     let client_id: String = r.get(0)?;
+    let post_logout: String = r.get(12)?;
     let decode = || -> Result<Client, StoreError> {
         let bad = |what: &str| StoreError::Corrupt(format!("client {client_id}: {what}"));
         let secret_hash = match secret {
@@ -78,12 +92,22 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>> {
             client_id: client_id.clone(),
             name: r.get(1)?,
             secret_hash,
-            redirect_uris: serde_json::from_str(&redirect_uris).map_err(|_| bad("redirect_uris"))?,
+            redirect_uris: serde_json::from_str(&redirect_uris)
+                .map_err(|_| bad("redirect_uris"))?,
             grant_types: serde_json::from_str(&grant_types).map_err(|_| bad("grant_types"))?,
-            scopes: scopes.split(' ').filter(|s| !s.is_empty()).map(String::from).collect(),
+            scopes: scopes
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
             audience: r.get(6)?,
             access_token_ttl: r.get(7)?,
             created_at: r.get(8)?,
+            require_pkce: r.get::<_, i64>(9)? != 0,
+            skip_consent: r.get::<_, i64>(10)? != 0,
+            id_token_alg: r.get(11)?,
+            post_logout_redirect_uris: serde_json::from_str(&post_logout)
+                .map_err(|_| bad("post_logout_redirect_uris"))?,
         })
     };
     Ok(decode())
@@ -96,8 +120,9 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, \
-                 scopes, audience, access_token_ttl, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                 scopes, audience, access_token_ttl, created_at, updated_at, require_pkce, \
+                 skip_consent, id_token_alg, post_logout_redirect_uris) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     c.client_id,
                     c.name,
@@ -107,7 +132,11 @@ impl Store {
                     c.scopes.join(" "),
                     c.audience,
                     c.access_token_ttl,
-                    now
+                    now,
+                    i64::from(c.require_pkce),
+                    i64::from(c.skip_consent),
+                    c.id_token_alg,
+                    to_json(c.post_logout_redirect_uris)
                 ],
             )
             .map_err(|e| conflict(e, &format!("a client named {:?}", c.name)))?;
@@ -116,10 +145,12 @@ impl Store {
 
     /// The client with this `client_id`.
     pub fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM clients WHERE client_id = ?1"))?;
-        stmt.query_row([client_id], from_row).optional()?.transpose()
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM clients WHERE client_id = ?1"
+        ))?;
+        stmt.query_row([client_id], from_row)
+            .optional()?
+            .transpose()
     }
 
     /// The client with this `client_id`, or else with this name (for the CLI).
@@ -172,16 +203,5 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         Ok(())
-    }
-
-    /// The longest access-token lifetime any client has, or `default` if none is longer. Key
-    /// rotation keeps an old key published for at least this long.
-    pub fn max_access_token_ttl(&self, default: i64) -> Result<i64, StoreError> {
-        let max: Option<i64> = self.conn.query_row(
-            "SELECT MAX(access_token_ttl) FROM clients",
-            [],
-            |r| r.get(0),
-        )?;
-        Ok(max.unwrap_or(default).max(default))
     }
 }

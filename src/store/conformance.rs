@@ -19,7 +19,6 @@ const CASES: &[(&str, Case)] = &[
     ("revocations_and_gc", revocations_and_gc),
     ("settings_round_trip", settings_round_trip),
     ("revisions_follow_changes", revisions_follow_changes),
-    ("max_access_token_ttl", max_access_token_ttl),
 ];
 
 fn temp_db() -> PathBuf {
@@ -69,6 +68,10 @@ fn new_client<'a>(id: &'a str, name: &'a str, scopes: &'a [String]) -> NewClient
         scopes,
         audience: None,
         access_token_ttl: None,
+        require_pkce: true,
+        skip_consent: false,
+        id_token_alg: "RS256",
+        post_logout_redirect_uris: &[],
     }
 }
 
@@ -91,6 +94,10 @@ fn clients_crud(s: &mut Store) {
             scopes: &scopes,
             audience: Some("api"),
             access_token_ttl: Some(120),
+            require_pkce: false,
+            skip_consent: true,
+            id_token_alg: "ES256",
+            post_logout_redirect_uris: &uris,
         },
         100,
     )
@@ -104,11 +111,21 @@ fn clients_crud(s: &mut Store) {
     assert_eq!(c.audience.as_deref(), Some("api"));
     assert_eq!(c.access_token_ttl, Some(120));
     assert_eq!(c.created_at, 100);
+    assert!(!c.require_pkce);
+    assert!(c.skip_consent);
+    assert_eq!(c.id_token_alg, "ES256");
+    assert_eq!(c.post_logout_redirect_uris, uris);
     assert!(c.allows_grant("client_credentials"));
     assert!(!c.allows_grant("authorization_code"));
     assert!(s.client("nope").unwrap().is_none());
-    assert_eq!(s.client_by_id_or_name("one").unwrap().unwrap().client_id, "c1");
-    assert_eq!(s.client_by_id_or_name("c1").unwrap().unwrap().client_id, "c1");
+    assert_eq!(
+        s.client_by_id_or_name("one").unwrap().unwrap().client_id,
+        "c1"
+    );
+    assert_eq!(
+        s.client_by_id_or_name("c1").unwrap().unwrap().client_id,
+        "c1"
+    );
 
     let mut public = new_client("c2", "two", &[]);
     public.secret_hash = None;
@@ -137,7 +154,10 @@ fn client_name_conflict(s: &mut Store) {
 fn client_secret_rotation(s: &mut Store) {
     s.insert_client(&new_client("c1", "one", &[]), 1).unwrap();
     s.set_client_secret("c1", &[9u8; 32], 2).unwrap();
-    assert_eq!(s.client("c1").unwrap().unwrap().secret_hash, Some([9u8; 32]));
+    assert_eq!(
+        s.client("c1").unwrap().unwrap().secret_hash,
+        Some([9u8; 32])
+    );
     assert!(matches!(
         s.set_client_secret("nope", &[9u8; 32], 2),
         Err(StoreError::NotFound)
@@ -159,8 +179,14 @@ fn keys_rotation_and_retirement(s: &mut Store) {
     s.activate_key("k2", "ES256", b"pk2", 20, 100).unwrap();
     let live = s.live_keys().unwrap();
     assert_eq!(live.len(), 2);
-    assert_eq!((live[0].kid.as_str(), live[0].status.as_str()), ("k2", "active"));
-    assert_eq!((live[1].kid.as_str(), live[1].status.as_str()), ("k1", "retiring"));
+    assert_eq!(
+        (live[0].kid.as_str(), live[0].status.as_str()),
+        ("k2", "active")
+    );
+    assert_eq!(
+        (live[1].kid.as_str(), live[1].status.as_str()),
+        ("k1", "retiring")
+    );
     assert_eq!(live[1].retire_after, Some(100));
     // A second rotation keeps exactly one active key.
     s.activate_key("k3", "ES256", b"pk3", 30, 200).unwrap();
@@ -183,7 +209,10 @@ fn keys_rotation_and_retirement(s: &mut Store) {
     let all = s.all_keys().unwrap();
     let k1 = all.iter().find(|k| k.kid == "k1").unwrap();
     assert_eq!(k1.status, "retired");
-    assert!(k1.pkcs8.is_empty(), "a retired key's private part is erased");
+    assert!(
+        k1.pkcs8.is_empty(),
+        "a retired key's private part is erased"
+    );
     assert!(s.live_keys().unwrap().iter().all(|k| k.kid != "k1"));
 }
 
@@ -235,15 +264,6 @@ fn revisions_follow_changes(s: &mut Store) {
     let before = s.revisions().unwrap();
     s.revoke_jti("j", 10).unwrap();
     assert_eq!(s.revisions().unwrap(), before);
-}
-
-fn max_access_token_ttl(s: &mut Store) {
-    assert_eq!(s.max_access_token_ttl(600).unwrap(), 600);
-    let mut c = new_client("c1", "one", &[]);
-    c.access_token_ttl = Some(3600);
-    s.insert_client(&c, 1).unwrap();
-    assert_eq!(s.max_access_token_ttl(600).unwrap(), 3600);
-    assert_eq!(s.max_access_token_ttl(7200).unwrap(), 7200);
 }
 
 /// A database from a newer latchkey is refused and left byte-for-byte unchanged.

@@ -6,10 +6,13 @@
 //! `Result<Option<T>, StoreError>` for lookups.
 
 mod clients;
+pub mod grants;
 mod keys;
 mod migrations;
+mod sessions;
 mod settings;
 mod tokens;
+pub mod users;
 
 #[cfg(test)]
 mod conformance;
@@ -25,6 +28,8 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 pub use clients::{Client, NewClient};
 pub use keys::KeyRow;
 pub use migrations::SCHEMA_VERSION;
+pub use sessions::SessionRow;
+pub use users::User;
 
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "latchkey.db";
@@ -159,9 +164,9 @@ impl Store {
         // the header), so a newer database is left byte-for-byte untouched.
         migrations::check_version(&self.conn)?;
         if wal {
-            let mode: String =
-                self.conn
-                    .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            let mode: String = self
+                .conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
             if !mode.eq_ignore_ascii_case("wal") {
                 return Err(StoreError::Corrupt(format!(
                     "cannot switch the database to WAL mode (got {mode})"

@@ -21,10 +21,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT 1 FROM revoked_tokens WHERE jti = ?1")?;
-        Ok(stmt
-            .query_row([jti], |_| Ok(()))
-            .optional()?
-            .is_some())
+        Ok(stmt.query_row([jti], |_| Ok(())).optional()?.is_some())
     }
 
     /// Deletes revocation records of tokens that have expired by `now`; returns how many.

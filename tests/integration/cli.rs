@@ -1,1 +1,941 @@
-//! (tests to come)
+//! The command line against the real binary: `client` and `keys`, exit codes (0 ok, 1 runtime
+//! failure, 2 usage error), the data directory and database file it creates, the refusal of a
+//! newer database, and the CLI and a running server sharing one database (clients added, removed
+//! and re-keyed, and signing keys rotated, while the server runs).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::oauth::{
+    assert_active, assert_error, es256_kids, introspect, now, token_kid, verify, verify_with,
+};
+use crate::support::{Server, TestClient, bin, latchkey, latchkey_ok, temp_dir};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts the exit code, with the output in the message.
+fn assert_exit(out: &Output, code: i32, what: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: stdout {:?} stderr {:?}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+fn json_out(dir: &Path, args: &[&str]) -> Value {
+    let out = latchkey_ok(dir, args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
+}
+
+/// `client add NAME --grant client_credentials [extra…] --json`.
+fn add_client(dir: &Path, name: &str, extra: &[&str]) -> TestClient {
+    let mut args = vec![
+        "client",
+        "add",
+        name,
+        "--grant",
+        "client_credentials",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let v = json_out(dir, &args);
+    TestClient {
+        id: v["client_id"].as_str().unwrap().to_string(),
+        secret: v["client_secret"].as_str().unwrap().to_string(),
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The database's `PRAGMA user_version`, read without writing.
+fn user_version(db: &Path) -> i64 {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// `keys list --json` rows with the given status.
+fn keys_with_status(dir: &Path, status: &str) -> Vec<Value> {
+    json_out(dir, &["keys", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["status"] == status && k["alg"] == "ES256")
+        .cloned()
+        .collect()
+}
+
+/// Polls `f` every 20 ms for up to `limit`; returns how long it took.
+fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exit codes and help
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn help_and_version_exit_0() {
+    let dir = temp_dir("help");
+    for args in [
+        &["--help"][..],
+        &["help"],
+        &["client", "--help"],
+        &["client", "add", "--help"],
+        &["keys", "--help"],
+        &["keys", "rotate", "--help"],
+        &["serve", "--help"],
+        &["--version"],
+    ] {
+        let out = latchkey(&dir, args);
+        assert_exit(&out, 0, &format!("{args:?}"));
+        assert!(!stdout(&out).is_empty(), "{args:?} prints to stdout");
+    }
+    let top = stdout(&latchkey(&dir, &["--help"]));
+    for sub in ["serve", "client", "keys"] {
+        assert!(top.contains(sub), "--help lists {sub}: {top}");
+    }
+    let add = stdout(&latchkey(&dir, &["client", "add", "--help"]));
+    for flag in [
+        "--grant",
+        "--scope",
+        "--redirect-uri",
+        "--public",
+        "--audience",
+        "--access-token-ttl",
+        "--json",
+    ] {
+        assert!(add.contains(flag), "client add --help lists {flag}");
+    }
+    assert!(stdout(&latchkey(&dir, &["--version"])).contains(env!("CARGO_PKG_VERSION")));
+    // Help does not create a database.
+    assert!(!dir.join("latchkey.db").exists());
+}
+
+#[test]
+fn command_line_parse_errors_exit_2() {
+    let dir = temp_dir("parse");
+    for args in [
+        &[][..],
+        &["frobnicate"],
+        &["client"],
+        &["client", "add"],
+        &["client", "add", "x"],
+        &["client", "add", "x", "--grant"],
+        &[
+            "client",
+            "add",
+            "x",
+            "--grant",
+            "client_credentials",
+            "--bogus",
+        ],
+        &[
+            "client",
+            "add",
+            "x",
+            "--grant",
+            "client_credentials",
+            "--access-token-ttl",
+            "ten",
+        ],
+        &["client", "show"],
+        &["client", "remove"],
+        &["keys", "rotate", "extra"],
+    ] {
+        let out = latchkey(&dir, args);
+        assert_exit(&out, 2, &format!("{args:?}"));
+        assert!(!stderr(&out).is_empty(), "{args:?} explains on stderr");
+    }
+}
+
+#[test]
+fn client_add_usage_errors_exit_2_and_register_nothing() {
+    let dir = temp_dir("usage").join("data");
+    let cc = ["--grant", "client_credentials"];
+    let long_name = "n".repeat(101);
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("unknown grant", vec!["a", "--grant", "password"]),
+        (
+            "unknown grant next to a known one",
+            vec!["a", "--grant", "client_credentials", "--grant", "implicit"],
+        ),
+        (
+            "grant in another case",
+            vec!["a", "--grant", "CLIENT_CREDENTIALS"],
+        ),
+        (
+            "scope with a double quote",
+            [&["a"][..], &cc, &["--scope", "read\"x"]].concat(),
+        ),
+        (
+            "scope with a backslash",
+            [&["a"][..], &cc, &["--scope", "read\\x"]].concat(),
+        ),
+        (
+            "scope with a tab",
+            [&["a"][..], &cc, &["--scope", "read\twrite"]].concat(),
+        ),
+        (
+            "scope with non-ASCII",
+            [&["a"][..], &cc, &["--scope", "léser"]].concat(),
+        ),
+        (
+            "http redirect URI on a public host",
+            [
+                &["a"][..],
+                &cc,
+                &["--redirect-uri", "http://app.example.org/cb"],
+            ]
+            .concat(),
+        ),
+        (
+            "redirect URI with a fragment",
+            [
+                &["a"][..],
+                &cc,
+                &["--redirect-uri", "https://app.example.org/cb#x"],
+            ]
+            .concat(),
+        ),
+        (
+            "relative redirect URI",
+            [&["a"][..], &cc, &["--redirect-uri", "/cb"]].concat(),
+        ),
+        (
+            "javascript: redirect URI",
+            [&["a"][..], &cc, &["--redirect-uri", "javascript:alert(1)"]].concat(),
+        ),
+        (
+            "redirect URI with user information",
+            [
+                &["a"][..],
+                &cc,
+                &["--redirect-uri", "https://u@app.example.org/cb"],
+            ]
+            .concat(),
+        ),
+        (
+            "public client with client_credentials",
+            [&["a"][..], &cc, &["--public"]].concat(),
+        ),
+        ("empty name", [&[""][..], &cc].concat()),
+        ("blank name", [&["   "][..], &cc].concat()),
+        (
+            "name with a control character",
+            [&["a\u{7}b"][..], &cc].concat(),
+        ),
+        (
+            "name over 100 characters",
+            [&[long_name.as_str()][..], &cc].concat(),
+        ),
+        (
+            "lifetime below 30 s",
+            [&["a"][..], &cc, &["--access-token-ttl", "29"]].concat(),
+        ),
+        (
+            "lifetime above a day",
+            [&["a"][..], &cc, &["--access-token-ttl", "86401"]].concat(),
+        ),
+        (
+            "negative lifetime",
+            [&["a"][..], &cc, &["--access-token-ttl=-5"]].concat(),
+        ),
+        (
+            "empty audience",
+            [&["a"][..], &cc, &["--audience", ""]].concat(),
+        ),
+        (
+            "audience with a space",
+            [&["a"][..], &cc, &["--audience", "api one"]].concat(),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, args) in &cases {
+        let full: Vec<&str> = [&["client", "add"][..], args, &["--json"]].concat();
+        let out = latchkey(&dir, &full);
+        if out.status.code() != Some(2)
+            || stderr(&out).trim().is_empty()
+            || !stdout(&out).is_empty()
+        {
+            failures.push(format!(
+                "[{name}] exit {:?}, stdout {:?}, stderr {:?}",
+                out.status.code(),
+                stdout(&out),
+                stderr(&out)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(
+        json_out(&dir, &["client", "list", "--json"]),
+        serde_json::json!([]),
+        "nothing was registered"
+    );
+
+    // A taken name is a usage error too, and leaves the first client as it was.
+    let first = add_client(&dir, "taken", &["--scope", "read"]);
+    let out = latchkey(
+        &dir,
+        &[
+            "client",
+            "add",
+            "taken",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "write",
+        ],
+    );
+    assert_exit(&out, 2, "duplicate name");
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    assert!(
+        !stdout(&out).contains("client_secret"),
+        "no secret printed for a refused client"
+    );
+    let list = json_out(&dir, &["client", "list", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["client_id"], first.id);
+    assert_eq!(list[0]["scopes"], serde_json::json!(["read"]));
+
+    // Valid edge values are accepted.
+    for (name, extra) in [
+        (
+            "loopback-v4",
+            &["--redirect-uri", "http://127.0.0.1:8000/cb"][..],
+        ),
+        ("loopback-v6", &["--redirect-uri", "http://[::1]/cb"]),
+        ("localhost", &["--redirect-uri", "http://localhost:3000/cb"]),
+        (
+            "private-scheme",
+            &["--redirect-uri", "com.example.app:/oauth"],
+        ),
+        ("ttl-min", &["--access-token-ttl", "30"]),
+        ("ttl-max", &["--access-token-ttl", "86400"]),
+    ] {
+        add_client(&dir, name, extra);
+    }
+}
+
+#[test]
+fn unknown_client_is_a_runtime_failure_exit_1() {
+    let dir = temp_dir("unknown").join("data");
+    for args in [
+        &["client", "show", "nobody"][..],
+        &["client", "remove", "nobody"],
+        &["client", "rotate-secret", "nobody"],
+    ] {
+        let out = latchkey(&dir, args);
+        assert_exit(&out, 1, &format!("{args:?}"));
+        assert!(stderr(&out).contains("nobody"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn unusable_data_directory_is_a_runtime_failure_exit_1() {
+    let base = temp_dir("notadir");
+    let file = base.join("plain-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let out = latchkey(&file, &["client", "list"]);
+    assert_exit(&out, 1, "data dir is a file");
+    assert!(stderr(&out).starts_with("latchkey: "), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+}
+
+#[test]
+fn data_dir_can_come_from_the_environment() {
+    let dir = temp_dir("env").join("data");
+    let out = Command::new(bin())
+        .args([
+            "client",
+            "add",
+            "from-env",
+            "--grant",
+            "client_credentials",
+            "--json",
+        ])
+        .env("LATCHKEY_DATA_DIR", &dir)
+        .output()
+        .unwrap();
+    assert_exit(&out, 0, "LATCHKEY_DATA_DIR");
+    let list = json_out(&dir, &["client", "list", "--json"]);
+    assert_eq!(list[0]["name"], "from-env");
+}
+
+// ---------------------------------------------------------------------------------------------
+// client add / list / show / remove / rotate-secret
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn client_add_prints_the_secret_once() {
+    let server = Server::start();
+    let out = server.cli_ok(&[
+        "client",
+        "add",
+        "human",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "read",
+    ]);
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {name} line in {out:?}"))
+    };
+    let c = TestClient {
+        id: field("client_id:"),
+        secret: field("client_secret:"),
+    };
+    assert!(
+        c.secret.len() >= 22,
+        "at least 128 bits of secret: {}",
+        c.secret
+    );
+    // The printed credentials work.
+    let token = server.token(&c, None);
+    assert_eq!(verify(&server, &token).claims["client_id"], c.id);
+    // Nothing shows the secret again.
+    for args in [
+        &["client", "show", &c.id][..],
+        &["client", "show", &c.id, "--json"],
+        &["client", "show", "human"],
+        &["client", "list"],
+        &["client", "list", "--json"],
+    ] {
+        let shown = server.cli_ok(args);
+        assert!(shown.contains(&c.id), "{args:?} shows the client: {shown}");
+        assert!(!shown.contains(&c.secret), "{args:?} shows the secret");
+        assert!(!shown.contains("secret_hash"), "{args:?}: {shown}");
+    }
+}
+
+#[test]
+fn client_add_json_and_show_and_list_json() {
+    let dir = temp_dir("json").join("data");
+    let v = json_out(
+        &dir,
+        &[
+            "client",
+            "add",
+            "inventory",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "read write",
+            "--scope",
+            "admin",
+            "--redirect-uri",
+            "https://inv.example.org/cb",
+            "--audience",
+            "https://api.example.org",
+            "--access-token-ttl",
+            "900",
+            "--json",
+        ],
+    );
+    let id = v["client_id"].as_str().unwrap();
+    let secret = v["client_secret"].as_str().unwrap();
+    assert!(!id.is_empty() && secret.len() >= 22, "{v}");
+    let other = add_client(&dir, "billing", &[]);
+    assert_ne!(other.id, id);
+    assert_ne!(other.secret, secret);
+
+    let shown = json_out(&dir, &["client", "show", id, "--json"]);
+    assert_eq!(shown["client_id"], id);
+    assert_eq!(shown["name"], "inventory");
+    assert_eq!(shown["public"], false);
+    assert_eq!(
+        shown["grant_types"],
+        serde_json::json!(["client_credentials"])
+    );
+    assert_eq!(
+        shown["scopes"],
+        serde_json::json!(["read", "write", "admin"])
+    );
+    assert_eq!(
+        shown["redirect_uris"],
+        serde_json::json!(["https://inv.example.org/cb"])
+    );
+    assert_eq!(shown["audience"], "https://api.example.org");
+    assert_eq!(shown["access_token_ttl"], 900);
+    let created = shown["created_at"].as_i64().unwrap();
+    assert!((now() - created).abs() < 60, "created_at {created}");
+    for k in shown.as_object().unwrap().keys() {
+        assert!(!k.contains("secret"), "show --json has {k}");
+    }
+    assert_eq!(
+        json_out(&dir, &["client", "show", "inventory", "--json"]),
+        shown,
+        "by name"
+    );
+
+    let list = json_out(&dir, &["client", "list", "--json"]);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let names: Vec<&str> = list.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["billing", "inventory"], "listed by name");
+    assert_eq!(list[1], shown);
+    assert_eq!(list[0]["scopes"], serde_json::json!([]));
+    assert_eq!(list[0]["audience"], Value::Null);
+    assert_eq!(list[0]["access_token_ttl"], Value::Null);
+    assert!(!serde_json::to_string(list).unwrap().contains(secret));
+
+    let human = latchkey_ok(&dir, &["client", "list"]);
+    assert!(
+        human.contains(id) && human.contains("inventory") && human.contains(&other.id),
+        "{human}"
+    );
+}
+
+#[test]
+fn client_added_while_the_server_runs_works_on_the_next_request() {
+    let server = Server::start();
+    // The server is up before the client exists; no restart, no waiting.
+    assert_eq!(server.get("/healthz").status, 200);
+    let c = server.client("late", "read");
+    let token = server.token(&c, Some("read"));
+    assert_eq!(verify(&server, &token).claims["sub"], c.id);
+    assert_active(&introspect(&server, &c, &token));
+}
+
+#[test]
+fn removed_client_can_no_longer_authenticate() {
+    let server = Server::start();
+    let c = server.client("doomed", "read");
+    let keep = server.client("kept", "read");
+    server.token(&c, None);
+    let out = server.cli_ok(&["client", "remove", "doomed"]);
+    assert!(out.contains(&c.id), "{out}");
+    let r = server.post_basic("/token", &c, "grant_type=client_credentials");
+    assert_error(&r, 401, "invalid_client");
+    let r = server.post_form(
+        "/token",
+        &format!(
+            "grant_type=client_credentials&client_id={}&client_secret={}",
+            c.id, c.secret
+        ),
+        "",
+    );
+    assert_error(&r, 401, "invalid_client");
+    let r = server.post_basic("/introspect", &c, "token=x");
+    assert_error(&r, 401, "invalid_client");
+    assert_exit(
+        &server.cli(&["client", "show", &c.id]),
+        1,
+        "show after remove",
+    );
+    assert_exit(&server.cli(&["client", "remove", &c.id]), 1, "remove twice");
+    // The other client is unaffected; removal by client_id works too.
+    server.token(&keep, None);
+    server.cli_ok(&["client", "remove", &keep.id]);
+    assert_error(
+        &server.post_basic("/token", &keep, "grant_type=client_credentials"),
+        401,
+        "invalid_client",
+    );
+    assert_eq!(
+        json_out(&server.data_dir, &["client", "list", "--json"]),
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn rotate_secret_replaces_the_secret_at_once() {
+    let server = Server::start();
+    let c = server.client("rotating", "read");
+    let before = server.token(&c, None);
+    let v = json_out(
+        &server.data_dir,
+        &["client", "rotate-secret", &c.id, "--json"],
+    );
+    assert_eq!(v["client_id"], c.id);
+    let new = TestClient {
+        id: c.id.clone(),
+        secret: v["client_secret"].as_str().unwrap().to_string(),
+    };
+    assert_ne!(new.secret, c.secret);
+    assert_error(
+        &server.post_basic("/token", &c, "grant_type=client_credentials"),
+        401,
+        "invalid_client",
+    );
+    server.token(&new, None);
+    // Tokens issued under the old secret are not affected by a secret rotation.
+    assert_active(&introspect(&server, &new, &before));
+    // The human form, by name.
+    let out = server.cli_ok(&["client", "rotate-secret", "rotating"]);
+    let third = out
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let third = TestClient {
+        id: c.id.clone(),
+        secret: third,
+    };
+    assert_error(
+        &server.post_basic("/token", &new, "grant_type=client_credentials"),
+        401,
+        "invalid_client",
+    );
+    server.token(&third, None);
+}
+
+#[test]
+fn cli_and_server_share_the_database_under_load() {
+    let server = Server::start();
+    let base = server.client("base", "read");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let hammers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut n = 0;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let r = server.post_basic("/token", &base, "grant_type=client_credentials");
+                        assert_eq!(r.status, 200, "{}", r.text());
+                        let t = r.json()["access_token"].as_str().unwrap().to_string();
+                        assert_active(&introspect(&server, &base, &t));
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        for i in 0..6 {
+            let c = server.client(&format!("added-{i}"), "read");
+            server.token(&c, None);
+            server.cli_ok(&["client", "rotate-secret", &c.id]);
+            assert_error(
+                &server.post_basic("/token", &c, "grant_type=client_credentials"),
+                401,
+                "invalid_client",
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for h in hammers {
+            assert!(h.join().unwrap() > 0);
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data directory and database
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn first_start_creates_a_private_data_dir_database_and_key() {
+    let server = Server::start();
+    let dir = &server.data_dir.clone();
+    let db = dir.join("latchkey.db");
+    assert_eq!(mode(dir), 0o700, "data directory");
+    assert_eq!(mode(&db), 0o600, "database");
+    for side in ["latchkey.db-wal", "latchkey.db-shm"] {
+        let p = dir.join(side);
+        if p.exists() {
+            assert_eq!(mode(&p), 0o600, "{side}");
+        }
+    }
+    assert!(user_version(&db) >= 1, "migrations ran");
+    let active = keys_with_status(dir, "active");
+    assert_eq!(active.len(), 1, "one signing key");
+    assert_eq!(
+        es256_kids(&server),
+        vec![active[0]["kid"].as_str().unwrap().to_string()]
+    );
+    // A second start reuses the key.
+    let kid = active[0]["kid"].clone();
+    drop(server);
+    let again = Server::start_in(dir.to_path_buf(), &[]);
+    assert_eq!(es256_kids(&again), vec![kid.as_str().unwrap().to_string()]);
+}
+
+#[test]
+fn first_cli_use_creates_private_files_even_with_umask_000() {
+    let dir = temp_dir("umask").join("nested").join("data");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#"umask 000; exec "$0" "$@""#)
+        .arg(bin())
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["client", "add", "x", "--grant", "client_credentials"])
+        .output()
+        .unwrap();
+    assert_exit(&out, 0, "client add under umask 000");
+    assert_eq!(mode(&dir), 0o700, "data directory");
+    assert_eq!(mode(&dir.join("latchkey.db")), 0o600, "database");
+    for side in ["latchkey.db-wal", "latchkey.db-shm"] {
+        let p = dir.join(side);
+        if p.exists() {
+            assert_eq!(mode(&p), 0o600, "{side}");
+        }
+    }
+}
+
+#[test]
+fn database_written_by_a_newer_version_is_refused_and_left_untouched() {
+    let dir = temp_dir("newer").join("data");
+    latchkey_ok(&dir, &["keys", "list"]);
+    let db = dir.join("latchkey.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+    } // Closing the last connection checkpoints the WAL into the file.
+    let before = std::fs::read(&db).unwrap();
+    for args in [
+        &["client", "list"][..],
+        &["client", "add", "x", "--grant", "client_credentials"],
+        &["keys", "list"],
+        &["keys", "rotate"],
+        &["settings", "set", "token.access_ttl", "300"],
+    ] {
+        let out = latchkey(&dir, args);
+        assert_exit(&out, 1, &format!("{args:?}"));
+        let err = stderr(&out);
+        assert!(err.contains("newer"), "{args:?}: {err}");
+        assert!(
+            err.contains("99"),
+            "{args:?} names the version found: {err}"
+        );
+    }
+    // The server refuses too, before listening.
+    let mut child = Command::new(bin())
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve did not refuse the newer database");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(1), "serve: {}", stderr(&out));
+    assert!(stderr(&out).contains("newer"), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("listening"), "{}", stdout(&out));
+
+    assert_eq!(user_version(&db), 99);
+    assert!(
+        std::fs::read(&db).unwrap() == before,
+        "the database file was modified"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signing keys
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn keys_list_and_rotate() {
+    let dir = temp_dir("keys").join("data");
+    let listed = json_out(&dir, &["keys", "list", "--json"]);
+    let rows = listed.as_array().unwrap();
+    let es: Vec<&Value> = rows.iter().filter(|k| k["alg"] == "ES256").collect();
+    assert_eq!(es.len(), 1, "keys list creates the first key: {listed}");
+    assert_eq!(es[0]["status"], "active");
+    assert_eq!(es[0]["retire_after"], Value::Null);
+    let kid1 = es[0]["kid"].as_str().unwrap().to_string();
+    let human = latchkey_ok(&dir, &["keys", "list"]);
+    assert!(human.contains(&kid1) && human.contains("active"), "{human}");
+    for k in rows {
+        assert!(
+            k.get("pkcs8").is_none() && k.get("d").is_none(),
+            "no private key material: {k}"
+        );
+    }
+
+    let t0 = now();
+    let rotated = json_out(&dir, &["keys", "rotate", "--json"]);
+    let t1 = now();
+    let new_kids: Vec<String> = rotated["active"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    let active = keys_with_status(&dir, "active");
+    assert_eq!(active.len(), 1, "exactly one active ES256 key");
+    let kid2 = active[0]["kid"].as_str().unwrap().to_string();
+    assert!(new_kids.contains(&kid2), "{rotated}");
+    assert_ne!(kid1, kid2);
+    let retiring = keys_with_status(&dir, "retiring");
+    assert_eq!(retiring.len(), 1);
+    assert_eq!(retiring[0]["kid"], kid1.as_str());
+    // Published until every token it can have signed has expired: the longest lifetime latchkey
+    // allows (24 h, whatever is configured now), plus a 5-minute margin.
+    let retire_after = retiring[0]["retire_after"].as_i64().unwrap();
+    assert_eq!(
+        Some(retire_after),
+        rotated["previous_retire_after"].as_i64()
+    );
+    assert!(
+        retire_after >= t0 + 86_400 + 300,
+        "retire_after {retire_after} before the longest token could expire"
+    );
+    assert!(
+        retire_after <= t1 + 86_400 + 300,
+        "retire_after {retire_after} later than needed"
+    );
+
+    let human = latchkey_ok(&dir, &["keys", "rotate"]);
+    let kid3 = keys_with_status(&dir, "active")[0]["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(human.contains(&kid3), "{human}");
+    let retiring: Vec<String> = keys_with_status(&dir, "retiring")
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(retiring.len(), 2, "both earlier keys are still published");
+    assert!(retiring.contains(&kid1) && retiring.contains(&kid2));
+}
+
+#[test]
+fn rotation_keeps_the_old_key_for_the_longest_token_lifetime() {
+    let dir = temp_dir("retire").join("data");
+    latchkey_ok(&dir, &["keys", "list"]);
+    add_client(&dir, "long-lived", &["--access-token-ttl", "7200"]);
+    let t0 = now();
+    let v = json_out(&dir, &["keys", "rotate", "--json"]);
+    assert!(
+        v["previous_retire_after"].as_i64().unwrap() >= t0 + 7200,
+        "a client's own lifetime counts: {v}"
+    );
+    latchkey_ok(&dir, &["client", "remove", "long-lived"]);
+    latchkey_ok(&dir, &["settings", "set", "token.access_ttl", "10000"]);
+    let t0 = now();
+    let v = json_out(&dir, &["keys", "rotate", "--json"]);
+    assert!(
+        v["previous_retire_after"].as_i64().unwrap() >= t0 + 10_000,
+        "the server default counts: {v}"
+    );
+}
+
+/// Lifetimes configured at rotation time say nothing about tokens the old key signed earlier:
+/// lower the lifetime (or remove a long-lived client) before rotating and the old key must
+/// still outlive the tokens it signed.
+#[test]
+fn rotation_after_lowering_the_lifetime_keeps_the_key_until_its_tokens_expire() {
+    let server = Server::start_with(&[], |dir| {
+        latchkey_ok(dir, &["settings", "set", "token.access_ttl", "3600"]);
+    });
+    let c = server.client("svc", "read");
+    let token = server.token(&c, None);
+    let exp = verify(&server, &token).claims["exp"].as_i64().unwrap();
+    server.cli_ok(&["settings", "set", "token.access_ttl", "60"]);
+    let v = json_out(&server.data_dir, &["keys", "rotate", "--json"]);
+    let retire_after = v["previous_retire_after"].as_i64().unwrap();
+    assert!(
+        retire_after >= exp,
+        "the key that signed a token valid until {exp} is retired at {retire_after}"
+    );
+}
+
+#[test]
+fn key_rotation_reaches_the_running_server_and_old_tokens_stay_valid() {
+    let server = Server::start();
+    let c = server.client("svc", "read");
+    let rs = server.client("rs", "");
+    let token_a = server.token(&c, None);
+    let kid1 = token_kid(&token_a);
+    assert_eq!(es256_kids(&server), vec![kid1.clone()]);
+
+    let rotated = json_out(&server.data_dir, &["keys", "rotate", "--json"]);
+    let kid2 = rotated["active"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .find(|k| *k != kid1)
+        .unwrap();
+    // The running server picks the new key up without a restart (it polls every 250 ms).
+    let took = eventually(
+        Duration::from_secs(2),
+        "new tokens signed with the new key",
+        || token_kid(&server.token(&c, None)) == kid2,
+    );
+    assert!(
+        took <= Duration::from_millis(1500),
+        "rotation took {took:?} to reach the server"
+    );
+    // From then on every token is signed with the new key.
+    for _ in 0..5 {
+        assert_eq!(token_kid(&server.token(&c, None)), kid2);
+    }
+    let token_b = server.token(&c, None);
+
+    // Both keys are published: the new one signs, the old one verifies what it signed.
+    let kids = es256_kids(&server);
+    assert_eq!(kids.len(), 2, "{kids:?}");
+    assert!(kids.contains(&kid1) && kids.contains(&kid2), "{kids:?}");
+    for t in [&token_a, &token_b] {
+        let v = verify(&server, t);
+        assert_eq!(v.claims["client_id"], c.id);
+        assert_active(&introspect(&server, &rs, t));
+    }
+    assert_eq!(
+        verify(&server, &token_a).header.kid.as_deref(),
+        Some(kid1.as_str())
+    );
+
+    // Revocation still works for tokens of the retiring key.
+    assert_eq!(
+        server
+            .post_basic("/revoke", &c, &format!("token={token_a}"))
+            .status,
+        200
+    );
+    crate::oauth::assert_inactive(&introspect(&server, &rs, &token_a));
+    assert_active(&introspect(&server, &rs, &token_b));
+
+    // The server's log records the reload; a restart keeps the same active key.
+    assert!(server.logs().contains(&kid2), "{}", server.logs());
+    let dir = server.data_dir.clone();
+    drop(server);
+    let again = Server::start_in(dir, &[]);
+    let token_c = again.token(&c, None);
+    assert_eq!(token_kid(&token_c), kid2);
+    let issuer = again.issuer();
+    verify_with(&again, &token_c, &issuer, &issuer);
+}

@@ -25,8 +25,8 @@ pub fn exchange(w: &Worker, client: &Client, form: &Form, now: i64) -> Result<Re
     let granted = match form.get("scope")? {
         None => client.scopes.clone(),
         Some(raw) => {
-            let requested = scope::parse(raw)
-                .ok_or_else(|| OAuthError::invalid_scope("scope is malformed"))?;
+            let requested =
+                scope::parse(raw).ok_or_else(|| OAuthError::invalid_scope("scope is malformed"))?;
             if !scope::is_subset(&requested, &client.scopes) {
                 return Err(OAuthError::invalid_scope(
                     "requested scope is not allowed for this client",
@@ -53,8 +53,10 @@ pub fn exchange(w: &Worker, client: &Client, form: &Form, now: i64) -> Result<Re
         "token_type": "Bearer",
         "expires_in": issued.expires_in,
     });
-    if !granted.is_empty() {
-        body["scope"] = json!(granted.join(" "));
+    if !granted.is_empty()
+        && let Some(map) = body.as_object_mut()
+    {
+        map.insert("scope".into(), json!(granted.join(" ")));
     }
     Ok(Resp::json(200, &body).no_store())
 }

@@ -118,7 +118,10 @@ impl Server {
         let first = lines.next().and_then(Result::ok).unwrap_or_else(|| {
             let _ = child.kill();
             std::thread::sleep(Duration::from_millis(100));
-            panic!("server did not announce its address; logs:\n{}", logs.lock().unwrap())
+            panic!(
+                "server did not announce its address; logs:\n{}",
+                logs.lock().unwrap()
+            )
         });
         let addr = first
             .strip_prefix("listening on http://")
@@ -157,7 +160,14 @@ impl Server {
 
     /// Registers a confidential client allowed client_credentials with these scopes.
     pub fn client(&self, name: &str, scopes: &str) -> TestClient {
-        let mut args = vec!["client", "add", name, "--grant", "client_credentials", "--json"];
+        let mut args = vec![
+            "client",
+            "add",
+            name,
+            "--grant",
+            "client_credentials",
+            "--json",
+        ];
         if !scopes.is_empty() {
             args.extend(["--scope", scopes]);
         }
@@ -197,7 +207,10 @@ impl Server {
                 self.child = None;
                 return status;
             }
-            assert!(Instant::now() < deadline, "server did not exit in {limit:?}");
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit in {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -342,7 +355,10 @@ pub fn read_response(s: &mut TcpStream, head_request: bool) -> Option<Response> 
                 if head.is_empty() {
                     return None;
                 }
-                panic!("EOF inside response head: {:?}", String::from_utf8_lossy(&head));
+                panic!(
+                    "EOF inside response head: {:?}",
+                    String::from_utf8_lossy(&head)
+                );
             }
             Ok(_) => head.push(byte[0]),
             Err(e) if head.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => {

@@ -1,0 +1,287 @@
+//! Authorization codes, grants, refresh-token families and the access tokens issued under a
+//! grant. Single use is a compare-and-swap inside a `BEGIN IMMEDIATE` transaction.
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::{Store, StoreError};
+
+/// A stored authorization code.
+#[derive(Debug, Clone)]
+pub struct CodeRow {
+    pub client_id: String,
+    pub user_id: String,
+    pub redirect_uri: Option<String>,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub auth_time: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub grant_id: Option<String>,
+}
+
+/// What a new code binds.
+pub struct NewCode<'a> {
+    pub client_id: &'a str,
+    pub user_id: &'a str,
+    pub redirect_uri: Option<&'a str>,
+    pub scope: &'a str,
+    pub nonce: Option<&'a str>,
+    pub code_challenge: Option<&'a str>,
+    pub auth_time: i64,
+    pub expires_at: i64,
+}
+
+/// A grant with its state.
+#[derive(Debug, Clone)]
+pub struct GrantRow {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: String,
+    pub auth_time: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A stored refresh token.
+#[derive(Debug, Clone)]
+pub struct RefreshRow {
+    pub grant_id: String,
+    pub scope: String,
+    pub idle_expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+/// Revokes every grant of a user (refresh tokens die with the grant; issued access tokens are
+/// added to the revocation list) and ends the user's sessions.
+pub(super) fn revoke_user_tx(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) \
+         SELECT t.jti, t.expires_at FROM grant_tokens t JOIN grants g ON g.id = t.grant_id \
+         WHERE g.user_id = ?1 AND t.expires_at > ?2",
+        params![user_id, now],
+    )?;
+    tx.execute(
+        "UPDATE grants SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+        params![user_id, now],
+    )?;
+    tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+    Ok(())
+}
+
+/// Revokes one grant: its refresh tokens stop working and its access tokens are revoked by jti.
+pub fn revoke_grant_tx(tx: &Transaction<'_>, grant_id: &str, now: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) \
+         SELECT jti, expires_at FROM grant_tokens WHERE grant_id = ?1 AND expires_at > ?2",
+        params![grant_id, now],
+    )?;
+    tx.execute(
+        "UPDATE grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        params![grant_id, now],
+    )?;
+    Ok(())
+}
+
+/// Reads a code inside a transaction.
+pub fn code_tx(tx: &Transaction<'_>, hash: &[u8; 32]) -> Result<Option<CodeRow>, StoreError> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, \
+             expires_at, used_at, grant_id FROM auth_codes WHERE hash = ?1",
+        )?
+        .query_row([hash.as_slice()], |r| {
+            Ok(CodeRow {
+                client_id: r.get(0)?,
+                user_id: r.get(1)?,
+                redirect_uri: r.get(2)?,
+                scope: r.get(3)?,
+                nonce: r.get(4)?,
+                code_challenge: r.get(5)?,
+                auth_time: r.get(6)?,
+                expires_at: r.get(7)?,
+                used_at: r.get(8)?,
+                grant_id: r.get(9)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Marks a code used and records the grant it became. False if it was already used (a
+/// concurrent redemption won).
+pub fn use_code_tx(
+    tx: &Transaction<'_>,
+    hash: &[u8; 32],
+    grant_id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    Ok(tx.execute(
+        "UPDATE auth_codes SET used_at = ?2, grant_id = ?3 WHERE hash = ?1 AND used_at IS NULL",
+        params![hash.as_slice(), now, grant_id],
+    )? == 1)
+}
+
+/// Creates a grant.
+#[allow(clippy::too_many_arguments)]
+pub fn insert_grant_tx(
+    tx: &Transaction<'_>,
+    id: &str,
+    client_id: &str,
+    user_id: &str,
+    scope: &str,
+    auth_time: i64,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO grants (id, client_id, user_id, scope, auth_time, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![id, client_id, user_id, scope, auth_time, now, expires_at],
+    )?;
+    Ok(())
+}
+
+/// Reads a grant inside a transaction.
+pub fn grant_tx(tx: &Transaction<'_>, id: &str) -> Result<Option<GrantRow>, StoreError> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT id, client_id, user_id, scope, auth_time, expires_at, revoked_at \
+             FROM grants WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok(GrantRow {
+                id: r.get(0)?,
+                client_id: r.get(1)?,
+                user_id: r.get(2)?,
+                scope: r.get(3)?,
+                auth_time: r.get(4)?,
+                expires_at: r.get(5)?,
+                revoked_at: r.get(6)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Records an access token issued under a grant.
+pub fn insert_grant_token_tx(
+    tx: &Transaction<'_>,
+    jti: &str,
+    grant_id: &str,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO grant_tokens (jti, grant_id, expires_at) VALUES (?1, ?2, ?3)",
+        params![jti, grant_id, expires_at],
+    )?;
+    Ok(())
+}
+
+/// Stores a refresh token by digest.
+pub fn insert_refresh_tx(
+    tx: &Transaction<'_>,
+    hash: &[u8; 32],
+    grant_id: &str,
+    scope: &str,
+    now: i64,
+    idle_expires_at: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO refresh_tokens (hash, grant_id, scope, created_at, idle_expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![hash.as_slice(), grant_id, scope, now, idle_expires_at],
+    )?;
+    Ok(())
+}
+
+/// Reads a refresh token inside a transaction.
+pub fn refresh_tx(tx: &Transaction<'_>, hash: &[u8; 32]) -> Result<Option<RefreshRow>, StoreError> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT grant_id, scope, idle_expires_at, used_at FROM refresh_tokens WHERE hash = ?1",
+        )?
+        .query_row([hash.as_slice()], |r| {
+            Ok(RefreshRow {
+                grant_id: r.get(0)?,
+                scope: r.get(1)?,
+                idle_expires_at: r.get(2)?,
+                used_at: r.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Marks a refresh token rotated. False if it already was (a concurrent use won).
+pub fn use_refresh_tx(tx: &Transaction<'_>, hash: &[u8; 32], now: i64) -> Result<bool, StoreError> {
+    Ok(tx.execute(
+        "UPDATE refresh_tokens SET used_at = ?2 WHERE hash = ?1 AND used_at IS NULL",
+        params![hash.as_slice(), now],
+    )? == 1)
+}
+
+impl Store {
+    /// The (grant id, client id) of a refresh token, if it exists.
+    pub fn refresh_token_client(&self, hash: &[u8; 32]) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT g.id, g.client_id FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id \
+                 WHERE r.hash = ?1",
+            )?
+            .query_row([hash.as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    /// Revokes a grant and everything issued under it.
+    pub fn revoke_grant(&mut self, grant_id: &str, now: i64) -> Result<(), StoreError> {
+        self.with_tx(|tx| revoke_grant_tx(tx, grant_id, now))
+    }
+
+    /// Stores a new authorization code by digest.
+    pub fn insert_code(&mut self, hash: &[u8; 32], c: &NewCode<'_>) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO auth_codes (hash, client_id, user_id, redirect_uri, scope, nonce, \
+             code_challenge, auth_time, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                hash.as_slice(),
+                c.client_id,
+                c.user_id,
+                c.redirect_uri,
+                c.scope,
+                c.nonce,
+                c.code_challenge,
+                c.auth_time,
+                c.expires_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Runs `f` in a write transaction (the grant flows compose the `*_tx` functions).
+    pub fn transaction<T>(
+        &mut self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_tx(f)
+    }
+
+    /// Deletes expired codes, grants past their absolute lifetime (with their refresh tokens and
+    /// token records), used or expired refresh tokens of live grants, and old token records.
+    pub fn gc_grants(&mut self, now: i64) -> Result<usize, StoreError> {
+        self.with_tx(|tx| {
+            // Used codes are kept ten minutes past expiry so a late replay still revokes its grant.
+            let mut n = tx.execute("DELETE FROM auth_codes WHERE expires_at + 600 <= ?1", [now])?;
+            n += tx.execute("DELETE FROM grants WHERE expires_at <= ?1", [now])?;
+            n += tx.execute(
+                "DELETE FROM refresh_tokens WHERE idle_expires_at <= ?1",
+                [now],
+            )?;
+            n += tx.execute("DELETE FROM grant_tokens WHERE expires_at <= ?1", [now])?;
+            Ok(n)
+        })
+    }
+}

@@ -1,0 +1,137 @@
+//! Browser sessions, remembered consents and server secrets.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError};
+
+/// A browser session as stored (the id itself is only in the cookie).
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub user_id: String,
+    pub auth_time: i64,
+    pub last_seen: i64,
+    pub expires_at: i64,
+}
+
+impl Store {
+    /// Stores a new session by the digest of its id.
+    pub fn insert_session(
+        &mut self,
+        hash: &[u8; 32],
+        user_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO sessions (hash, user_id, auth_time, last_seen, expires_at) \
+             VALUES (?1, ?2, ?3, ?3, ?4)",
+            params![hash.as_slice(), user_id, now, expires_at],
+        )?;
+        Ok(())
+    }
+
+    /// The session with this digest, if it exists (expiry is the caller's to check).
+    pub fn session(&self, hash: &[u8; 32]) -> Result<Option<SessionRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT user_id, auth_time, last_seen, expires_at FROM sessions WHERE hash = ?1",
+        )?;
+        Ok(stmt
+            .query_row([hash.as_slice()], |r| {
+                Ok(SessionRow {
+                    user_id: r.get(0)?,
+                    auth_time: r.get(1)?,
+                    last_seen: r.get(2)?,
+                    expires_at: r.get(3)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Records activity on a session (for the idle timeout).
+    pub fn touch_session(&mut self, hash: &[u8; 32], now: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE sessions SET last_seen = ?2 WHERE hash = ?1",
+            params![hash.as_slice(), now],
+        )?;
+        Ok(())
+    }
+
+    /// Ends a session. No error if it did not exist.
+    pub fn delete_session(&mut self, hash: &[u8; 32]) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM sessions WHERE hash = ?1", [hash.as_slice()])?;
+        Ok(())
+    }
+
+    /// Deletes sessions past their absolute or idle timeout; returns how many.
+    pub fn gc_sessions(&mut self, now: i64, idle_ttl: i64) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen + ?2 <= ?1",
+            params![now, idle_ttl],
+        )?)
+    }
+
+    /// True if the user approved `scope` (sorted, space-joined) or a superset of it for the
+    /// client. Supersets count: approving more implies approving less.
+    pub fn has_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &[String],
+    ) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT scope FROM consents WHERE user_id = ?1 AND client_id = ?2")?;
+        let rows = stmt.query_map(params![user_id, client_id], |r| r.get::<_, String>(0))?;
+        for row in rows {
+            let approved = row?;
+            let approved: Vec<&str> = approved.split(' ').collect();
+            if scope.iter().all(|s| approved.contains(&s.as_str())) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Remembers that the user approved `scope` for the client.
+    pub fn insert_consent(
+        &mut self,
+        user_id: &str,
+        client_id: &str,
+        scope: &[String],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut sorted: Vec<&str> = scope.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        self.conn.execute(
+            "INSERT OR IGNORE INTO consents (user_id, client_id, scope, created_at) \
+             VALUES (?1, ?2, ?3, ?4)",
+            params![user_id, client_id, sorted.join(" "), now],
+        )?;
+        Ok(())
+    }
+
+    /// A named server secret, created with `make` on first use (two processes may race; the
+    /// first insert wins and both read it back).
+    pub fn secret(
+        &mut self,
+        name: &str,
+        make: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let read = |s: &Store| -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(s.conn
+                .query_row("SELECT value FROM secrets WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
+                .optional()?)
+        };
+        if let Some(v) = read(self)? {
+            return Ok(v);
+        }
+        self.conn.execute(
+            "INSERT OR IGNORE INTO secrets (name, value) VALUES (?1, ?2)",
+            params![name, make()],
+        )?;
+        read(self)?.ok_or(StoreError::NotFound)
+    }
+}

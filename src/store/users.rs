@@ -1,0 +1,231 @@
+//! User rows and group membership.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Store, StoreError, conflict};
+
+/// A person who can sign in.
+#[derive(Clone)]
+pub struct User {
+    /// The stable, opaque `sub`.
+    pub id: String,
+    pub username: String,
+    pub password_hash: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub disabled: bool,
+    pub groups: Vec<String>,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("disabled", &self.disabled)
+            .finish_non_exhaustive()
+    }
+}
+
+const COLUMNS: &str = "id, username, password_hash, email, name, disabled, created_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        password_hash: r.get(2)?,
+        email: r.get(3)?,
+        name: r.get(4)?,
+        disabled: r.get::<_, i64>(5)? != 0,
+        groups: Vec::new(),
+        created_at: r.get(6)?,
+    })
+}
+
+/// The case-insensitive key of a username.
+pub fn username_key(username: &str) -> String {
+    username.to_lowercase()
+}
+
+impl Store {
+    /// Adds a user with groups. A username taken in any letter case is `Conflict`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_user(
+        &mut self,
+        id: &str,
+        username: &str,
+        password_hash: Option<&str>,
+        email: Option<&str>,
+        name: Option<&str>,
+        groups: &[String],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.with_tx(|tx| {
+            tx.execute(
+                "INSERT INTO users (id, username, username_key, password_hash, email, name, \
+                 created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                params![
+                    id,
+                    username,
+                    username_key(username),
+                    password_hash,
+                    email,
+                    name,
+                    now
+                ],
+            )
+            .map_err(|e| conflict(e, &format!("a user named {username:?}")))?;
+            for g in groups {
+                tx.execute(
+                    "INSERT OR IGNORE INTO user_groups (user_id, group_name) VALUES (?1, ?2)",
+                    params![id, g],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn load_groups(&self, user: &mut User) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT group_name FROM user_groups WHERE user_id = ?1 ORDER BY group_name",
+        )?;
+        user.groups = stmt
+            .query_map([&user.id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(())
+    }
+
+    /// The user with this `sub`, with groups.
+    pub fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"))?;
+        let Some(mut user) = stmt.query_row([id], from_row).optional()? else {
+            return Ok(None);
+        };
+        self.load_groups(&mut user)?;
+        Ok(Some(user))
+    }
+
+    /// The user with this username (any letter case), with groups.
+    pub fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM users WHERE username_key = ?1"
+        ))?;
+        let Some(mut user) = stmt
+            .query_row([username_key(username)], from_row)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        self.load_groups(&mut user)?;
+        Ok(Some(user))
+    }
+
+    /// Every user, by username, with groups.
+    pub fn users(&self) -> Result<Vec<User>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM users ORDER BY username_key"
+        ))?;
+        let mut users: Vec<User> = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
+        for u in &mut users {
+            self.load_groups(u)?;
+        }
+        Ok(users)
+    }
+
+    /// Replaces a password hash (after a change, or a rehash with stronger parameters).
+    pub fn set_password_hash(&mut self, id: &str, hash: &str, now: i64) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, hash, now],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Changes the username; the `sub` stays.
+    pub fn rename_user(&mut self, id: &str, username: &str, now: i64) -> Result<(), StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE users SET username = ?2, username_key = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, username, username_key(username), now],
+            )
+            .map_err(|e| conflict(e, &format!("a user named {username:?}")))?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Disables or enables a user. Disabling also ends the user's sessions and revokes every
+    /// grant (refresh tokens and the access tokens issued under them), in one transaction.
+    pub fn set_user_disabled(
+        &mut self,
+        id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.with_tx(|tx| {
+            let n = tx.execute(
+                "UPDATE users SET disabled = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, i64::from(disabled), now],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            if disabled {
+                super::grants::revoke_user_tx(tx, id, now)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Ends every session of a user and revokes their grants (after a password change).
+    pub fn end_user_sessions(&mut self, id: &str, now: i64) -> Result<(), StoreError> {
+        self.with_tx(|tx| super::grants::revoke_user_tx(tx, id, now))
+    }
+
+    /// Removes a user; sessions, consents, codes and grants go with it. Access tokens issued
+    /// to the user are revoked by jti first.
+    pub fn remove_user(&mut self, id: &str, now: i64) -> Result<(), StoreError> {
+        self.with_tx(|tx| {
+            super::grants::revoke_user_tx(tx, id, now)?;
+            let n = tx.execute("DELETE FROM users WHERE id = ?1", [id])?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+    }
+
+    /// Adds a user to a group (no error if already a member).
+    pub fn add_user_group(&mut self, id: &str, group: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO user_groups (user_id, group_name) VALUES (?1, ?2)",
+            params![id, group],
+        )?;
+        self.conn.execute(
+            "UPDATE users SET updated_at = updated_at WHERE id = ?1",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// Removes a user from a group. True if they were a member.
+    pub fn remove_user_group(&mut self, id: &str, group: &str) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "DELETE FROM user_groups WHERE user_id = ?1 AND group_name = ?2",
+            params![id, group],
+        )?;
+        self.conn.execute(
+            "UPDATE users SET updated_at = updated_at WHERE id = ?1",
+            [id],
+        )?;
+        Ok(n > 0)
+    }
+}
