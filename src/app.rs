@@ -2,9 +2,17 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
+use crate::accounts::throttle::Throttle;
 use crate::config::{Config, Settings};
 use crate::jwt::KeyRing;
 use crate::store::Store;
+
+/// Free failed logins per account before locks start, and per client address (a household
+/// behind one NAT shares an address).
+const ACCOUNT_FREE_FAILURES: u32 = 5;
+const ADDRESS_FREE_FAILURES: u32 = 20;
+/// Longest lock, in seconds.
+const MAX_LOCK: i64 = 900;
 
 /// Shared, read-mostly state: the configuration, the key ring and the settings. The key ring
 /// and settings are replaced whole when the database changes (a rotation by the CLI, say), so
@@ -13,16 +21,38 @@ pub struct App {
     pub config: Config,
     keys: RwLock<Arc<KeyRing>>,
     settings: RwLock<Arc<Settings>>,
+    csrf_key: Vec<u8>,
+    account_throttle: Throttle,
+    address_throttle: Throttle,
 }
 
 impl App {
-    /// Builds the shared state.
-    pub fn new(config: Config, keys: KeyRing, settings: Settings) -> App {
+    /// Builds the shared state. `csrf_key` is the server's CSRF MAC key (from the database).
+    pub fn new(config: Config, keys: KeyRing, settings: Settings, csrf_key: Vec<u8>) -> App {
         App {
             config,
             keys: RwLock::new(Arc::new(keys)),
             settings: RwLock::new(Arc::new(settings)),
+            csrf_key,
+            account_throttle: Throttle::new(ACCOUNT_FREE_FAILURES, MAX_LOCK),
+            address_throttle: Throttle::new(ADDRESS_FREE_FAILURES, MAX_LOCK),
         }
+    }
+
+    /// True when cookies must be `Secure` (and may use the `__Host-` prefix): the issuer is
+    /// https.
+    pub fn secure_cookies(&self) -> bool {
+        self.config.issuer.starts_with("https://")
+    }
+
+    /// The CSRF MAC key.
+    pub fn csrf_key(&self) -> &[u8] {
+        &self.csrf_key
+    }
+
+    /// The login throttles: per account, per client address.
+    pub fn throttles(&self) -> (&Throttle, &Throttle) {
+        (&self.account_throttle, &self.address_throttle)
     }
 
     /// The current key ring.

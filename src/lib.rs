@@ -20,6 +20,7 @@
     )
 )]
 
+pub mod accounts;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -33,3 +34,4 @@ pub mod oidc;
 pub mod server;
 pub mod store;
 pub mod timefmt;
+pub mod ui;

@@ -40,10 +40,12 @@ pub enum ClientCmd {
 pub struct AddArgs {
     /// A unique, human-readable name
     name: String,
-    /// A grant type the client may use (repeatable): client_credentials
+    /// A grant type the client may use (repeatable): authorization_code, refresh_token,
+    /// client_credentials
     #[arg(long = "grant", value_name = "GRANT", required = true)]
     grants: Vec<String>,
     /// Scopes the client may request, space-separated or repeated; also its default
+    /// [default for authorization_code clients: openid profile email groups]
     #[arg(long = "scope", value_name = "SCOPES")]
     scopes: Vec<String>,
     /// A redirect URI (repeatable): https, or http on a loopback address
@@ -58,6 +60,18 @@ pub struct AddArgs {
     /// Access-token lifetime in seconds [default: the token.access_ttl setting]
     #[arg(long, value_name = "SECS")]
     access_token_ttl: Option<i64>,
+    /// A trusted first-party app: users are never asked to consent
+    #[arg(long)]
+    skip_consent: bool,
+    /// Let a confidential client use the authorization code flow without PKCE (older apps)
+    #[arg(long)]
+    no_require_pkce: bool,
+    /// ID-token signing algorithm
+    #[arg(long, value_name = "ALG", default_value = "RS256", value_parser = ["RS256", "ES256"])]
+    id_token_alg: String,
+    /// Where RP-initiated logout may send the browser (repeatable)
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    post_logout_redirect_uris: Vec<String>,
     #[arg(long)]
     json: bool,
 }
@@ -140,6 +154,10 @@ fn describe(c: &Client) -> Value {
         "redirect_uris": c.redirect_uris,
         "audience": c.audience,
         "access_token_ttl": c.access_token_ttl,
+        "require_pkce": c.require_pkce,
+        "skip_consent": c.skip_consent,
+        "id_token_alg": c.id_token_alg,
+        "post_logout_redirect_uris": c.post_logout_redirect_uris,
         "created_at": c.created_at,
     })
 }
@@ -168,6 +186,13 @@ fn print_human(c: &Client) {
             .map(|t| format!("{t}s"))
             .unwrap_or_else(|| "(server default)".into())
     );
+    println!("require_pkce:     {}", c.require_pkce || c.is_public());
+    println!("skip_consent:     {}", c.skip_consent);
+    println!("id_token_alg:     {}", c.id_token_alg);
+    println!(
+        "post_logout_uris: {}",
+        c.post_logout_redirect_uris.join(" ")
+    );
     println!("created:          {}", rfc3339(c.created_at));
 }
 
@@ -191,12 +216,27 @@ fn add(store: &mut Store, a: AddArgs) -> Result<(), Error> {
     if a.public && grants.iter().any(|g| g == "client_credentials") {
         return usage("a public client cannot use client_credentials (it has no secret)".into());
     }
-    let scopes = scope::parse(&a.scopes.join(" ")).ok_or_else(|| {
+    let code_flow = grants.iter().any(|g| g == "authorization_code");
+    if grants.iter().any(|g| g == "refresh_token") && !code_flow {
+        return usage("refresh_token needs the authorization_code grant".into());
+    }
+    if code_flow && a.redirect_uris.is_empty() {
+        return usage("an authorization_code client needs at least one --redirect-uri".into());
+    }
+    if a.public && a.no_require_pkce {
+        return usage("a public client always uses PKCE".into());
+    }
+    let mut scopes = scope::parse(&a.scopes.join(" ")).ok_or_else(|| {
         Error::Usage(
             "a scope may only hold printable ASCII without spaces, quotes or backslashes".into(),
         )
     })?;
-    for uri in &a.redirect_uris {
+    if scopes.is_empty() && code_flow {
+        scopes = ["openid", "profile", "email", "groups"]
+            .map(String::from)
+            .to_vec();
+    }
+    for uri in a.redirect_uris.iter().chain(&a.post_logout_redirect_uris) {
         validate_redirect_uri(uri).map_err(Error::Usage)?;
     }
     if let Some(aud) = &a.audience
@@ -228,10 +268,10 @@ fn add(store: &mut Store, a: AddArgs) -> Result<(), Error> {
                 scopes: &scopes,
                 audience: a.audience.as_deref(),
                 access_token_ttl: a.access_token_ttl,
-                require_pkce: true,
-                skip_consent: false,
-                id_token_alg: "RS256",
-                post_logout_redirect_uris: &[],
+                require_pkce: !a.no_require_pkce,
+                skip_consent: a.skip_consent,
+                id_token_alg: &a.id_token_alg,
+                post_logout_redirect_uris: &a.post_logout_redirect_uris,
             },
             now(),
         )

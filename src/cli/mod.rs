@@ -5,6 +5,7 @@ mod client;
 mod keys;
 mod serve;
 mod settings;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,9 @@ enum Command {
     /// Manage OAuth clients
     #[command(subcommand)]
     Client(client::ClientCmd),
+    /// Manage users and their groups
+    #[command(subcommand)]
+    User(user::UserCmd),
     /// List and rotate signing keys
     #[command(subcommand)]
     Keys(keys::KeysCmd),
@@ -67,6 +71,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Serve(args) => serve::run(data_dir, args),
         Command::Client(cmd) => client::run(&mut open(&data_dir)?, cmd),
+        Command::User(cmd) => user::run(&mut open(&data_dir)?, cmd),
         Command::Keys(cmd) => keys::run(&mut open(&data_dir)?, cmd),
         Command::Settings(cmd) => settings::run(&mut open(&data_dir)?, cmd),
     }

@@ -81,7 +81,15 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
         issuer: issuer.clone(),
         workers,
     };
-    let app = Arc::new(App::new(config, keys, settings.clone()));
+    let csrf_key = store.secret("csrf_key", || {
+        crate::crypto::random_bytes::<32>()
+            .map(|b| b.to_vec())
+            .unwrap_or_default()
+    })?;
+    if csrf_key.len() != 32 {
+        return Err(Error::Crypto("cannot create the CSRF key"));
+    }
+    let app = Arc::new(App::new(config, keys, settings.clone(), csrf_key));
 
     let mut pool = Vec::with_capacity(workers);
     for _ in 0..workers {
@@ -160,7 +168,7 @@ fn spawn_maintenance(
                 std::thread::sleep(RELOAD_EVERY);
                 if last_gc.elapsed() >= GC_EVERY {
                     last_gc = std::time::Instant::now();
-                    gc(&mut store);
+                    gc(&mut store, app.settings().get("session.idle_ttl"));
                 }
                 match store.revisions() {
                     Ok(now_revs) if now_revs != seen => {
@@ -213,8 +221,18 @@ fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, 
     }
 }
 
-fn gc(store: &mut Store) {
+fn gc(store: &mut Store, idle_ttl: i64) {
     let now = now();
+    match store.gc_sessions(now, idle_ttl) {
+        Ok(n) if n > 0 => log::debug!("deleted {n} expired sessions"),
+        Ok(_) => {}
+        Err(e) => log::error!("garbage collection: {e}"),
+    }
+    match store.gc_grants(now) {
+        Ok(n) if n > 0 => log::debug!("deleted {n} expired codes, grants and tokens"),
+        Ok(_) => {}
+        Err(e) => log::error!("garbage collection: {e}"),
+    }
     match store.gc_revoked(now) {
         Ok(n) if n > 0 => log::debug!("deleted {n} expired revocation records"),
         Ok(_) => {}

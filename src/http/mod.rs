@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod conn;
+pub mod cookies;
 pub mod form;
 pub mod router;
 

@@ -4,7 +4,7 @@
 use crate::app::Worker;
 use crate::http::{Method, Req, Resp};
 use crate::oauth::error::OAuthError;
-use crate::{oauth, oidc};
+use crate::{accounts, oauth, oidc};
 
 /// OpenID Connect discovery (OIDC Discovery 1.0 §4).
 pub const DISCOVERY_OIDC: &str = "/.well-known/openid-configuration";
@@ -20,23 +20,88 @@ pub const INTROSPECT: &str = "/introspect";
 pub const REVOKE: &str = "/revoke";
 /// Liveness and database check.
 pub const HEALTHZ: &str = "/healthz";
+/// The authorization endpoint (RFC 6749 §3.1).
+pub const AUTHORIZE: &str = "/authorize";
+/// Where the consent form posts.
+pub const CONSENT: &str = "/consent";
+/// The login page.
+pub const LOGIN: &str = "/login";
+/// RP-initiated logout (the `end_session_endpoint`).
+pub const LOGOUT: &str = "/logout";
+/// OpenID Connect UserInfo.
+pub const USERINFO: &str = "/userinfo";
+/// The signed-in home page.
+pub const HOME: &str = "/";
+/// The pages' stylesheet.
+pub const STYLESHEET: &str = "/assets/latchkey.css";
 
-type Endpoint = fn(&mut Worker, &Req, i64) -> Result<Resp, OAuthError>;
+/// An endpoint: a JSON handler whose errors are OAuth error values, or a handler that builds
+/// its whole response (HTML pages, redirects, Bearer challenges).
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Json(fn(&mut Worker, &Req, i64) -> Result<Resp, OAuthError>),
+    Page(fn(&mut Worker, &Req, i64) -> Resp),
+}
 
-/// (path, allowed methods, handler). HEAD is served wherever GET is.
-const ROUTES: &[(&str, &[Method], Endpoint)] = &[
-    (DISCOVERY_OIDC, &[Method::Get], oidc::discovery::handle),
-    (DISCOVERY_OAUTH, &[Method::Get], oidc::discovery::handle),
-    (JWKS, &[Method::Get], oidc::jwks::handle),
-    (TOKEN, &[Method::Post], oauth::token::handle),
-    (INTROSPECT, &[Method::Post], oauth::introspect::handle),
-    (REVOKE, &[Method::Post], oauth::revoke::handle),
-    (HEALTHZ, &[Method::Get], healthz),
+use Endpoint::{Json, Page};
+
+/// (path, [(method, handler)]). HEAD is served wherever GET is.
+const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
+    (
+        DISCOVERY_OIDC,
+        &[(Method::Get, Json(oidc::discovery::handle))],
+    ),
+    (
+        DISCOVERY_OAUTH,
+        &[(Method::Get, Json(oidc::discovery::handle))],
+    ),
+    (JWKS, &[(Method::Get, Json(oidc::jwks::handle))]),
+    (TOKEN, &[(Method::Post, Json(oauth::token::handle))]),
+    (
+        INTROSPECT,
+        &[(Method::Post, Json(oauth::introspect::handle))],
+    ),
+    (REVOKE, &[(Method::Post, Json(oauth::revoke::handle))]),
+    (HEALTHZ, &[(Method::Get, Json(healthz))]),
+    (
+        AUTHORIZE,
+        &[
+            (Method::Get, Page(oauth::authorize::handle)),
+            (Method::Post, Page(oauth::authorize::handle)),
+        ],
+    ),
+    (
+        CONSENT,
+        &[(Method::Post, Page(oauth::authorize::handle_consent))],
+    ),
+    (
+        LOGIN,
+        &[
+            (Method::Get, Page(accounts::login::show)),
+            (Method::Post, Page(accounts::login::submit)),
+        ],
+    ),
+    (
+        LOGOUT,
+        &[
+            (Method::Get, Page(oidc::logout::handle)),
+            (Method::Post, Page(oidc::logout::handle)),
+        ],
+    ),
+    (
+        USERINFO,
+        &[
+            (Method::Get, Page(oidc::userinfo::handle)),
+            (Method::Post, Page(oidc::userinfo::handle)),
+        ],
+    ),
+    (HOME, &[(Method::Get, Page(accounts::login::home))]),
+    (STYLESHEET, &[(Method::Get, Page(stylesheet))]),
 ];
 
 /// Routes a request and turns an error value into its response.
 pub fn route(w: &mut Worker, req: &Req) -> Resp {
-    let Some((_, methods, endpoint)) = ROUTES.iter().find(|(p, _, _)| *p == req.path) else {
+    let Some((_, handlers)) = ROUTES.iter().find(|(p, _)| *p == req.path) else {
         return Resp::json_error(404, "not_found", "no such endpoint");
     };
     let method = if req.method == Method::Head {
@@ -44,9 +109,9 @@ pub fn route(w: &mut Worker, req: &Req) -> Resp {
     } else {
         req.method
     };
-    if !methods.contains(&method) {
-        let mut allow: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
-        if methods.contains(&Method::Get) {
+    let Some((_, endpoint)) = handlers.iter().find(|(m, _)| *m == method) else {
+        let mut allow: Vec<&str> = handlers.iter().map(|(m, _)| m.as_str()).collect();
+        if handlers.iter().any(|(m, _)| *m == Method::Get) {
             allow.push("HEAD");
         }
         return Resp::json_error(
@@ -55,9 +120,16 @@ pub fn route(w: &mut Worker, req: &Req) -> Resp {
             "method not allowed on this endpoint",
         )
         .with("Allow", allow.join(", "));
-    }
+    };
     let now = crate::timefmt::now();
-    endpoint(w, req, now).unwrap_or_else(OAuthError::into_resp)
+    match endpoint {
+        Json(f) => f(w, req, now).unwrap_or_else(OAuthError::into_resp),
+        Page(f) => f(w, req, now),
+    }
+}
+
+fn stylesheet(_w: &mut Worker, _req: &Req, _now: i64) -> Resp {
+    crate::ui::stylesheet()
 }
 
 /// `GET /healthz`: 200 `{"status":"ok"}` when the database answers, 503 otherwise.

@@ -25,9 +25,6 @@ pub enum Alg {
 /// Every algorithm latchkey keeps an active key for.
 pub const ALGS: &[Alg] = &[Alg::Es256, Alg::Rs256];
 
-// TEMP until issue 2 lands
-const ALGS_NOW: &[Alg] = &[Alg::Es256];
-
 /// RSA modulus size of generated keys: the size OpenID providers commonly publish, and what
 /// ring verifies fastest among the sizes it accepts (2048–8192).
 const RSA_BITS: usize = 2048;
@@ -269,7 +266,7 @@ impl KeyRing {
 /// first start. Returns the kids it created.
 pub fn ensure_keys(store: &mut Store, now: i64) -> Result<Vec<String>, Error> {
     let mut created = Vec::new();
-    for &alg in ALGS_NOW {
+    for &alg in ALGS {
         let ring = KeyRing::load(store)?;
         if ring.active(alg).is_some() {
             continue;
@@ -286,7 +283,7 @@ pub fn ensure_keys(store: &mut Store, now: i64) -> Result<Vec<String>, Error> {
 /// `retire_after`. Returns the new kids.
 pub fn rotate(store: &mut Store, now: i64, retire_after: i64) -> Result<Vec<String>, Error> {
     let mut created = Vec::new();
-    for &alg in ALGS_NOW {
+    for &alg in ALGS {
         let (pkcs8, key) = SigningKey::generate(alg, now)?;
         store.activate_key(&key.kid, alg.as_str(), &pkcs8, now, retire_after)?;
         created.push(key.kid);

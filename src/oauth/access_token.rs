@@ -1,5 +1,5 @@
 //! JWT access tokens (RFC 9068): issued signed ES256 with `typ: at+jwt`, and validated for
-//! latchkey's own resource endpoints (introspection now; userinfo and forward auth later).
+//! latchkey's own resource endpoints (introspection, UserInfo).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -28,6 +28,63 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// When the user authenticated (RFC 9068 §2.2.1); absent for client credentials.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub auth_time: Option<i64>,
+}
+
+/// A fresh 128-bit token identifier.
+pub fn new_jti() -> Result<String, crate::error::Error> {
+    Ok(b64url(&random_bytes::<16>()?))
+}
+
+/// The `aud` of a token for `client`: its configured audience, else the issuer. A user token
+/// that carries `openid` must also be usable at UserInfo, so the issuer is added then.
+pub fn audience(app: &App, client: &crate::store::Client, scope: &[String]) -> Value {
+    let issuer = &app.config.issuer;
+    match &client.audience {
+        None => Value::String(issuer.clone()),
+        Some(a) if a == issuer => Value::String(a.clone()),
+        Some(a) if scope.iter().any(|s| s == "openid") => Value::Array(vec![
+            Value::String(a.clone()),
+            Value::String(issuer.clone()),
+        ]),
+        Some(a) => Value::String(a.clone()),
+    }
+}
+
+/// What an access token says.
+pub struct Spec<'a> {
+    pub client_id: &'a str,
+    pub sub: &'a str,
+    pub aud: Value,
+    pub scope: &'a [String],
+    pub ttl: i64,
+    pub jti: String,
+    pub auth_time: Option<i64>,
+}
+
+/// Signs an access token.
+pub fn sign(app: &App, spec: &Spec<'_>, now: i64) -> Result<Issued, OAuthError> {
+    let keys = app.keys();
+    let key = keys
+        .active(Alg::Es256)
+        .ok_or_else(|| OAuthError::server("no active ES256 signing key"))?;
+    let claims = Claims {
+        iss: app.config.issuer.clone(),
+        sub: spec.sub.to_string(),
+        aud: spec.aud.clone(),
+        client_id: spec.client_id.to_string(),
+        scope: (!spec.scope.is_empty()).then(|| spec.scope.join(" ")),
+        iat: now,
+        exp: now + spec.ttl,
+        jti: spec.jti.clone(),
+        auth_time: spec.auth_time,
+    };
+    Ok(Issued {
+        token: jwt::encode(key, TYP, &claims)?,
+        expires_in: spec.ttl,
+    })
 }
 
 /// An issued token with its lifetime.
@@ -46,24 +103,19 @@ pub fn issue(
     ttl: i64,
     now: i64,
 ) -> Result<Issued, OAuthError> {
-    let keys = app.keys();
-    let key = keys
-        .active(Alg::Es256)
-        .ok_or_else(|| OAuthError::server("no active ES256 signing key"))?;
-    let claims = Claims {
-        iss: app.config.issuer.clone(),
-        sub: sub.to_string(),
-        aud: Value::String(aud.to_string()),
-        client_id: client_id.to_string(),
-        scope: (!scope.is_empty()).then(|| scope.join(" ")),
-        iat: now,
-        exp: now + ttl,
-        jti: b64url(&random_bytes::<16>()?),
-    };
-    Ok(Issued {
-        token: jwt::encode(key, TYP, &claims)?,
-        expires_in: ttl,
-    })
+    sign(
+        app,
+        &Spec {
+            client_id,
+            sub,
+            aud: Value::String(aud.to_string()),
+            scope,
+            ttl,
+            jti: new_jti()?,
+            auth_time: None,
+        },
+        now,
+    )
 }
 
 /// Why a presented access token is not valid. All variants look the same to the client.

@@ -1,10 +1,13 @@
 //! OAuth 2.0: the token endpoint and its grants, introspection and revocation.
 
 pub mod access_token;
+pub mod authorize;
 pub mod client_auth;
 pub mod error;
 pub mod grants;
 pub mod introspect;
+pub mod pkce;
+pub mod redirect_uri;
 pub mod revoke;
 pub mod scope;
 pub mod token;

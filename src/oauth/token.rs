@@ -5,11 +5,15 @@
 use crate::app::Worker;
 use crate::http::{Req, Resp};
 use crate::oauth::error::{ErrorCode, OAuthError};
-use crate::oauth::grants::client_credentials;
+use crate::oauth::grants::{authorization_code, client_credentials, refresh_token};
 use crate::oauth::{client_auth, read_form};
 
 /// Grant types this server implements, in the order discovery lists them.
-pub const GRANT_TYPES: &[&str] = &[client_credentials::GRANT_TYPE];
+pub const GRANT_TYPES: &[&str] = &[
+    authorization_code::GRANT_TYPE,
+    refresh_token::GRANT_TYPE,
+    client_credentials::GRANT_TYPE,
+];
 
 /// Handles a token request.
 pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
@@ -31,6 +35,8 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
     }
     match grant_type {
         client_credentials::GRANT_TYPE => client_credentials::exchange(w, &client, &form, now),
+        authorization_code::GRANT_TYPE => authorization_code::exchange(w, &client, &form, now),
+        refresh_token::GRANT_TYPE => refresh_token::exchange(w, &client, &form, now),
         _ => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             "grant_type is not supported",

@@ -11,24 +11,44 @@ use crate::jwt::Alg;
 use crate::oauth::error::OAuthError;
 use crate::oauth::token::GRANT_TYPES;
 
-/// Client authentication methods at the token endpoint.
+/// Client authentication methods at the token endpoint (`none`: public clients with PKCE).
+const TOKEN_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
+/// Client authentication at introspection and revocation.
 const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post"];
+/// Scopes with a meaning to latchkey; clients may be given others.
+pub const SCOPES: &[&str] = &["openid", "profile", "email", "groups", "offline_access"];
 
 /// The metadata document.
 pub fn metadata(issuer: &str) -> serde_json::Value {
     let url = |path: &str| format!("{issuer}{path}");
     json!({
         "issuer": issuer,
+        "authorization_endpoint": url(router::AUTHORIZE),
         "token_endpoint": url(router::TOKEN),
+        "userinfo_endpoint": url(router::USERINFO),
         "jwks_uri": url(router::JWKS),
+        "end_session_endpoint": url(router::LOGOUT),
         "introspection_endpoint": url(router::INTROSPECT),
         "revocation_endpoint": url(router::REVOKE),
         "grant_types_supported": GRANT_TYPES,
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [Alg::Rs256.as_str(), Alg::Es256.as_str()],
+        "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": SCOPES,
+        "claims_supported": [
+            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp",
+            "name", "preferred_username", "email", "email_verified", "groups"
+        ],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "authorization_response_iss_parameter_supported": true,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "claims_parameter_supported": false,
         // RFC 9068 access tokens; there is no registered metadata name for their algorithm,
         // so this latchkey-specific member states it.
         "access_token_signing_alg_values_supported": [Alg::Es256.as_str()],

@@ -225,7 +225,10 @@ pub fn use_refresh_tx(tx: &Transaction<'_>, hash: &[u8; 32], now: i64) -> Result
 
 impl Store {
     /// The (grant id, client id) of a refresh token, if it exists.
-    pub fn refresh_token_client(&self, hash: &[u8; 32]) -> Result<Option<(String, String)>, StoreError> {
+    pub fn refresh_token_client(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Option<(String, String)>, StoreError> {
         Ok(self
             .conn
             .prepare_cached(

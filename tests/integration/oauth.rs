@@ -427,7 +427,11 @@ fn discovery_documents_describe_exactly_what_is_served() {
         .map(|v| v.as_str().unwrap())
         .collect();
     methods.sort_unstable();
-    assert_eq!(methods, ["client_secret_basic", "client_secret_post"]);
+    // `none` is for public clients, which exist since the authorization code flow does.
+    assert_eq!(
+        methods,
+        ["client_secret_basic", "client_secret_post", "none"]
+    );
     assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
     // Every advertised endpoint is served (neither 404 nor 405) at the advertised URL, which
     // lies under the issuer: nothing is advertised that does not exist.

@@ -2,4 +2,7 @@
 //! authenticating the client, choosing the grant) belong to `oauth::token`; a grant only does
 //! what is particular to it.
 
+pub mod authorization_code;
 pub mod client_credentials;
+pub mod refresh_token;
+pub mod tokens;

@@ -1,0 +1,230 @@
+//! The login page (`GET/POST /login`) and the signed-in home page (`GET /`).
+//!
+//! A failed login says the same thing whether the user exists or not and takes the same time
+//! (a dummy argon2 verification). Failures are throttled per account and per client address;
+//! a locked key gets a 429 page without its password being checked. After a successful POST
+//! the browser is sent on with 303 (RFC 9700 §4.12).
+
+use crate::accounts::{csrf, password, session};
+use crate::app::Worker;
+use crate::http::form::Form;
+use crate::http::{Req, Resp};
+use crate::store::users::username_key;
+use crate::ui::{self, Slot};
+
+/// Where a login may send the browser afterwards: only latchkey's own authorization endpoint
+/// (or its home page), as a relative path. Anything else becomes `/`.
+fn safe_return_to(raw: Option<&str>) -> String {
+    match raw {
+        Some(r) if r.starts_with("/authorize?") && !r.contains(['\\', '\r', '\n']) => r.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+fn login_page(
+    w: &Worker,
+    req: &Req,
+    status: u16,
+    return_to: &str,
+    username: &str,
+    message: Option<&str>,
+) -> Resp {
+    let secure = w.app.secure_cookies();
+    let (browser, set_cookie) = match csrf::browser_value(req, secure) {
+        Ok(v) => v,
+        Err(e) => {
+            log::error!("login page: {e}");
+            return ui::message(500, "Something went wrong", "Try again in a moment.");
+        }
+    };
+    let token = csrf::token(w.app.csrf_key(), &browser);
+    let message = message
+        .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", ui::esc(m)))
+        .unwrap_or_default();
+    let body = ui::render(
+        ui::LOGIN,
+        &[
+            ("message", Slot::Html(&message)),
+            ("csrf", Slot::Text(&token)),
+            ("return_to", Slot::Text(return_to)),
+            ("username", Slot::Text(username)),
+        ],
+    );
+    let mut resp = ui::page(status, "Sign in", &body);
+    if let Some(c) = set_cookie {
+        resp = resp.with("Set-Cookie", c);
+    }
+    resp
+}
+
+/// `GET /login`.
+pub fn show(w: &mut Worker, req: &Req, _now: i64) -> Resp {
+    let form = Form::parse(req.query.as_bytes()).unwrap_or_default();
+    let return_to = safe_return_to(form.get("return_to").ok().flatten());
+    login_page(w, req, 200, &return_to, "", None)
+}
+
+/// `POST /login`.
+pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
+    let form = match req.content_type().as_deref() {
+        Some("application/x-www-form-urlencoded") => Form::parse(&req.body).ok(),
+        _ => None,
+    };
+    let Some(form) = form else {
+        return ui::message(400, "Bad request", "The sign-in form could not be read.");
+    };
+    let return_to = safe_return_to(form.get("return_to").ok().flatten());
+    let secure = w.app.secure_cookies();
+    if !csrf::check(
+        w.app.csrf_key(),
+        req,
+        secure,
+        form.get("csrf").ok().flatten(),
+    ) {
+        log::info!(target: "latchkey::security", "login refused: missing or wrong CSRF token from {}", req.peer.ip());
+        return ui::message(
+            403,
+            "Form expired",
+            "This sign-in form has expired or did not come from latchkey. Reload the page and try again.",
+        );
+    }
+    let username = form
+        .get("username")
+        .ok()
+        .flatten()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let password = form.get("password").ok().flatten().unwrap_or("");
+    let ip_key = req.peer.ip().to_string();
+    let account_key = username_key(&username);
+    let (accounts, addresses) = w.app.throttles();
+    if let Some(wait) = accounts
+        .locked(&account_key, now)
+        .max(addresses.locked(&ip_key, now))
+    {
+        log::info!(target: "latchkey::security", "login throttled from {ip_key}");
+        return ui::message(
+            429,
+            "Too many attempts",
+            &format!("Too many failed sign-ins. Wait {wait} seconds, then try again."),
+        )
+        .with("Retry-After", wait.to_string());
+    }
+    let user = match w.store.user_by_name(&username) {
+        Ok(u) => u,
+        Err(e) => {
+            log::error!("login: {e}");
+            return ui::message(500, "Something went wrong", "Try again in a moment.");
+        }
+    };
+    let ok = match &user {
+        Some(u) if !u.disabled => match &u.password_hash {
+            Some(phc) => password::verify(password, phc),
+            None => {
+                password::verify_dummy(password);
+                false
+            }
+        },
+        _ => {
+            password::verify_dummy(password);
+            false
+        }
+    };
+    let user = match (ok, &user) {
+        (true, Some(u)) => u.clone(),
+        _ => {
+            let lock = accounts
+                .fail(&account_key, now)
+                .max(addresses.fail(&ip_key, now));
+            // The typed name is logged only when it is a real account: people type passwords
+            // into the username field.
+            let who = user
+                .as_ref()
+                .map(|u| u.username.as_str())
+                .unwrap_or("an unknown user");
+            log::info!(target: "latchkey::security", "login failed for {} from {}", who.escape_debug(), ip_key);
+            if let Some(wait) = lock {
+                return ui::message(
+                    429,
+                    "Too many attempts",
+                    &format!("Too many failed sign-ins. Wait {wait} seconds, then try again."),
+                )
+                .with("Retry-After", wait.to_string());
+            }
+            return login_page(
+                w,
+                req,
+                200,
+                &return_to,
+                &username,
+                Some("Wrong username or password."),
+            );
+        }
+    };
+    accounts.reset(&account_key);
+    if user
+        .password_hash
+        .as_deref()
+        .is_some_and(password::needs_rehash)
+    {
+        match password::hash(password) {
+            Ok(h) => {
+                if let Err(e) = w.store.set_password_hash(&user.id, &h, now) {
+                    log::error!("password rehash: {e}");
+                }
+            }
+            Err(e) => log::error!("password rehash: {e}"),
+        }
+    }
+    let cookie = match session::start(w, req, &user.id, now) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("login: {e}");
+            return ui::message(500, "Something went wrong", "Try again in a moment.");
+        }
+    };
+    log::info!(target: "latchkey::security", "login succeeded for {} from {}", user.username.escape_debug(), ip_key);
+    Resp::empty(303)
+        .with("Location", return_to)
+        .with("Set-Cookie", cookie)
+        .with("Cache-Control", "no-store")
+}
+
+/// `GET /`: who is signed in.
+pub fn home(w: &mut Worker, req: &Req, now: i64) -> Resp {
+    match session::current(w, req, now) {
+        Ok(Some(s)) => {
+            let extra = "<p><a href=\"/logout\">Sign out</a></p>";
+            ui::page(
+                200,
+                "latchkey",
+                &ui::render(
+                    ui::MESSAGE,
+                    &[
+                        (
+                            "message",
+                            Slot::Text(&format!("You are signed in as {}.", s.user.username)),
+                        ),
+                        ("extra", Slot::Html(extra)),
+                    ],
+                ),
+            )
+        }
+        Ok(None) => ui::page(
+            200,
+            "latchkey",
+            &ui::render(
+                ui::MESSAGE,
+                &[
+                    ("message", Slot::Text("You are not signed in.")),
+                    ("extra", Slot::Html("<p><a href=\"/login\">Sign in</a></p>")),
+                ],
+            ),
+        ),
+        Err(e) => {
+            log::error!("home: {e}");
+            ui::message(500, "Something went wrong", "Try again in a moment.")
+        }
+    }
+}

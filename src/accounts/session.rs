@@ -1,0 +1,88 @@
+//! Browser sessions: a cookie holding a random 256-bit id; the database keeps its SHA-256. A
+//! new id at every login (no fixation), an idle and an absolute timeout, and the session ends
+//! at logout, when the user is disabled, or when the password changes.
+
+use crate::app::Worker;
+use crate::crypto::{b64url_decode, random_token, sha256};
+use crate::error::Error;
+use crate::http::{Req, cookies};
+use crate::store::{StoreError, User};
+
+/// The cookie name: `__Host-` prefixed when the issuer is https (RFC 6265bis §4.1.3.2).
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-latchkey"
+    } else {
+        "latchkey-session"
+    }
+}
+
+/// How stale `last_seen` may get before a request updates it (fewer writes).
+const TOUCH_AFTER: i64 = 60;
+
+/// A signed-in browser.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub hash: [u8; 32],
+    pub user: User,
+    pub auth_time: i64,
+}
+
+fn hash_of(value: &str) -> Option<[u8; 32]> {
+    // Only well-formed ids are looked up.
+    (value.len() == 43 && b64url_decode(value).is_some()).then(|| sha256(value.as_bytes()))
+}
+
+/// The request's live session, if any: present, not past its idle or absolute timeout, and
+/// its user exists and is enabled.
+pub fn current(w: &mut Worker, req: &Req, now: i64) -> Result<Option<Session>, StoreError> {
+    let secure = w.app.secure_cookies();
+    let Some(hash) = cookies::get(req, cookie_name(secure)).and_then(hash_of) else {
+        return Ok(None);
+    };
+    let Some(row) = w.store.session(&hash)? else {
+        return Ok(None);
+    };
+    let idle = w.app.settings().get("session.idle_ttl");
+    if row.expires_at <= now || row.last_seen + idle <= now {
+        w.store.delete_session(&hash)?;
+        return Ok(None);
+    }
+    let Some(user) = w.store.user(&row.user_id)? else {
+        return Ok(None);
+    };
+    if user.disabled {
+        return Ok(None);
+    }
+    if now - row.last_seen >= TOUCH_AFTER {
+        w.store.touch_session(&hash, now)?;
+    }
+    Ok(Some(Session {
+        hash,
+        user,
+        auth_time: row.auth_time,
+    }))
+}
+
+/// Starts a session for `user_id` (ending the browser's previous one, if any); returns the
+/// `Set-Cookie` value.
+pub fn start(w: &mut Worker, req: &Req, user_id: &str, now: i64) -> Result<String, Error> {
+    let secure = w.app.secure_cookies();
+    if let Some(old) = cookies::get(req, cookie_name(secure)).and_then(hash_of) {
+        w.store.delete_session(&old)?;
+    }
+    let id = random_token()?;
+    let ttl = w.app.settings().get("session.ttl");
+    w.store
+        .insert_session(&sha256(id.as_bytes()), user_id, now, now + ttl)?;
+    Ok(cookies::set(cookie_name(secure), &id, ttl, secure))
+}
+
+/// Ends the browser's session; returns the `Set-Cookie` value that deletes the cookie.
+pub fn end(w: &mut Worker, req: &Req) -> Result<String, StoreError> {
+    let secure = w.app.secure_cookies();
+    if let Some(hash) = cookies::get(req, cookie_name(secure)).and_then(hash_of) {
+        w.store.delete_session(&hash)?;
+    }
+    Ok(cookies::set(cookie_name(secure), "", 0, secure))
+}

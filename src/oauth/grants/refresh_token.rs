@@ -1,0 +1,106 @@
+//! `grant_type=refresh_token` (RFC 6749 §6, RFC 9700 §4.14.2, OAuth 2.1 §4.3).
+//!
+//! Refresh tokens are opaque, stored as digests, bound to client, user and scope, and rotate on
+//! every use. Presenting a token that was already rotated revokes the whole grant — every
+//! refresh token of the family and the access tokens issued under it — because either the
+//! legitimate client or an attacker holds a stolen copy, and the server cannot tell which.
+//! Uses are serialised by `BEGIN IMMEDIATE`, so of two concurrent uses exactly one rotates.
+
+use crate::app::Worker;
+use crate::crypto::sha256;
+use crate::http::Resp;
+use crate::http::form::Form;
+use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::grants::tokens::{self, Minted};
+use crate::oauth::scope;
+use crate::store::Client;
+use crate::store::grants::{self as g, GrantRow};
+
+/// The wire value.
+pub const GRANT_TYPE: &str = "refresh_token";
+
+fn invalid_grant(d: &'static str) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidGrant, d)
+}
+
+/// Rotates a refresh token. The client is authenticated (or identified) and allowed this grant.
+pub fn exchange(
+    w: &mut Worker,
+    client: &Client,
+    form: &Form,
+    now: i64,
+) -> Result<Resp, OAuthError> {
+    let presented = form
+        .get("refresh_token")?
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+    let requested = match form.get("scope")? {
+        None => None,
+        Some(raw) => {
+            Some(scope::parse(raw).ok_or_else(|| OAuthError::invalid_scope("scope is malformed"))?)
+        }
+    };
+    let hash = sha256(presented.as_bytes());
+    let mut minted = Minted::new(client)?;
+    let refresh_idle = w.app.settings().get("refresh.idle_ttl");
+    let access_exp = now + tokens::access_ttl(w, client);
+
+    let outcome: Result<(GrantRow, Vec<String>), OAuthError> = w.store.transaction(|tx| {
+        let Some(row) = g::refresh_tx(tx, &hash)? else {
+            return Ok(Err(invalid_grant("refresh token is invalid")));
+        };
+        let Some(grant) = g::grant_tx(tx, &row.grant_id)? else {
+            return Ok(Err(invalid_grant("refresh token is invalid")));
+        };
+        if grant.client_id != client.client_id {
+            return Ok(Err(invalid_grant("refresh token was issued to another client")));
+        }
+        if grant.revoked_at.is_some() {
+            return Ok(Err(invalid_grant("refresh token was revoked")));
+        }
+        if row.used_at.is_some() {
+            g::revoke_grant_tx(tx, &grant.id, now)?;
+            log::warn!(target: "latchkey::security", "refresh token reused by client {}; its grant was revoked", client.client_id);
+            return Ok(Err(invalid_grant("refresh token was already used")));
+        }
+        if row.idle_expires_at <= now || grant.expires_at <= now {
+            return Ok(Err(invalid_grant("refresh token expired")));
+        }
+        let family: Vec<String> = row.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
+        // Never wider than granted, and re-checked against what the client may have today.
+        let granted: Vec<String> = match &requested {
+            Some(r) if !scope::is_subset(r, &family) => {
+                return Ok(Err(OAuthError::invalid_scope("requested scope was not granted")));
+            }
+            Some(r) => r.clone(),
+            None => family.clone(),
+        };
+        let granted: Vec<String> = granted.into_iter().filter(|s| client.scopes.contains(s)).collect();
+        if !g::use_refresh_tx(tx, &hash, now)? {
+            g::revoke_grant_tx(tx, &grant.id, now)?;
+            return Ok(Err(invalid_grant("refresh token was already used")));
+        }
+        // The rotated token keeps the family's scope (OAuth 2.1 §4.3.3).
+        let next = minted.refresh.get_or_insert_with(String::new);
+        if next.is_empty() {
+            return Ok(Err(OAuthError::server("no refresh token minted")));
+        }
+        g::insert_refresh_tx(tx, &sha256(next.as_bytes()), &grant.id, &row.scope, now, now + refresh_idle)?;
+        g::insert_grant_token_tx(tx, &minted.jti, &grant.id, access_exp)?;
+        Ok(Ok((grant, granted)))
+    })?;
+    let (grant, granted) = outcome?;
+    let user = match w.store.user(&grant.user_id)? {
+        Some(u) if !u.disabled => u,
+        _ => return Err(invalid_grant("the user is no longer active")),
+    };
+    tokens::respond(
+        w,
+        client,
+        &user,
+        &granted,
+        None,
+        grant.auth_time,
+        minted,
+        now,
+    )
+}

@@ -1,0 +1,97 @@
+//! The token response of the user grants (authorization_code and refresh_token): an access
+//! token, an ID token when `openid` was granted, and a refresh token when the client may use
+//! the refresh_token grant. Signing happens after the grant's transaction has committed, so
+//! the write lock is never held across an RSA signature.
+
+use serde_json::json;
+
+use crate::app::Worker;
+use crate::crypto::{hex, random_bytes, random_token};
+use crate::error::Error;
+use crate::http::Resp;
+use crate::oauth::access_token::{self, Spec};
+use crate::oauth::error::OAuthError;
+use crate::oidc::id_token::{self, IdTokenSpec};
+use crate::store::{Client, User};
+
+/// Identifiers chosen before the transaction that records them.
+pub struct Minted {
+    pub jti: String,
+    pub refresh: Option<String>,
+    pub grant_id: String,
+}
+
+impl Minted {
+    /// New random identifiers; a refresh token only if the client may refresh.
+    pub fn new(client: &Client) -> Result<Minted, Error> {
+        Ok(Minted {
+            jti: access_token::new_jti()?,
+            refresh: if client.allows_grant("refresh_token") {
+                Some(random_token()?)
+            } else {
+                None
+            },
+            grant_id: hex(&random_bytes::<16>()?),
+        })
+    }
+}
+
+/// The access-token lifetime for a client.
+pub fn access_ttl(w: &Worker, client: &Client) -> i64 {
+    client
+        .access_token_ttl
+        .unwrap_or_else(|| w.app.settings().get("token.access_ttl"))
+}
+
+/// Signs the tokens and builds the JSON response.
+#[allow(clippy::too_many_arguments)]
+pub fn respond(
+    w: &Worker,
+    client: &Client,
+    user: &User,
+    scope: &[String],
+    nonce: Option<&str>,
+    auth_time: i64,
+    minted: Minted,
+    now: i64,
+) -> Result<Resp, OAuthError> {
+    let ttl = access_ttl(w, client);
+    let access = access_token::sign(
+        &w.app,
+        &Spec {
+            client_id: &client.client_id,
+            sub: &user.id,
+            aud: access_token::audience(&w.app, client, scope),
+            scope,
+            ttl,
+            jti: minted.jti,
+            auth_time: Some(auth_time),
+        },
+        now,
+    )?;
+    let mut body = serde_json::Map::new();
+    body.insert("token_type".into(), json!("Bearer"));
+    body.insert("expires_in".into(), json!(access.expires_in));
+    body.insert("scope".into(), json!(scope.join(" ")));
+    if let Some(r) = minted.refresh {
+        body.insert("refresh_token".into(), json!(r));
+    }
+    if scope.iter().any(|s| s == "openid") {
+        let id_token = id_token::issue(
+            &w.app,
+            &IdTokenSpec {
+                client,
+                user,
+                scope,
+                nonce,
+                auth_time,
+                access_token: &access.token,
+                ttl,
+            },
+            now,
+        )?;
+        body.insert("id_token".into(), json!(id_token));
+    }
+    body.insert("access_token".into(), json!(access.token));
+    Ok(Resp::json(200, &serde_json::Value::Object(body)).no_store())
+}
