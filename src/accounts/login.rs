@@ -29,15 +29,13 @@ fn login_page(
     username: &str,
     message: Option<&str>,
 ) -> Resp {
-    let secure = w.app.secure_cookies();
-    let (browser, set_cookie) = match csrf::browser_value(req, secure) {
+    let (token, set_cookie) = match csrf::form_token(&w.app, req) {
         Ok(v) => v,
         Err(e) => {
             log::error!("login page: {e}");
             return ui::message(500, "Something went wrong", "Try again in a moment.");
         }
     };
-    let token = csrf::token(w.app.csrf_key(), &browser);
     let message = message
         .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", ui::esc(m)))
         .unwrap_or_default();
@@ -66,28 +64,11 @@ pub fn show(w: &mut Worker, req: &Req, _now: i64) -> Resp {
 
 /// `POST /login`.
 pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
-    let form = match req.content_type().as_deref() {
-        Some("application/x-www-form-urlencoded") => Form::parse(&req.body).ok(),
-        _ => None,
-    };
-    let Some(form) = form else {
-        return ui::message(400, "Bad request", "The sign-in form could not be read.");
+    let form = match csrf::checked_form(&w.app, req) {
+        Ok(f) => f,
+        Err(page) => return page,
     };
     let return_to = safe_return_to(form.get("return_to").ok().flatten());
-    let secure = w.app.secure_cookies();
-    if !csrf::check(
-        w.app.csrf_key(),
-        req,
-        secure,
-        form.get("csrf").ok().flatten(),
-    ) {
-        log::info!(target: "latchkey::security", "login refused: missing or wrong CSRF token from {}", req.peer.ip());
-        return ui::message(
-            403,
-            "Form expired",
-            "This sign-in form has expired or did not come from latchkey. Reload the page and try again.",
-        );
-    }
     let username = form
         .get("username")
         .ok()

@@ -131,6 +131,8 @@ pub enum Invalid {
     Expired,
     /// Revoked by `jti`.
     Revoked,
+    /// The client it was issued to has been removed.
+    ClientGone,
 }
 
 /// Validates an access token presented to latchkey itself: our key and its algorithm, `typ`,
@@ -157,6 +159,10 @@ pub fn validate(
     }
     if store.is_jti_revoked(&claims.jti)? {
         return Ok(Err(Invalid::Revoked));
+    }
+    // Removing a client withdraws what it was given.
+    if store.client(&claims.client_id)?.is_none() {
+        return Ok(Err(Invalid::ClientGone));
     }
     Ok(Ok(claims))
 }

@@ -482,9 +482,7 @@ fn consent_page(
     ar: &AuthRequest,
     s: &session::Session,
 ) -> Result<Resp, Failure> {
-    let secure = w.app.secure_cookies();
-    let (browser, set_cookie) = csrf::browser_value(req, secure)?;
-    let token = csrf::token(w.app.csrf_key(), &browser);
+    let (token, set_cookie) = csrf::form_token(&w.app, req)?;
     let scopes: String = ar
         .scope
         .iter()
@@ -519,26 +517,10 @@ fn consent_page(
 
 /// `POST /consent`: the user's decision on the consent page.
 pub fn handle_consent(w: &mut Worker, req: &Req, now: i64) -> Resp {
-    let form = match req.content_type().as_deref() {
-        Some("application/x-www-form-urlencoded") => Form::parse(&req.body).ok(),
-        _ => None,
+    let form = match csrf::checked_form(&w.app, req) {
+        Ok(f) => f,
+        Err(page) => return page,
     };
-    let Some(form) = form else {
-        return ui::message(400, "Bad request", "The form could not be read.");
-    };
-    let secure = w.app.secure_cookies();
-    if !csrf::check(
-        w.app.csrf_key(),
-        req,
-        secure,
-        form.get("csrf").ok().flatten(),
-    ) {
-        return ui::message(
-            403,
-            "Form expired",
-            "This form has expired or did not come from latchkey. Go back to the application and try again.",
-        );
-    }
     let Some(request) = form.get("request").ok().flatten() else {
         return ui::message(400, "Bad request", "The form is incomplete.");
     };

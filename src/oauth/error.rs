@@ -76,6 +76,10 @@ impl OAuthError {
         Self::new(ErrorCode::InvalidClient, d)
     }
 
+    pub fn invalid_grant(d: impl Into<Cow<'static, str>>) -> OAuthError {
+        Self::new(ErrorCode::InvalidGrant, d)
+    }
+
     pub fn invalid_scope(d: impl Into<Cow<'static, str>>) -> OAuthError {
         Self::new(ErrorCode::InvalidScope, d)
     }
@@ -127,6 +131,28 @@ impl From<Duplicate> for OAuthError {
     fn from(d: Duplicate) -> Self {
         OAuthError::invalid_request(format!("parameter {} is repeated", safe_name(&d.0)))
     }
+}
+
+/// An RFC 6750 §3 response of a protected resource: 401/400/403 with
+/// `WWW-Authenticate: Bearer realm="latchkey"` and, when there is one, `error`,
+/// `error_description` and `scope`. Only fixed strings reach the header, never request data.
+/// With no error (no credentials sent) the challenge carries no error code (§3.1).
+pub fn bearer_challenge(
+    status: u16,
+    error: Option<(&'static str, &'static str)>,
+    scope: Option<&'static str>,
+) -> Resp {
+    let mut v = String::from(r#"Bearer realm="latchkey""#);
+    if let Some((code, description)) = error {
+        v.push_str(&format!(r#", error="{code}", error_description="{description}""#));
+    }
+    if let Some(s) = scope {
+        v.push_str(&format!(r#", scope="{s}""#));
+    }
+    let (code, description) = error.unwrap_or(("invalid_token", "no credentials were sent"));
+    Resp::json_error(status, code, description)
+        .with("WWW-Authenticate", v)
+        .no_store()
 }
 
 /// A parameter name for an error description: only the names latchkey itself reads reach

@@ -10,30 +10,15 @@ use crate::http::auth::{Authorization, authorization};
 use crate::http::form::Form;
 use crate::http::{Method, Req, Resp};
 use crate::oauth::access_token;
+use crate::oauth::error::bearer_challenge;
 use crate::oidc::id_token::user_claims;
 
-fn challenge(status: u16, error: Option<(&str, &str)>, scope: Option<&str>) -> Resp {
-    let mut v = String::from(r#"Bearer realm="latchkey""#);
-    if let Some((code, description)) = error {
-        // Fixed strings only: request data never reaches this header.
-        v.push_str(&format!(
-            r#", error="{code}", error_description="{description}""#
-        ));
-    }
-    if let Some(s) = scope {
-        v.push_str(&format!(r#", scope="{s}""#));
-    }
-    let body = match error {
-        Some((code, description)) => {
-            serde_json::json!({"error": code, "error_description": description})
-        }
-        None => {
-            serde_json::json!({"error": "invalid_token", "error_description": "no access token"})
-        }
-    };
-    Resp::json(status, &body)
-        .with("WWW-Authenticate", v)
-        .no_store()
+fn challenge(
+    status: u16,
+    error: Option<(&'static str, &'static str)>,
+    scope: Option<&'static str>,
+) -> Resp {
+    bearer_challenge(status, error, scope)
 }
 
 /// Extracts the one bearer token of the request, or the error response.

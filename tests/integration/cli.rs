@@ -611,6 +611,15 @@ fn rotate_secret_replaces_the_secret_at_once() {
     server.token(&third, None);
 }
 
+/// Sets the flag when dropped (also while unwinding).
+struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 #[test]
 fn cli_and_server_share_the_database_under_load() {
     let server = Server::start();
@@ -632,6 +641,9 @@ fn cli_and_server_share_the_database_under_load() {
                 })
             })
             .collect();
+        // Stops the hammers however this closure ends, so a failed assertion below fails the
+        // test instead of leaving the scope waiting for them forever.
+        let stopper = StopOnDrop(&stop);
         for i in 0..6 {
             let c = server.client(&format!("added-{i}"), "read");
             server.token(&c, None);
@@ -642,7 +654,7 @@ fn cli_and_server_share_the_database_under_load() {
                 "invalid_client",
             );
         }
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        drop(stopper);
         for h in hammers {
             assert!(h.join().unwrap() > 0);
         }

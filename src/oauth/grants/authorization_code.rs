@@ -9,7 +9,7 @@ use crate::app::Worker;
 use crate::crypto::sha256;
 use crate::http::Resp;
 use crate::http::form::Form;
-use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::error::OAuthError;
 use crate::oauth::grants::tokens::{self, Minted};
 use crate::oauth::{pkce, redirect_uri};
 use crate::store::Client;
@@ -17,10 +17,6 @@ use crate::store::grants::{self as g, CodeRow};
 
 /// The wire value.
 pub const GRANT_TYPE: &str = "authorization_code";
-
-fn invalid_grant(d: &'static str) -> OAuthError {
-    OAuthError::new(ErrorCode::InvalidGrant, d)
-}
 
 /// Exchanges a code. The client is authenticated (or, if public, identified) and allowed this
 /// grant.
@@ -43,10 +39,10 @@ pub fn exchange(
 
     let outcome: Result<CodeRow, OAuthError> = w.store.transaction(|tx| {
         let Some(row) = g::code_tx(tx, &hash)? else {
-            return Ok(Err(invalid_grant("authorization code is invalid")));
+            return Ok(Err(OAuthError::invalid_grant("authorization code is invalid")));
         };
         if row.client_id != client.client_id {
-            return Ok(Err(invalid_grant("authorization code was issued to another client")));
+            return Ok(Err(OAuthError::invalid_grant("authorization code was issued to another client")));
         }
         let redirect_ok = match (&row.redirect_uri, redirect) {
             (Some(sent), Some(now_sent)) => sent == now_sent,
@@ -56,12 +52,12 @@ pub fn exchange(
             (None, Some(r)) => redirect_uri::matches(&client.redirect_uris, r),
         };
         if !redirect_ok {
-            return Ok(Err(invalid_grant("redirect_uri does not match the authorization request")));
+            return Ok(Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request")));
         }
         match (&row.code_challenge, verifier) {
             (Some(ch), Some(v)) if pkce::verify(v, ch) => {}
-            (Some(_), Some(_)) => return Ok(Err(invalid_grant("code_verifier does not match"))),
-            (Some(_), None) => return Ok(Err(invalid_grant("code_verifier is missing"))),
+            (Some(_), Some(_)) => return Ok(Err(OAuthError::invalid_grant("code_verifier does not match"))),
+            (Some(_), None) => return Ok(Err(OAuthError::invalid_grant("code_verifier is missing"))),
             // RFC 9700 §4.8.2: no verifier for a code issued without a challenge (downgrade).
             (None, Some(_)) => {
                 return Ok(Err(OAuthError::invalid_request(
@@ -75,13 +71,13 @@ pub fn exchange(
                 g::revoke_grant_tx(tx, grant, now)?;
             }
             log::warn!(target: "latchkey::security", "authorization code replayed by client {}; its grant was revoked", client.client_id);
-            return Ok(Err(invalid_grant("authorization code was already used")));
+            return Ok(Err(OAuthError::invalid_grant("authorization code was already used")));
         }
         if row.expires_at <= now {
-            return Ok(Err(invalid_grant("authorization code expired")));
+            return Ok(Err(OAuthError::invalid_grant("authorization code expired")));
         }
         if !g::use_code_tx(tx, &hash, &minted.grant_id, now)? {
-            return Ok(Err(invalid_grant("authorization code was already used")));
+            return Ok(Err(OAuthError::invalid_grant("authorization code was already used")));
         }
         g::insert_grant_tx(
             tx,
@@ -102,7 +98,7 @@ pub fn exchange(
     let row = outcome?;
     let user = match w.store.user(&row.user_id)? {
         Some(u) if !u.disabled => u,
-        _ => return Err(invalid_grant("the user is no longer active")),
+        _ => return Err(OAuthError::invalid_grant("the user is no longer active")),
     };
     let scope: Vec<String> = row
         .scope

@@ -10,7 +10,7 @@ use crate::app::Worker;
 use crate::crypto::sha256;
 use crate::http::Resp;
 use crate::http::form::Form;
-use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::error::OAuthError;
 use crate::oauth::grants::tokens::{self, Minted};
 use crate::oauth::scope;
 use crate::store::Client;
@@ -18,10 +18,6 @@ use crate::store::grants::{self as g, GrantRow};
 
 /// The wire value.
 pub const GRANT_TYPE: &str = "refresh_token";
-
-fn invalid_grant(d: &'static str) -> OAuthError {
-    OAuthError::new(ErrorCode::InvalidGrant, d)
-}
 
 /// Rotates a refresh token. The client is authenticated (or identified) and allowed this grant.
 pub fn exchange(
@@ -46,24 +42,24 @@ pub fn exchange(
 
     let outcome: Result<(GrantRow, Vec<String>), OAuthError> = w.store.transaction(|tx| {
         let Some(row) = g::refresh_tx(tx, &hash)? else {
-            return Ok(Err(invalid_grant("refresh token is invalid")));
+            return Ok(Err(OAuthError::invalid_grant("refresh token is invalid")));
         };
         let Some(grant) = g::grant_tx(tx, &row.grant_id)? else {
-            return Ok(Err(invalid_grant("refresh token is invalid")));
+            return Ok(Err(OAuthError::invalid_grant("refresh token is invalid")));
         };
         if grant.client_id != client.client_id {
-            return Ok(Err(invalid_grant("refresh token was issued to another client")));
+            return Ok(Err(OAuthError::invalid_grant("refresh token was issued to another client")));
         }
         if grant.revoked_at.is_some() {
-            return Ok(Err(invalid_grant("refresh token was revoked")));
+            return Ok(Err(OAuthError::invalid_grant("refresh token was revoked")));
         }
         if row.used_at.is_some() {
             g::revoke_grant_tx(tx, &grant.id, now)?;
             log::warn!(target: "latchkey::security", "refresh token reused by client {}; its grant was revoked", client.client_id);
-            return Ok(Err(invalid_grant("refresh token was already used")));
+            return Ok(Err(OAuthError::invalid_grant("refresh token was already used")));
         }
         if row.idle_expires_at <= now || grant.expires_at <= now {
-            return Ok(Err(invalid_grant("refresh token expired")));
+            return Ok(Err(OAuthError::invalid_grant("refresh token expired")));
         }
         let family: Vec<String> = row.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
         // Never wider than granted, and re-checked against what the client may have today.
@@ -77,7 +73,7 @@ pub fn exchange(
         let granted: Vec<String> = granted.into_iter().filter(|s| client.scopes.contains(s)).collect();
         if !g::use_refresh_tx(tx, &hash, now)? {
             g::revoke_grant_tx(tx, &grant.id, now)?;
-            return Ok(Err(invalid_grant("refresh token was already used")));
+            return Ok(Err(OAuthError::invalid_grant("refresh token was already used")));
         }
         // The rotated token keeps the family's scope (OAuth 2.1 §4.3.3).
         let next = minted.refresh.get_or_insert_with(String::new);
@@ -91,7 +87,7 @@ pub fn exchange(
     let (grant, granted) = outcome?;
     let user = match w.store.user(&grant.user_id)? {
         Some(u) if !u.disabled => u,
-        _ => return Err(invalid_grant("the user is no longer active")),
+        _ => return Err(OAuthError::invalid_grant("the user is no longer active")),
     };
     tokens::respond(
         w,
