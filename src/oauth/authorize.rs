@@ -356,6 +356,11 @@ pub fn parse(store: &Store, form: &Form) -> Result<AuthRequest, Failure> {
             )
         })?),
     };
+    // OIDC Core §3.1.2.1: max_age=0 is prompt=login (with whole seconds, "authenticated 0
+    // seconds ago" would otherwise pass).
+    if max_age == Some(0) {
+        prompt_login = true;
+    }
     let params = PARAMS
         .iter()
         .filter_map(|n| form.get(n).ok().flatten().map(|v| (*n, v.to_string())))
@@ -376,11 +381,14 @@ pub fn parse(store: &Store, form: &Form) -> Result<AuthRequest, Failure> {
 }
 
 impl AuthRequest {
-    /// The request as a query string. `after_login` drops `prompt=login` (it has just been
-    /// honoured), so returning from the login page does not ask again.
+    /// The request as a query string. `after_login` drops `prompt=login` and `max_age=0` (they
+    /// have just been honoured), so returning from the login page does not ask again.
     pub fn query(&self, after_login: bool) -> String {
         let mut pairs: Vec<(&str, String)> = Vec::new();
         for (k, v) in &self.params {
+            if *k == "max_age" && after_login && v == "0" {
+                continue;
+            }
             if *k == "prompt" && after_login {
                 let rest: Vec<&str> = v
                     .split(' ')

@@ -44,10 +44,20 @@ enum After {
     Open,
 }
 
+/// `read`, repeated when a signal interrupts it.
+fn read_retrying(s: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 fn after(s: &mut TcpStream, limit: Duration) -> After {
     s.set_read_timeout(Some(limit)).unwrap();
     let mut buf = [0u8; 4096];
-    let got = match s.read(&mut buf) {
+    let got = match read_retrying(s, &mut buf) {
         Ok(0) => After::Closed,
         Ok(n) => After::Data(buf[..n].to_vec()),
         Err(e) if e.kind() == ErrorKind::ConnectionReset => After::Closed,

@@ -5,6 +5,8 @@
 
 mod support;
 
+mod browser_e2e;
 mod cli;
 mod http_layer;
 mod oauth;
+mod oidc_flow;

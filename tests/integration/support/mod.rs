@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -361,6 +363,8 @@ pub fn read_response(s: &mut TcpStream, head_request: bool) -> Option<Response> 
                 );
             }
             Ok(_) => head.push(byte[0]),
+            // A signal (the browser test's child processes end) may interrupt a blocking read.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) if head.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => {
                 return None;
             }
