@@ -3,6 +3,9 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::accounts::throttle::Throttle;
+use crate::apikeys::KeyIndex;
+use crate::apikeys::ratelimit::RateLimiter;
+use crate::apikeys::usage::Usage;
 use crate::config::{Config, Settings};
 use crate::jwt::KeyRing;
 use crate::store::Store;
@@ -24,6 +27,9 @@ pub struct App {
     csrf_key: Vec<u8>,
     account_throttle: Throttle,
     address_throttle: Throttle,
+    api_keys: RwLock<Arc<KeyIndex>>,
+    rate_limiter: RateLimiter,
+    usage: Usage,
 }
 
 impl App {
@@ -36,7 +42,33 @@ impl App {
             csrf_key,
             account_throttle: Throttle::new(ACCOUNT_FREE_FAILURES, MAX_LOCK),
             address_throttle: Throttle::new(ADDRESS_FREE_FAILURES, MAX_LOCK),
+            api_keys: RwLock::new(Arc::new(KeyIndex::default())),
+            rate_limiter: RateLimiter::default(),
+            usage: Usage::default(),
         }
+    }
+
+    /// The current API-key index.
+    pub fn api_keys(&self) -> Arc<KeyIndex> {
+        Arc::clone(&self.api_keys.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Replaces the API-key index.
+    pub fn set_api_keys(&self, index: KeyIndex) {
+        *self
+            .api_keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(index);
+    }
+
+    /// The per-key rate limiter.
+    pub fn rate_limiter(&self) -> &RateLimiter {
+        &self.rate_limiter
+    }
+
+    /// Usage counted since the last flush.
+    pub fn usage(&self) -> &Usage {
+        &self.usage
     }
 
     /// True when cookies must be `Secure` (and may use the `__Host-` prefix): the issuer is

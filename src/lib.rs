@@ -21,6 +21,7 @@
 )]
 
 pub mod accounts;
+pub mod apikeys;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -46,9 +46,18 @@ pub fn checked_form(app: &crate::app::App, req: &Req) -> Result<Form, Resp> {
         _ => None,
     };
     let Some(form) = form else {
-        return Err(ui::message(400, "Bad request", "The form could not be read."));
+        return Err(ui::message(
+            400,
+            "Bad request",
+            "The form could not be read.",
+        ));
     };
-    if !check(app.csrf_key(), req, app.secure_cookies(), form.get("csrf").ok().flatten()) {
+    if !check(
+        app.csrf_key(),
+        req,
+        app.secure_cookies(),
+        form.get("csrf").ok().flatten(),
+    ) {
         log::info!(target: "latchkey::security", "form refused: missing or wrong CSRF token from {}", req.peer.ip());
         return Err(ui::message(
             403,

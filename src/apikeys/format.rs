@@ -61,7 +61,9 @@ pub fn generate() -> Result<String, Error> {
     while body.len() < BODY_LEN {
         for b in random_bytes::<64>()? {
             if b < 248 && body.len() < BODY_LEN {
-                body.push(char::from(ALPHABET.get(usize::from(b % 62)).copied().unwrap_or(b'0')));
+                body.push(char::from(
+                    ALPHABET.get(usize::from(b % 62)).copied().unwrap_or(b'0'),
+                ));
             }
         }
     }
@@ -131,8 +133,14 @@ mod tests {
         assert_eq!(check(&typo), Err(Malformed::Checksum));
         assert_eq!(check(&k.replacen("lk_", "gh_", 1)), Err(Malformed::Prefix));
         assert_eq!(check(&k[..KEY_LEN - 1]), Err(Malformed::Shape));
-        assert_eq!(check(&format!("{}-", &k[..KEY_LEN - 1])), Err(Malformed::Shape));
-        assert_eq!(check(&format!("lk_{}", "a".repeat(39))), Err(Malformed::Checksum));
+        assert_eq!(
+            check(&format!("{}-", &k[..KEY_LEN - 1])),
+            Err(Malformed::Shape)
+        );
+        assert_eq!(
+            check(&format!("lk_{}", "a".repeat(39))),
+            Err(Malformed::Checksum)
+        );
     }
 
     #[test]

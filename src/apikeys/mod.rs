@@ -42,8 +42,8 @@ impl KeyIndex {
         let users: HashSet<String> = store.disabled_user_ids()?.into_iter().collect();
         let mut by_hash = HashMap::new();
         for k in store.api_keys()? {
-            let owner_disabled = owners.contains(&k.owner)
-                || k.user_id.as_ref().is_some_and(|u| users.contains(u));
+            let owner_disabled =
+                owners.contains(&k.owner) || k.user_id.as_ref().is_some_and(|u| users.contains(u));
             by_hash.insert(
                 k.hash,
                 Arc::new(KeyEntry {

@@ -14,8 +14,10 @@ pub struct Decision {
     pub window: i64,
     /// Whole tokens left after this request.
     pub remaining: i64,
-    /// Seconds until a token is available again (for `Retry-After` and `RateLimit`'s `t`).
+    /// Seconds until the bucket is full again (`RateLimit`'s `t`).
     pub reset: i64,
+    /// Seconds until the next request can pass (`Retry-After`; 0 while tokens are left).
+    pub retry_after: i64,
 }
 
 struct Bucket {
@@ -50,13 +52,15 @@ impl RateLimiter {
         if allowed {
             b.tokens -= 1.0;
         }
-        let missing = (1.0 - b.tokens).max(0.0);
+        let to_next = (1.0 - b.tokens).max(0.0);
+        let to_full = (capacity - b.tokens).max(0.0);
         Decision {
             allowed,
             quota,
             window,
             remaining: b.tokens.floor() as i64,
-            reset: (missing / per_sec).ceil() as i64,
+            reset: (to_full / per_sec).ceil() as i64,
+            retry_after: (to_next / per_sec).ceil() as i64,
         }
     }
 }
@@ -74,11 +78,18 @@ mod tests {
             let d = rl.take_at("k", 3, 60, t0);
             assert!(d.allowed, "request {i}");
             assert_eq!(d.remaining, 2 - i);
+            // The next request can pass at once while a whole token is left.
+            assert_eq!(d.retry_after, if d.remaining > 0 { 0 } else { 20 });
+            assert_eq!(d.reset, 20 * (i + 1));
         }
         let d = rl.take_at("k", 3, 60, t0);
         assert!(!d.allowed);
-        assert_eq!(d.reset, 20, "one token every 20 s");
-        assert!(rl.take_at("other", 3, 60, t0).allowed, "buckets are per key");
+        assert_eq!(d.retry_after, 20, "one token every 20 s");
+        assert_eq!(d.reset, 60, "full again after the window");
+        assert!(
+            rl.take_at("other", 3, 60, t0).allowed,
+            "buckets are per key"
+        );
         let d = rl.take_at("k", 3, 60, t0 + Duration::from_secs(21));
         assert!(d.allowed);
     }

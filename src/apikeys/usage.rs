@@ -24,7 +24,9 @@ impl Usage {
     /// Takes every pending count: `(key id, day, count, last used)`.
     pub fn drain(&self) -> Vec<(String, i64, i64, i64)> {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        p.drain().map(|((id, day), (n, last))| (id, day, n, last)).collect()
+        p.drain()
+            .map(|((id, day), (n, last))| (id, day, n, last))
+            .collect()
     }
 
     /// Puts counts back after a failed write, so they are not lost.

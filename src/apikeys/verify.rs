@@ -24,7 +24,9 @@ pub fn presented_key(req: &Req) -> Result<Option<String>, Resp> {
     let bad = |d: &'static str| bearer_challenge(400, Some(("invalid_request", d)), None);
     if key_in_query(&req.query) {
         log::info!(target: "latchkey::security", "API key in a URL refused from {}", req.peer.ip());
-        return Err(bad("API keys are not accepted in the URL; send the X-API-Key header"));
+        return Err(bad(
+            "API keys are not accepted in the URL; send the X-API-Key header",
+        ));
     }
     let header = req
         .header("x-api-key")
@@ -61,7 +63,10 @@ fn rate_headers(resp: Resp, d: &apikeys::ratelimit::Decision) -> Resp {
         "RateLimit-Policy",
         format!("\"key\";q={};w={}", d.quota, d.window),
     )
-    .with("RateLimit", format!("\"key\";r={};t={}", d.remaining, d.reset))
+    .with(
+        "RateLimit",
+        format!("\"key\";r={};t={}", d.remaining, d.reset),
+    )
 }
 
 /// Checks a key for a request: validity, then its rate limit, then counts the use. On success
@@ -70,7 +75,13 @@ pub fn admit(
     w: &Worker,
     key: &str,
     now: i64,
-) -> Result<(std::sync::Arc<KeyEntry>, Option<apikeys::ratelimit::Decision>), Resp> {
+) -> Result<
+    (
+        std::sync::Arc<KeyEntry>,
+        Option<apikeys::ratelimit::Decision>,
+    ),
+    Resp,
+> {
     let entry = apikeys::check(&w.app.api_keys(), key, now).map_err(|r| {
         log::info!(target: "latchkey::security", "API key refused: {}", r.description());
         bearer_challenge(401, Some(("invalid_token", r.description())), None)
@@ -80,7 +91,7 @@ pub fn admit(
         .map(|(quota, window)| w.app.rate_limiter().take(&entry.id, quota, window));
     if let Some(d) = decision.filter(|d| !d.allowed) {
         let resp = Resp::json_error(429, "rate_limited", "the API key's rate limit is exhausted")
-            .with("Retry-After", d.reset.max(1).to_string())
+            .with("Retry-After", d.retry_after.max(1).to_string())
             .no_store();
         return Err(rate_headers(resp, &d));
     }

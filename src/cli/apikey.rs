@@ -8,8 +8,8 @@ use crate::apikeys::format;
 use crate::crypto::{hex, random_bytes, sha256};
 use crate::error::Error;
 use crate::oauth::scope;
-use crate::store::apikeys::{ApiKeyRow, NewApiKey};
 use crate::store::Store;
+use crate::store::apikeys::{ApiKeyRow, NewApiKey};
 use crate::timefmt::{now, rfc3339};
 
 #[derive(Subcommand, Debug)]
@@ -89,14 +89,20 @@ pub struct CreateArgs {
 pub fn parse_duration(s: &str) -> Result<i64, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 90d, 12h, 30m"))?;
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90d, 12h, 30m"))?;
     let mult = match unit {
         "" | "s" => 1,
         "m" | "min" => 60,
         "h" => 3_600,
         "d" => 86_400,
         "w" => 604_800,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use s, m, h, d or w)")),
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit {unit:?} (use s, m, h, d or w)"
+            ));
+        }
     };
     match n.checked_mul(mult) {
         Some(v) if v > 0 && v <= 10 * 365 * 86_400 => Ok(v),
@@ -109,13 +115,20 @@ pub fn parse_rate(s: &str) -> Result<(i64, i64), String> {
     let (n, period) = s
         .split_once('/')
         .ok_or_else(|| format!("{s:?} is not a rate like 600/min"))?;
-    let n: i64 = n.trim().parse().map_err(|_| format!("{s:?}: {n:?} is not a number"))?;
+    let n: i64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: {n:?} is not a number"))?;
     let window = match period.trim() {
         "s" | "sec" | "second" => 1,
         "m" | "min" | "minute" => 60,
         "h" | "hour" => 3_600,
         "d" | "day" => 86_400,
-        other => return Err(format!("{s:?}: unknown period {other:?} (use s, min, hour or day)")),
+        other => {
+            return Err(format!(
+                "{s:?}: unknown period {other:?} (use s, min, hour or day)"
+            ));
+        }
     };
     if !(1..=1_000_000_000).contains(&n) {
         return Err(format!("{s:?}: the count must be between 1 and 1000000000"));
@@ -164,15 +177,25 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
     let now = now();
     match cmd {
         ApiKeyCmd::Create(a) => {
-            if a.name.trim().is_empty() || a.name.len() > 100 || a.name.chars().any(char::is_control) {
-                return Err(Error::Usage("the name must be 1-100 printable characters".into()));
+            if a.name.trim().is_empty()
+                || a.name.len() > 100
+                || a.name.chars().any(char::is_control)
+            {
+                return Err(Error::Usage(
+                    "the name must be 1-100 printable characters".into(),
+                ));
             }
             let owner = a.owner.clone().unwrap_or_else(|| a.name.clone());
             if owner.trim().is_empty() || owner.len() > 100 || owner.chars().any(char::is_control) {
-                return Err(Error::Usage("the owner must be 1-100 printable characters".into()));
+                return Err(Error::Usage(
+                    "the owner must be 1-100 printable characters".into(),
+                ));
             }
             let scopes = scope::parse(&a.scopes.join(" ")).ok_or_else(|| {
-                Error::Usage("a scope may only hold printable ASCII without spaces, quotes or backslashes".into())
+                Error::Usage(
+                    "a scope may only hold printable ASCII without spaces, quotes or backslashes"
+                        .into(),
+                )
             })?;
             let user_id = match &a.user {
                 Some(u) => Some(
@@ -209,15 +232,22 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
             } else {
                 println!("id:   {id}");
                 println!("key:  {key}");
-                println!("Store the key now: it is shown only once (latchkey keeps only its hash).");
+                println!(
+                    "Store the key now: it is shown only once (latchkey keeps only its hash)."
+                );
             }
         }
         ApiKeyCmd::List { json } => {
             let keys = store.api_keys()?;
             if json {
-                super::print_json(&Value::Array(keys.iter().map(|k| describe(k, now)).collect()));
+                super::print_json(&Value::Array(
+                    keys.iter().map(|k| describe(k, now)).collect(),
+                ));
             } else {
-                println!("{:<20} {:<20} {:<16} {:<12} {:<8} LAST USED", "ID", "NAME", "OWNER", "PREFIX", "STATUS");
+                println!(
+                    "{:<20} {:<20} {:<16} {:<12} {:<8} LAST USED",
+                    "ID", "NAME", "OWNER", "PREFIX", "STATUS"
+                );
                 for k in keys {
                     println!(
                         "{:<20} {:<20} {:<16} {:<12} {:<8} {}",
@@ -226,7 +256,9 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
                         k.owner,
                         k.prefix,
                         status(&k, now),
-                        k.last_used_at.map(rfc3339).unwrap_or_else(|| "never".into())
+                        k.last_used_at
+                            .map(rfc3339)
+                            .unwrap_or_else(|| "never".into())
                     );
                 }
             }
@@ -241,22 +273,40 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
                 println!("owner:      {}", k.owner);
                 println!("prefix:     {}…", k.prefix);
                 println!("scopes:     {}", k.scopes.join(" "));
-                println!("rate limit: {}", k.rate.map(|(n, w)| format!("{n} per {w} s")).unwrap_or_else(|| "none".into()));
+                println!(
+                    "rate limit: {}",
+                    k.rate
+                        .map(|(n, w)| format!("{n} per {w} s"))
+                        .unwrap_or_else(|| "none".into())
+                );
                 println!("created:    {}", rfc3339(k.created_at));
-                println!("expires:    {}", k.expires_at.map(rfc3339).unwrap_or_else(|| "never".into()));
-                println!("last used:  {}", k.last_used_at.map(rfc3339).unwrap_or_else(|| "never".into()));
+                println!(
+                    "expires:    {}",
+                    k.expires_at.map(rfc3339).unwrap_or_else(|| "never".into())
+                );
+                println!(
+                    "last used:  {}",
+                    k.last_used_at
+                        .map(rfc3339)
+                        .unwrap_or_else(|| "never".into())
+                );
                 println!("status:     {}", status(&k, now));
             }
         }
         ApiKeyCmd::Revoke { key } => {
             let k = find(store, &key)?;
-            store.revoke_api_key(&k.id, now).map_err(|_| Error::Msg(format!("API key {} is already revoked", k.id)))?;
+            store
+                .revoke_api_key(&k.id, now)
+                .map_err(|_| Error::Msg(format!("API key {} is already revoked", k.id)))?;
             println!("revoked {} ({})", k.id, k.name);
         }
         ApiKeyCmd::Rotate { key, grace, json } => {
             let old = find(store, &key)?;
             if old.revoked_at.is_some() {
-                return Err(Error::Usage(format!("API key {} is revoked; create a new one", old.id)));
+                return Err(Error::Usage(format!(
+                    "API key {} is revoked; create a new one",
+                    old.id
+                )));
             }
             let value = format::generate()?;
             let id = new_id()?;
@@ -288,7 +338,11 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
             } else {
                 println!("id:   {id}");
                 println!("key:  {value}");
-                println!("The old key {} keeps working until {}.", old.id, rfc3339(now + grace));
+                println!(
+                    "The old key {} keeps working until {}.",
+                    old.id,
+                    rfc3339(now + grace)
+                );
             }
         }
         ApiKeyCmd::Usage { key, days, json } => {
@@ -302,7 +356,10 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
                     .collect();
                 super::print_json(&json!({"id": k.id, "name": k.name, "days": rows}));
             } else {
-                println!("{} ({}): requests per day (UTC); counts reach the database within a few seconds", k.id, k.name);
+                println!(
+                    "{} ({}): requests per day (UTC); counts reach the database within a few seconds",
+                    k.id, k.name
+                );
                 for (day, n) in rows {
                     println!("{}  {n}", rfc3339(day * 86_400).get(..10).unwrap_or(""));
                 }

@@ -1,6 +1,7 @@
 //! The command line: one subcommand group per file. Every command that prints data takes
 //! `--json`. Exit codes: 0 ok, 1 runtime failure, 2 usage error.
 
+mod apikey;
 mod client;
 mod keys;
 mod serve;
@@ -34,6 +35,9 @@ enum Command {
     /// Manage OAuth clients
     #[command(subcommand)]
     Client(client::ClientCmd),
+    /// Manage API keys for apps and scripts
+    #[command(subcommand)]
+    Apikey(apikey::ApiKeyCmd),
     /// Manage users and their groups
     #[command(subcommand)]
     User(user::UserCmd),
@@ -72,6 +76,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Serve(args) => serve::run(data_dir, args),
         Command::Client(cmd) => client::run(&mut open(&data_dir)?, cmd),
         Command::User(cmd) => user::run(&mut open(&data_dir)?, cmd),
+        Command::Apikey(cmd) => apikey::run(&mut open(&data_dir)?, cmd),
         Command::Keys(cmd) => keys::run(&mut open(&data_dir)?, cmd),
         Command::Settings(cmd) => settings::run(&mut open(&data_dir)?, cmd),
     }

@@ -38,6 +38,8 @@ pub struct ServeArgs {
 
 /// How often the server looks for changes made by another process (the CLI).
 const RELOAD_EVERY: Duration = Duration::from_millis(250);
+/// How often counted API-key usage is written.
+const FLUSH_EVERY: Duration = Duration::from_secs(2);
 /// How often expired rows are deleted and due keys retired.
 const GC_EVERY: Duration = Duration::from_secs(60);
 
@@ -90,6 +92,7 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
         return Err(Error::Crypto("cannot create the CSRF key"));
     }
     let app = Arc::new(App::new(config, keys, settings.clone(), csrf_key));
+    app.set_api_keys(crate::apikeys::KeyIndex::load(&store)?);
 
     let mut pool = Vec::with_capacity(workers);
     for _ in 0..workers {
@@ -129,6 +132,7 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
         log::warn!("{left} connections still open after the drain period; closing them");
     }
     let _ = maintenance.join();
+    flush_usage(&app, &mut store);
     store.checkpoint()?;
     log::info!("stopped");
     Ok(())
@@ -164,8 +168,13 @@ fn spawn_maintenance(
         .spawn(move || {
             let mut seen = store.revisions().unwrap_or_default();
             let mut last_gc = std::time::Instant::now();
+            let mut last_flush = std::time::Instant::now();
             while !stop.is_stopping() {
                 std::thread::sleep(RELOAD_EVERY);
+                if last_flush.elapsed() >= FLUSH_EVERY {
+                    last_flush = std::time::Instant::now();
+                    flush_usage(&app, &mut store);
+                }
                 if last_gc.elapsed() >= GC_EVERY {
                     last_gc = std::time::Instant::now();
                     gc(&mut store, app.settings().get("session.idle_ttl"));
@@ -210,6 +219,15 @@ fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, 
             Err(e) => log::error!("cannot reload signing keys, keeping the current ones: {e}"),
         }
     }
+    if changed("api_keys", before, after) || changed("users", before, after) {
+        match crate::apikeys::KeyIndex::load(store) {
+            Ok(index) => {
+                log::info!("API keys reloaded: {} keys", index.len());
+                app.set_api_keys(index);
+            }
+            Err(e) => log::error!("cannot reload API keys, keeping the current ones: {e}"),
+        }
+    }
     if changed("settings", before, after) {
         match Settings::load(store) {
             Ok(s) => {
@@ -218,6 +236,19 @@ fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, 
             }
             Err(e) => log::error!("cannot reload settings: {e}"),
         }
+    }
+}
+
+/// Writes counted API-key usage in one transaction; on failure the counts are kept for the next
+/// attempt.
+fn flush_usage(app: &App, store: &mut Store) {
+    let batch = app.usage().drain();
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(e) = store.record_api_key_usage(&batch) {
+        log::error!("cannot write API-key usage, will retry: {e}");
+        app.usage().restore(batch);
     }
 }
 

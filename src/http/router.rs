@@ -4,7 +4,7 @@
 use crate::app::Worker;
 use crate::http::{Method, Req, Resp};
 use crate::oauth::error::OAuthError;
-use crate::{accounts, oauth, oidc};
+use crate::{accounts, apikeys, oauth, oidc};
 
 /// OpenID Connect discovery (OIDC Discovery 1.0 §4).
 pub const DISCOVERY_OIDC: &str = "/.well-known/openid-configuration";
@@ -34,6 +34,8 @@ pub const USERINFO: &str = "/userinfo";
 pub const HOME: &str = "/";
 /// The pages' stylesheet.
 pub const STYLESHEET: &str = "/assets/latchkey.css";
+/// API-key check for apps (see `apikeys::verify`).
+pub const APIKEY_VERIFY: &str = "/v1/apikeys/verify";
 
 /// An endpoint: a JSON handler whose errors are OAuth error values, or a handler that builds
 /// its whole response (HTML pages, redirects, Bearer challenges).
@@ -96,6 +98,10 @@ const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
         ],
     ),
     (HOME, &[(Method::Get, Page(accounts::login::home))]),
+    (
+        APIKEY_VERIFY,
+        &[(Method::Get, Page(apikeys::verify::handle))],
+    ),
     (STYLESHEET, &[(Method::Get, Page(stylesheet))]),
 ];
 

@@ -144,7 +144,9 @@ pub fn bearer_challenge(
 ) -> Resp {
     let mut v = String::from(r#"Bearer realm="latchkey""#);
     if let Some((code, description)) = error {
-        v.push_str(&format!(r#", error="{code}", error_description="{description}""#));
+        v.push_str(&format!(
+            r#", error="{code}", error_description="{description}""#
+        ));
     }
     if let Some(s) = scope {
         v.push_str(&format!(r#", scope="{s}""#));

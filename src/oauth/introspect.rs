@@ -25,6 +25,9 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
         .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
     // token_type_hint is only a hint (§2.1); it is read to reject repeats and then ignored.
     form.get("token_type_hint")?;
+    if token.starts_with(crate::apikeys::format::PREFIX) {
+        return Ok(Resp::json(200, &api_key_description(w, token, now)).no_store());
+    }
     let body = match access_token::validate(&w.app, &w.store, token, now)? {
         Ok(c) => json!({
             "active": true,
@@ -47,4 +50,29 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
         map.remove("scope");
     }
     Ok(Resp::json(200, &body).no_store())
+}
+
+/// RFC 7662 for an API key: `token_type: "api_key"`, its scopes, name and owner, `exp` if it
+/// expires. A use is counted; the key's rate limit is for the app that holds it, not for the
+/// resource server asking here, so it is not charged.
+fn api_key_description(w: &Worker, key: &str, now: i64) -> serde_json::Value {
+    match crate::apikeys::check(&w.app.api_keys(), key, now) {
+        Ok(k) => {
+            w.app.usage().record(&k.id, now);
+            let mut body = json!({
+                "active": true,
+                "token_type": "api_key",
+                "scope": k.scopes.join(" "),
+                "id": k.id,
+                "name": k.name,
+                "owner": k.owner,
+                "iat": k.created_at,
+            });
+            if let (Some(exp), Some(map)) = (k.expires_at, body.as_object_mut()) {
+                map.insert("exp".into(), json!(exp));
+            }
+            body
+        }
+        Err(_) => json!({ "active": false }),
+    }
 }

@@ -50,7 +50,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRow> {
         user_id: r.get(3)?,
         prefix: r.get(4)?,
         hash: <[u8; 32]>::try_from(hash.as_slice()).unwrap_or([0u8; 32]),
-        scopes: scopes.split(' ').filter(|s| !s.is_empty()).map(String::from).collect(),
+        scopes: scopes
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
         rate: count.zip(period),
         created_at: r.get(9)?,
         expires_at: r.get(10)?,
@@ -141,15 +145,22 @@ impl Store {
     }
 
     /// Switches an owner's keys off (or on again).
-    pub fn set_api_owner_disabled(&mut self, owner: &str, disabled: bool, now: i64) -> Result<(), StoreError> {
+    pub fn set_api_owner_disabled(
+        &mut self,
+        owner: &str,
+        disabled: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
         if disabled {
             self.conn.execute(
                 "INSERT OR IGNORE INTO api_key_owners_disabled (owner, disabled_at) VALUES (?1, ?2)",
                 params![owner, now],
             )?;
         } else {
-            self.conn
-                .execute("DELETE FROM api_key_owners_disabled WHERE owner = ?1", [owner])?;
+            self.conn.execute(
+                "DELETE FROM api_key_owners_disabled WHERE owner = ?1",
+                [owner],
+            )?;
         }
         Ok(())
     }
@@ -159,7 +170,9 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT owner FROM api_key_owners_disabled ORDER BY owner")?;
-        Ok(stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
+        Ok(stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?)
     }
 
     /// Ids of users who are disabled (their keys do not work).
@@ -167,12 +180,17 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT id FROM users WHERE disabled = 1")?;
-        Ok(stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
+        Ok(stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?)
     }
 
     /// Adds counted uses and last-used times, in one transaction: `(key id, unix day, count,
     /// last used)`. Keys deleted in the meantime are skipped.
-    pub fn record_api_key_usage(&mut self, batch: &[(String, i64, i64, i64)]) -> Result<(), StoreError> {
+    pub fn record_api_key_usage(
+        &mut self,
+        batch: &[(String, i64, i64, i64)],
+    ) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }

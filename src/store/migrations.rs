@@ -9,6 +9,7 @@ use super::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("sql/0001_init.sql"),
     include_str!("sql/0002_accounts.sql"),
+    include_str!("sql/0003_apikeys.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -5,6 +5,7 @@
 //! Submodules group the statements by table; each returns typed rows and
 //! `Result<Option<T>, StoreError>` for lookups.
 
+pub mod apikeys;
 mod clients;
 pub mod grants;
 mod keys;
