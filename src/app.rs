@@ -7,6 +7,8 @@ use crate::apikeys::KeyIndex;
 use crate::apikeys::ratelimit::RateLimiter;
 use crate::apikeys::usage::Usage;
 use crate::config::{Config, Settings};
+use crate::forward::cache::SessionCache;
+use crate::forward::rules::RuleSet;
 use crate::jwt::KeyRing;
 use crate::store::Store;
 
@@ -30,6 +32,8 @@ pub struct App {
     api_keys: RwLock<Arc<KeyIndex>>,
     rate_limiter: RateLimiter,
     usage: Usage,
+    rules: RwLock<Arc<RuleSet>>,
+    forward_sessions: SessionCache,
 }
 
 impl App {
@@ -45,7 +49,24 @@ impl App {
             api_keys: RwLock::new(Arc::new(KeyIndex::default())),
             rate_limiter: RateLimiter::default(),
             usage: Usage::default(),
+            rules: RwLock::new(Arc::new(RuleSet::default())),
+            forward_sessions: SessionCache::default(),
         }
+    }
+
+    /// The current forward-auth rules.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        Arc::clone(&self.rules.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Replaces the rules.
+    pub fn set_rules(&self, rules: RuleSet) {
+        *self.rules.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
+    }
+
+    /// Cached forward-auth sessions.
+    pub fn forward_sessions(&self) -> &SessionCache {
+        &self.forward_sessions
     }
 
     /// The current API-key index.

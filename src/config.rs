@@ -16,6 +16,10 @@ pub struct Config {
     /// fragment or trailing slash. `iss` of every token, byte for byte.
     pub issuer: String,
     pub workers: usize,
+    /// `Domain` of the forward-auth cookie, so it reaches every protected subdomain.
+    pub cookie_domain: Option<String>,
+    /// Addresses whose `X-Forwarded-*` / `X-Original-*` headers are believed.
+    pub trusted_proxies: Vec<crate::forward::proxy::Cidr>,
 }
 
 /// The default data directory: the platform's data directory for latchkey

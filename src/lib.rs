@@ -27,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod forward;
 pub mod http;
 pub mod jwt;
 pub mod logger;

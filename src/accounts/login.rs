@@ -26,6 +26,7 @@ fn login_page(
     req: &Req,
     status: u16,
     return_to: &str,
+    rd: &str,
     username: &str,
     message: Option<&str>,
 ) -> Resp {
@@ -45,6 +46,7 @@ fn login_page(
             ("message", Slot::Html(&message)),
             ("csrf", Slot::Text(&token)),
             ("return_to", Slot::Text(return_to)),
+            ("rd", Slot::Text(rd)),
             ("username", Slot::Text(username)),
         ],
     );
@@ -56,10 +58,68 @@ fn login_page(
 }
 
 /// `GET /login`.
-pub fn show(w: &mut Worker, req: &Req, _now: i64) -> Resp {
+pub fn show(w: &mut Worker, req: &Req, now: i64) -> Resp {
     let form = Form::parse(req.query.as_bytes()).unwrap_or_default();
     let return_to = safe_return_to(form.get("return_to").ok().flatten());
-    login_page(w, req, 200, &return_to, "", None)
+    let rd = forward_target(w, &form);
+    // Signed in already (e.g. through an OIDC app) and sent here by forward auth: no password
+    // needed, only the forward-auth cookie.
+    if let Some(rd) = &rd {
+        match session::current(w, req, now) {
+            Ok(Some(s)) => {
+                return to_forward_target(w, &s.hash, &s.user.id, s.auth_time, rd, now, None);
+            }
+            Ok(None) => {}
+            Err(e) => log::error!("login page: {e}"),
+        }
+    }
+    login_page(
+        w,
+        req,
+        200,
+        &return_to,
+        rd.as_deref().unwrap_or(""),
+        "",
+        None,
+    )
+}
+
+/// The forward-auth return URL of a login form, if present and allowed.
+fn forward_target(w: &Worker, form: &Form) -> Option<String> {
+    let raw = form.get("rd").ok().flatten()?;
+    let ok = crate::forward::redirect::validate(raw, &w.app.rules());
+    if ok.is_none() {
+        log::info!(target: "latchkey::security", "login: refused a return URL outside the protected hosts");
+    }
+    ok
+}
+
+/// 303 to a protected app with a new forward-auth cookie (and the login cookie when one was
+/// just issued).
+fn to_forward_target(
+    w: &mut Worker,
+    parent: &[u8; 32],
+    user_id: &str,
+    auth_time: i64,
+    rd: &str,
+    now: i64,
+    login_cookie: Option<String>,
+) -> Resp {
+    let fa = match session::start_forward(w, parent, user_id, auth_time, now) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("forward-auth session: {e}");
+            return ui::message(500, "Something went wrong", "Try again in a moment.");
+        }
+    };
+    let mut resp = Resp::empty(303)
+        .with("Location", rd.to_string())
+        .with("Cache-Control", "no-store")
+        .with("Set-Cookie", fa);
+    if let Some(c) = login_cookie {
+        resp = resp.with("Set-Cookie", c);
+    }
+    resp
 }
 
 /// `POST /login`.
@@ -69,6 +129,7 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
         Err(page) => return page,
     };
     let return_to = safe_return_to(form.get("return_to").ok().flatten());
+    let rd = forward_target(w, &form);
     let username = form
         .get("username")
         .ok()
@@ -138,6 +199,7 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
                 req,
                 200,
                 &return_to,
+                rd.as_deref().unwrap_or(""),
                 &username,
                 Some("Wrong username or password."),
             );
@@ -158,7 +220,7 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
             Err(e) => log::error!("password rehash: {e}"),
         }
     }
-    let cookie = match session::start(w, req, &user.id, now) {
+    let (cookie, hash) = match session::start(w, req, &user.id, now) {
         Ok(c) => c,
         Err(e) => {
             log::error!("login: {e}");
@@ -166,6 +228,9 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
         }
     };
     log::info!(target: "latchkey::security", "login succeeded for {} from {}", user.username.escape_debug(), ip_key);
+    if let Some(rd) = &rd {
+        return to_forward_target(w, &hash, &user.id, now, rd, now, Some(cookie));
+    }
     Resp::empty(303)
         .with("Location", return_to)
         .with("Set-Cookie", cookie)

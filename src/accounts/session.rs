@@ -43,6 +43,11 @@ pub fn current(w: &mut Worker, req: &Req, now: i64) -> Result<Option<Session>, S
     let Some(row) = w.store.session(&hash)? else {
         return Ok(None);
     };
+    // A forward-auth session (its cookie is visible to every protected app) never counts as
+    // a login.
+    if row.parent.is_some() {
+        return Ok(None);
+    }
     let idle = w.app.settings().get("session.idle_ttl");
     if row.expires_at <= now || row.last_seen + idle <= now {
         w.store.delete_session(&hash)?;
@@ -65,24 +70,110 @@ pub fn current(w: &mut Worker, req: &Req, now: i64) -> Result<Option<Session>, S
 }
 
 /// Starts a session for `user_id` (ending the browser's previous one, if any); returns the
-/// `Set-Cookie` value.
-pub fn start(w: &mut Worker, req: &Req, user_id: &str, now: i64) -> Result<String, Error> {
+/// `Set-Cookie` value and the new session's digest.
+pub fn start(
+    w: &mut Worker,
+    req: &Req,
+    user_id: &str,
+    now: i64,
+) -> Result<(String, [u8; 32]), Error> {
     let secure = w.app.secure_cookies();
     if let Some(old) = cookies::get(req, cookie_name(secure)).and_then(hash_of) {
         w.store.delete_session(&old)?;
     }
     let id = random_token()?;
     let ttl = w.app.settings().get("session.ttl");
-    w.store
-        .insert_session(&sha256(id.as_bytes()), user_id, now, now + ttl)?;
-    Ok(cookies::set(cookie_name(secure), &id, ttl, secure))
+    let hash = sha256(id.as_bytes());
+    w.store.insert_session(&hash, user_id, now, now + ttl)?;
+    Ok((cookies::set(cookie_name(secure), &id, ttl, secure), hash))
 }
 
-/// Ends the browser's session; returns the `Set-Cookie` value that deletes the cookie.
-pub fn end(w: &mut Worker, req: &Req) -> Result<String, StoreError> {
+/// Ends the browser's session and its forward-auth session; returns the `Set-Cookie` values
+/// that delete both cookies.
+pub fn end(w: &mut Worker, req: &Req) -> Result<Vec<String>, StoreError> {
     let secure = w.app.secure_cookies();
     if let Some(hash) = cookies::get(req, cookie_name(secure)).and_then(hash_of) {
         w.store.delete_session(&hash)?;
     }
-    Ok(cookies::set(cookie_name(secure), "", 0, secure))
+    if let Some(hash) = cookies::get(req, forward_cookie_name(secure)).and_then(hash_of) {
+        if let Some(parent) = w.store.session(&hash)?.and_then(|r| r.parent) {
+            w.store.delete_session(&parent)?;
+        }
+        w.store.delete_session(&hash)?;
+    }
+    w.app.forward_sessions().clear();
+    Ok(vec![
+        cookies::set(cookie_name(secure), "", 0, secure),
+        forward_cookie(&w.app, "", 0),
+    ])
+}
+
+/// The forward-auth cookie's name: `__Secure-` prefixed when the issuer is https. (`__Host-`
+/// is impossible: this cookie carries a `Domain` so every protected subdomain receives it.)
+pub fn forward_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Secure-latchkey-fa"
+    } else {
+        "latchkey-fa"
+    }
+}
+
+fn forward_cookie(app: &crate::app::App, value: &str, max_age: i64) -> String {
+    let secure = app.secure_cookies();
+    let mut c = cookies::set(forward_cookie_name(secure), value, max_age, secure);
+    if let Some(d) = &app.config.cookie_domain {
+        c.push_str("; Domain=");
+        c.push_str(d);
+    }
+    c
+}
+
+/// Starts a forward-auth session belonging to login session `parent` (its digest); returns its
+/// `Set-Cookie` value (with `Domain` when `--cookie-domain` is set).
+pub fn start_forward(
+    w: &mut Worker,
+    parent: &[u8; 32],
+    user_id: &str,
+    auth_time: i64,
+    now: i64,
+) -> Result<String, Error> {
+    let id = random_token()?;
+    let ttl = w.app.settings().get("session.ttl");
+    w.store.insert_child_session(
+        &sha256(id.as_bytes()),
+        parent,
+        user_id,
+        auth_time,
+        now,
+        now + ttl,
+    )?;
+    Ok(forward_cookie(&w.app, &id, ttl))
+}
+
+/// The user of the request's forward-auth session, from the in-memory cache when possible
+/// (cleared whenever users change and at every logout), else from the database.
+pub fn current_forward(w: &mut Worker, req: &Req, now: i64) -> Result<Option<User>, StoreError> {
+    let secure = w.app.secure_cookies();
+    let Some(hash) = cookies::get(req, forward_cookie_name(secure)).and_then(hash_of) else {
+        return Ok(None);
+    };
+    if let Some(user) = w.app.forward_sessions().get(&hash, now) {
+        return Ok(Some(user));
+    }
+    let Some(row) = w.store.session(&hash)? else {
+        return Ok(None);
+    };
+    if row.parent.is_none() || row.expires_at <= now {
+        return Ok(None);
+    }
+    let Some(user) = w.store.user(&row.user_id)? else {
+        return Ok(None);
+    };
+    if user.disabled {
+        return Ok(None);
+    }
+    w.app
+        .forward_sessions()
+        .put(hash, user.clone(), row.expires_at);
+    Ok(Some(user))
 }

@@ -72,6 +72,9 @@ pub struct AddArgs {
     /// Where RP-initiated logout may send the browser (repeatable)
     #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
     post_logout_redirect_uris: Vec<String>,
+    /// Only members of this group may sign in to the app (repeatable; default: everyone)
+    #[arg(long = "allow-group", value_name = "GROUP")]
+    allowed_groups: Vec<String>,
     #[arg(long)]
     json: bool,
 }
@@ -158,6 +161,7 @@ fn describe(c: &Client) -> Value {
         "skip_consent": c.skip_consent,
         "id_token_alg": c.id_token_alg,
         "post_logout_redirect_uris": c.post_logout_redirect_uris,
+        "allowed_groups": c.allowed_groups,
         "created_at": c.created_at,
     })
 }
@@ -192,6 +196,14 @@ fn print_human(c: &Client) {
     println!(
         "post_logout_uris: {}",
         c.post_logout_redirect_uris.join(" ")
+    );
+    println!(
+        "allowed_groups:   {}",
+        if c.allowed_groups.is_empty() {
+            "(everyone)".to_string()
+        } else {
+            c.allowed_groups.join(" ")
+        }
     );
     println!("created:          {}", rfc3339(c.created_at));
 }
@@ -236,6 +248,9 @@ fn add(store: &mut Store, a: AddArgs) -> Result<(), Error> {
             .map(String::from)
             .to_vec();
     }
+    for g in &a.allowed_groups {
+        crate::accounts::validate_group(g).map_err(Error::Usage)?;
+    }
     for uri in a.redirect_uris.iter().chain(&a.post_logout_redirect_uris) {
         validate_redirect_uri(uri).map_err(Error::Usage)?;
     }
@@ -272,6 +287,7 @@ fn add(store: &mut Store, a: AddArgs) -> Result<(), Error> {
                 skip_consent: a.skip_consent,
                 id_token_alg: &a.id_token_alg,
                 post_logout_redirect_uris: &a.post_logout_redirect_uris,
+                allowed_groups: &a.allowed_groups,
             },
             now(),
         )

@@ -4,6 +4,7 @@
 mod apikey;
 mod client;
 mod keys;
+mod rule;
 mod serve;
 mod settings;
 mod user;
@@ -38,6 +39,9 @@ enum Command {
     /// Manage API keys for apps and scripts
     #[command(subcommand)]
     Apikey(apikey::ApiKeyCmd),
+    /// Manage forward-auth access rules for apps behind a reverse proxy
+    #[command(subcommand)]
+    Rule(rule::RuleCmd),
     /// Manage users and their groups
     #[command(subcommand)]
     User(user::UserCmd),
@@ -77,6 +81,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Client(cmd) => client::run(&mut open(&data_dir)?, cmd),
         Command::User(cmd) => user::run(&mut open(&data_dir)?, cmd),
         Command::Apikey(cmd) => apikey::run(&mut open(&data_dir)?, cmd),
+        Command::Rule(cmd) => rule::run(&mut open(&data_dir)?, cmd),
         Command::Keys(cmd) => keys::run(&mut open(&data_dir)?, cmd),
         Command::Settings(cmd) => settings::run(&mut open(&data_dir)?, cmd),
     }

@@ -31,6 +31,15 @@ pub struct ServeArgs {
     /// Requests executed at once, each worker with its own database connection [default: 2 per core]
     #[arg(long, env = "LATCHKEY_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: Option<u16>,
+    /// Domain of the forward-auth session cookie, so one sign-in covers every protected
+    /// subdomain (e.g. home.example.org)
+    #[arg(long, env = "LATCHKEY_COOKIE_DOMAIN", value_name = "DOMAIN")]
+    cookie_domain: Option<String>,
+    /// An address range whose X-Forwarded-*/X-Original-* headers are believed (repeatable)
+    /// [default: 127.0.0.0/8 and ::1]
+    #[arg(long = "trusted-proxy", env = "LATCHKEY_TRUSTED_PROXIES", value_delimiter = ',',
+          value_name = "CIDR", value_parser = crate::forward::proxy::Cidr::parse)]
+    trusted_proxies: Vec<crate::forward::proxy::Cidr>,
     /// Log level: error, warn, info, debug, trace
     #[arg(long, env = "LATCHKEY_LOG", default_value = "info")]
     log_level: String,
@@ -77,11 +86,44 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
         .workers
         .map(usize::from)
         .unwrap_or_else(default_workers);
+    let cookie_domain = match args.cookie_domain.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(d) => {
+            let d = d.trim_start_matches('.').to_ascii_lowercase();
+            if d.is_empty()
+                || !d
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            {
+                return Err(Error::Usage(format!(
+                    "--cookie-domain {d:?} is not a domain name"
+                )));
+            }
+            let host = issuer
+                .split("://")
+                .nth(1)
+                .and_then(|r| r.split(['/', ':']).next())
+                .unwrap_or("");
+            if host != d && !host.ends_with(&format!(".{d}")) {
+                log::warn!(
+                    "the issuer host {host} is not inside --cookie-domain {d}: browsers will refuse the forward-auth cookie"
+                );
+            }
+            Some(d)
+        }
+    };
+    let trusted_proxies = if args.trusted_proxies.is_empty() {
+        crate::forward::proxy::default_trusted()
+    } else {
+        args.trusted_proxies.clone()
+    };
     let config = Config {
         data_dir: data_dir.clone(),
         listen: bound,
         issuer: issuer.clone(),
         workers,
+        cookie_domain,
+        trusted_proxies,
     };
     let csrf_key = store.secret("csrf_key", || {
         crate::crypto::random_bytes::<32>()
@@ -93,6 +135,7 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
     }
     let app = Arc::new(App::new(config, keys, settings.clone(), csrf_key));
     app.set_api_keys(crate::apikeys::KeyIndex::load(&store)?);
+    app.set_rules(crate::forward::rules::RuleSet::load(&store)?);
 
     let mut pool = Vec::with_capacity(workers);
     for _ in 0..workers {
@@ -227,6 +270,18 @@ fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, 
             }
             Err(e) => log::error!("cannot reload API keys, keeping the current ones: {e}"),
         }
+    }
+    if changed("rules", before, after) {
+        match crate::forward::rules::RuleSet::load(store) {
+            Ok(rules) => {
+                log::info!("access rules reloaded: {} rules", rules.rules().len());
+                app.set_rules(rules);
+            }
+            Err(e) => log::error!("cannot reload access rules, keeping the current ones: {e}"),
+        }
+    }
+    if changed("users", before, after) {
+        app.forward_sessions().clear();
     }
     if changed("settings", before, after) {
         match Settings::load(store) {

@@ -4,7 +4,7 @@
 use crate::app::Worker;
 use crate::http::{Method, Req, Resp};
 use crate::oauth::error::OAuthError;
-use crate::{accounts, apikeys, oauth, oidc};
+use crate::{accounts, apikeys, forward, oauth, oidc};
 
 /// OpenID Connect discovery (OIDC Discovery 1.0 §4).
 pub const DISCOVERY_OIDC: &str = "/.well-known/openid-configuration";
@@ -36,6 +36,8 @@ pub const HOME: &str = "/";
 pub const STYLESHEET: &str = "/assets/latchkey.css";
 /// API-key check for apps (see `apikeys::verify`).
 pub const APIKEY_VERIFY: &str = "/v1/apikeys/verify";
+/// Forward auth for reverse proxies (see `forward`).
+pub const FORWARD_AUTH: &str = "/api/forward-auth";
 
 /// An endpoint: a JSON handler whose errors are OAuth error values, or a handler that builds
 /// its whole response (HTML pages, redirects, Bearer challenges).
@@ -101,6 +103,18 @@ const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
     (
         APIKEY_VERIFY,
         &[(Method::Get, Page(apikeys::verify::handle))],
+    ),
+    // Traefik repeats the original method; nginx and Caddy ask with GET.
+    (
+        FORWARD_AUTH,
+        &[
+            (Method::Get, Page(forward::handle)),
+            (Method::Post, Page(forward::handle)),
+            (Method::Put, Page(forward::handle)),
+            (Method::Patch, Page(forward::handle)),
+            (Method::Delete, Page(forward::handle)),
+            (Method::Options, Page(forward::handle)),
+        ],
     ),
     (STYLESHEET, &[(Method::Get, Page(stylesheet))]),
 ];

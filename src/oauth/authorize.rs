@@ -445,6 +445,21 @@ fn decide(w: &mut Worker, req: &Req, ar: &AuthRequest, now: i64) -> Result<Resp,
         }
         _ => return Ok(to_login(ar)),
     };
+    // `client add --allow-group`: people outside the groups get no code at all.
+    if !ar.client.allowed_groups.is_empty()
+        && !session
+            .user
+            .groups
+            .iter()
+            .any(|g| ar.client.allowed_groups.contains(g))
+    {
+        log::info!(target: "latchkey::security", "{} is not in a group allowed to use client {}", session.user.username, ar.client.client_id);
+        return Err(Failure::Redirect {
+            target: ar.target.clone(),
+            error: "access_denied",
+            description: "the user may not use this application",
+        });
+    }
     let consented = ar.client.skip_consent
         || (!ar.prompt_consent
             && w.store

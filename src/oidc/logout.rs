@@ -22,7 +22,7 @@ pub fn handle(w: &mut Worker, req: &Req, _now: i64) -> Resp {
         req.query.as_bytes()
     };
     let form = Form::parse(raw).unwrap_or_default();
-    let cookie = match session::end(w, req) {
+    let cookies = match session::end(w, req) {
         Ok(c) => c,
         Err(e) => {
             log::error!("logout: {e}");
@@ -47,7 +47,9 @@ pub fn handle(w: &mut Worker, req: &Req, _now: i64) -> Resp {
         }
         None => ui::message(200, "Signed out", "You are signed out of latchkey."),
     };
-    resp.with("Set-Cookie", cookie)
+    cookies
+        .into_iter()
+        .fold(resp, |r, c| r.with("Set-Cookie", c))
 }
 
 /// The redirect target if a valid `id_token_hint` names a client that registered `uri`

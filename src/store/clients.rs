@@ -27,6 +27,8 @@ pub struct Client {
     pub id_token_alg: String,
     /// Where RP-initiated logout may send the browser.
     pub post_logout_redirect_uris: Vec<String>,
+    /// Only members of these groups may sign in to the client (empty: everyone).
+    pub allowed_groups: Vec<String>,
     pub created_at: i64,
 }
 
@@ -69,11 +71,12 @@ pub struct NewClient<'a> {
     pub skip_consent: bool,
     pub id_token_alg: &'a str,
     pub post_logout_redirect_uris: &'a [String],
+    pub allowed_groups: &'a [String],
 }
 
 const COLUMNS: &str = "client_id, name, secret_hash, redirect_uris, grant_types, scopes, \
                        audience, access_token_ttl, created_at, require_pkce, skip_consent, \
-                       id_token_alg, post_logout_redirect_uris";
+                       id_token_alg, post_logout_redirect_uris, allowed_groups";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>> {
     let secret: Option<Vec<u8>> = r.get(2)?;
@@ -82,6 +85,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>> {
     let scopes: String = r.get(5)?;
     let client_id: String = r.get(0)?;
     let post_logout: String = r.get(12)?;
+    let allowed_groups: String = r.get(13)?;
     let decode = || -> Result<Client, StoreError> {
         let bad = |what: &str| StoreError::Corrupt(format!("client {client_id}: {what}"));
         let secret_hash = match secret {
@@ -108,6 +112,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>> {
             id_token_alg: r.get(11)?,
             post_logout_redirect_uris: serde_json::from_str(&post_logout)
                 .map_err(|_| bad("post_logout_redirect_uris"))?,
+            allowed_groups: serde_json::from_str(&allowed_groups)
+                .map_err(|_| bad("allowed_groups"))?,
         })
     };
     Ok(decode())
@@ -121,8 +127,8 @@ impl Store {
             .execute(
                 "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, \
                  scopes, audience, access_token_ttl, created_at, updated_at, require_pkce, \
-                 skip_consent, id_token_alg, post_logout_redirect_uris) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13)",
+                 skip_consent, id_token_alg, post_logout_redirect_uris, allowed_groups) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     c.client_id,
                     c.name,
@@ -136,7 +142,8 @@ impl Store {
                     i64::from(c.require_pkce),
                     i64::from(c.skip_consent),
                     c.id_token_alg,
-                    to_json(c.post_logout_redirect_uris)
+                    to_json(c.post_logout_redirect_uris),
+                    to_json(c.allowed_groups)
                 ],
             )
             .map_err(|e| conflict(e, &format!("a client named {:?}", c.name)))?;

@@ -72,6 +72,7 @@ fn new_client<'a>(id: &'a str, name: &'a str, scopes: &'a [String]) -> NewClient
         skip_consent: false,
         id_token_alg: "RS256",
         post_logout_redirect_uris: &[],
+        allowed_groups: &[],
     }
 }
 
@@ -98,6 +99,7 @@ fn clients_crud(s: &mut Store) {
             skip_consent: true,
             id_token_alg: "ES256",
             post_logout_redirect_uris: &uris,
+            allowed_groups: &grants,
         },
         100,
     )
@@ -115,6 +117,7 @@ fn clients_crud(s: &mut Store) {
     assert!(c.skip_consent);
     assert_eq!(c.id_token_alg, "ES256");
     assert_eq!(c.post_logout_redirect_uris, uris);
+    assert_eq!(c.allowed_groups, grants);
     assert!(c.allows_grant("client_credentials"));
     assert!(!c.allows_grant("authorization_code"));
     assert!(s.client("nope").unwrap().is_none());

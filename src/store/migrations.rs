@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0001_init.sql"),
     include_str!("sql/0002_accounts.sql"),
     include_str!("sql/0003_apikeys.sql"),
+    include_str!("sql/0004_forward_auth.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -10,6 +10,7 @@ mod clients;
 pub mod grants;
 mod keys;
 mod migrations;
+pub mod rules;
 mod sessions;
 mod settings;
 mod tokens;

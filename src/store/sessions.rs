@@ -11,6 +11,8 @@ pub struct SessionRow {
     pub auth_time: i64,
     pub last_seen: i64,
     pub expires_at: i64,
+    /// For a forward-auth session, the login session it belongs to.
+    pub parent: Option<[u8; 32]>,
 }
 
 impl Store {
@@ -33,15 +35,19 @@ impl Store {
     /// The session with this digest, if it exists (expiry is the caller's to check).
     pub fn session(&self, hash: &[u8; 32]) -> Result<Option<SessionRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT user_id, auth_time, last_seen, expires_at FROM sessions WHERE hash = ?1",
+            "SELECT s.user_id, s.auth_time, s.last_seen, s.expires_at, s.parent FROM sessions s \
+             WHERE s.hash = ?1 AND (s.parent IS NULL OR EXISTS \
+             (SELECT 1 FROM sessions p WHERE p.hash = s.parent))",
         )?;
         Ok(stmt
             .query_row([hash.as_slice()], |r| {
+                let parent: Option<Vec<u8>> = r.get(4)?;
                 Ok(SessionRow {
                     user_id: r.get(0)?,
                     auth_time: r.get(1)?,
                     last_seen: r.get(2)?,
                     expires_at: r.get(3)?,
+                    parent: parent.and_then(|p| <[u8; 32]>::try_from(p.as_slice()).ok()),
                 })
             })
             .optional()?)
@@ -56,17 +62,46 @@ impl Store {
         Ok(())
     }
 
-    /// Ends a session. No error if it did not exist.
+    /// Stores a forward-auth session that belongs to login session `parent`.
+    pub fn insert_child_session(
+        &mut self,
+        hash: &[u8; 32],
+        parent: &[u8; 32],
+        user_id: &str,
+        auth_time: i64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO sessions (hash, user_id, auth_time, last_seen, expires_at, parent) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                hash.as_slice(),
+                user_id,
+                auth_time,
+                now,
+                expires_at,
+                parent.as_slice()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Ends a session and the forward-auth sessions that belong to it. No error if it did not
+    /// exist.
     pub fn delete_session(&mut self, hash: &[u8; 32]) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM sessions WHERE hash = ?1", [hash.as_slice()])?;
+        self.conn.execute(
+            "DELETE FROM sessions WHERE hash = ?1 OR parent = ?1",
+            [hash.as_slice()],
+        )?;
         Ok(())
     }
 
     /// Deletes sessions past their absolute or idle timeout; returns how many.
     pub fn gc_sessions(&mut self, now: i64, idle_ttl: i64) -> Result<usize, StoreError> {
         Ok(self.conn.execute(
-            "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen + ?2 <= ?1",
+            "DELETE FROM sessions WHERE expires_at <= ?1 OR (parent IS NULL AND last_seen + ?2 <= ?1) \
+             OR (parent IS NOT NULL AND parent NOT IN (SELECT hash FROM sessions WHERE parent IS NULL))",
             params![now, idle_ttl],
         )?)
     }

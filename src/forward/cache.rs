@@ -1,0 +1,45 @@
+//! Forward-auth sessions cached in memory, so the decision on a proxied request is a hash-map
+//! lookup. The cache is emptied whenever users change in the database (the CLI disabled
+//! someone or changed a password) and at every logout, and entries end with their session.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use crate::store::User;
+
+/// Entries kept before the cache is simply emptied (a bound, not an expected size).
+const MAX_ENTRIES: usize = 10_000;
+
+/// Session digest → (user, session expiry).
+#[derive(Default)]
+pub struct SessionCache {
+    entries: Mutex<HashMap<[u8; 32], (User, i64)>>,
+}
+
+impl SessionCache {
+    /// The cached user of a live session.
+    pub fn get(&self, hash: &[u8; 32], now: i64) -> Option<User> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .get(hash)
+            .filter(|(_, exp)| *exp > now)
+            .map(|(u, _)| u.clone())
+    }
+
+    /// Caches a session's user until `expires_at`.
+    pub fn put(&self, hash: [u8; 32], user: User, expires_at: i64) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(hash, (user, expires_at));
+    }
+
+    /// Forgets everything.
+    pub fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}

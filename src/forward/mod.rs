@@ -1,0 +1,174 @@
+//! Forward auth: a reverse proxy (Traefik `ForwardAuth`, Caddy `forward_auth`, nginx
+//! `auth_request`) asks `GET /api/forward-auth` about every request to an app that has no login
+//! of its own, and latchkey answers:
+//!
+//! - 200 with `Remote-User`, `Remote-Name`, `Remote-Email`, `Remote-Groups` — let it through;
+//! - 302 to latchkey's login page (Traefik/Caddy) or 401 (nginx, whose `error_page 401` does
+//!   the redirect) for a browser that is not signed in; 401 with a Bearer challenge for
+//!   everything else (`Accept: application/json`, scripts);
+//! - 403 for a signed-in user the rule does not admit, a `deny` rule, or no matching rule.
+//!
+//! It fails closed: any error is a denial, never a 200. Every answer is `no-store`.
+
+pub mod cache;
+pub mod proxy;
+pub mod redirect;
+pub mod rules;
+
+use crate::accounts::session;
+use crate::apikeys;
+use crate::app::Worker;
+use crate::http::auth::{Authorization, authorization};
+use crate::http::form::encode_component;
+use crate::http::{Req, Resp};
+use crate::oauth::access_token;
+use crate::oauth::error::bearer_challenge;
+use crate::store::User;
+use crate::ui;
+use proxy::Dialect;
+use rules::{Action, Rule};
+
+fn denied(message: &str) -> Resp {
+    ui::message(403, "Access denied", message)
+}
+
+fn allowed(user: &str, name: &str, email: &str, groups: &[String]) -> Resp {
+    // Header values come from the database; keep them to one printable line.
+    let clean = |s: &str| -> String { s.chars().filter(|c| !c.is_control()).collect() };
+    Resp::empty(200)
+        .with("Remote-User", clean(user))
+        .with("Remote-Name", clean(name))
+        .with("Remote-Email", clean(email))
+        .with("Remote-Groups", clean(&groups.join(",")))
+}
+
+fn wants_html(req: &Req) -> bool {
+    let accept = req.header_first("accept").unwrap_or("");
+    accept.contains("text/html") && !accept.trim_start().starts_with("application/json")
+}
+
+/// Handles a forward-auth request.
+pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Resp {
+    decide(w, req, now).set("Cache-Control", "no-store")
+}
+
+fn decide(w: &mut Worker, req: &Req, now: i64) -> Resp {
+    let Some(orig) = proxy::original(req, &w.app.config.trusted_proxies) else {
+        log::info!(target: "latchkey::security", "forward auth from {} without trusted proxy headers: denied", req.peer.ip());
+        return denied("This request did not come through a trusted proxy.");
+    };
+    let rules = w.app.rules();
+    let Some(rule) = rules.find(&orig.host, orig.path(), &orig.method) else {
+        return denied("No access rule covers this address.");
+    };
+    match rule.action {
+        Action::Bypass => return allowed("", "", "", &[]),
+        Action::Deny => return denied("Access to this address is not allowed."),
+        _ => {}
+    }
+    if let Some(resp) = machine(w, req, rule, &orig, now) {
+        return resp;
+    }
+    let user = match session::current_forward(w, req, now) {
+        Ok(u) => u,
+        Err(e) => {
+            log::error!("forward auth: {e}");
+            return denied("latchkey could not check your session.");
+        }
+    };
+    match user {
+        Some(u) if rule.admits_user(&u) => admit_user(&u),
+        Some(u) => {
+            log::info!(target: "latchkey::security", "forward auth: {} not admitted to {} by rule {}", u.username, orig.host, rule.id);
+            denied("You are signed in, but this app is not open to you.")
+        }
+        None if wants_html(req) => {
+            let login = format!(
+                "{}/login?rd={}",
+                w.app.config.issuer,
+                encode_component(&orig.url())
+            );
+            match orig.dialect {
+                Dialect::Forwarded => Resp::empty(302).with("Location", login),
+                // nginx turns this into a redirect with `error_page 401`.
+                Dialect::OriginalUrl => bearer_challenge(401, None, None).with("Location", login),
+            }
+        }
+        None => bearer_challenge(401, None, None),
+    }
+}
+
+fn admit_user(u: &User) -> Resp {
+    allowed(
+        &u.username,
+        u.name.as_deref().unwrap_or(""),
+        u.email.as_deref().unwrap_or(""),
+        &u.groups,
+    )
+}
+
+/// An API key or access token in place of a session. `None` when the request carries neither.
+fn machine(w: &Worker, req: &Req, rule: &Rule, orig: &proxy::Original, now: i64) -> Option<Resp> {
+    // Basic credentials (or another scheme) meant for the app itself are not latchkey's.
+    let bearer = matches!(authorization(req), Ok(Authorization::Bearer(_)));
+    if !bearer && req.header_first("x-api-key").is_none() {
+        return None;
+    }
+    let key = match apikeys::verify::presented_key(req) {
+        Ok(k) => k?,
+        Err(resp) => return Some(resp),
+    };
+    if key.starts_with(apikeys::format::PREFIX) {
+        return Some(match apikeys::verify::admit(w, &key, now) {
+            Ok((entry, _)) if rule.admits_machine(&entry.scopes) => {
+                allowed(&entry.name, &entry.name, "", &[])
+            }
+            Ok(_) => denied("This API key may not use this address."),
+            Err(resp) => resp,
+        });
+    }
+    // An access token: ours, valid, meant for this app (its origin in `aud`), with the scopes.
+    let Ok(Ok(claims)) = access_token::validate(&w.app, &w.store, &key, now) else {
+        return Some(bearer_challenge(
+            401,
+            Some(("invalid_token", "the access token is not valid")),
+            None,
+        ));
+    };
+    let origin = format!("{}://{}", orig.scheme, orig.authority);
+    let aud_ok = match &claims.aud {
+        serde_json::Value::String(a) => *a == origin,
+        serde_json::Value::Array(list) => list.iter().any(|a| a.as_str() == Some(origin.as_str())),
+        _ => false,
+    };
+    if !aud_ok {
+        return Some(bearer_challenge(
+            401,
+            Some((
+                "invalid_token",
+                "the access token is not meant for this app",
+            )),
+            None,
+        ));
+    }
+    let scopes: Vec<String> = claims
+        .scope
+        .as_deref()
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    Some(if rule.admits_machine(&scopes) {
+        allowed(&claims.sub, &claims.client_id, "", &[])
+    } else {
+        bearer_challenge(
+            403,
+            Some((
+                "insufficient_scope",
+                "the token lacks the scope this app requires",
+            )),
+            None,
+        )
+    })
+}

@@ -1,0 +1,207 @@
+//! Which request a reverse proxy is asking about. The `X-Forwarded-*` and `X-Original-*`
+//! headers are believed only from configured proxy addresses (RFC 9700 §4.13: a proxy "MUST
+//! sanitize" them; from anyone else they are attacker-controlled and ignored).
+//!
+//! Dialects: Traefik `ForwardAuth` and Caddy `forward_auth` send `X-Forwarded-Method`, `-Proto`,
+//! `-Host` and `-Uri`; nginx `auth_request` is configured to send `X-Original-URL` (and
+//! `X-Original-Method`). When both are present the `X-Forwarded-*` set wins: Caddy and Traefik
+//! set those themselves but pass a client's own `X-Original-URL` through untouched.
+
+use std::net::IpAddr;
+
+use crate::http::Req;
+
+/// An address range, `10.0.0.0/8` or `::1/128` (a bare address is a /32 or /128).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `ADDR[/PREFIX]`.
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = s.trim().split_once('/').unwrap_or((s.trim(), ""));
+        let net: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address range like 10.0.0.0/8"))?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = if prefix.is_empty() {
+            max
+        } else {
+            prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: bad prefix length"))?
+        };
+        Ok(Cidr { net, prefix })
+    }
+
+    /// True if `ip` is in the range (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.net, self.prefix)
+    }
+}
+
+/// The default trusted proxies: loopback.
+pub fn default_trusted() -> Vec<Cidr> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .filter_map(|c| Cidr::parse(c).ok())
+        .collect()
+}
+
+/// How the proxy described the original request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// `X-Forwarded-*` (Traefik, Caddy): answer unauthenticated browsers with 302.
+    Forwarded,
+    /// `X-Original-URL` (nginx): answer 401; nginx's `error_page 401` redirects.
+    OriginalUrl,
+}
+
+/// The request the proxy asks about.
+#[derive(Clone, Debug)]
+pub struct Original {
+    pub method: String,
+    pub scheme: String,
+    /// Lower case, without port.
+    pub host: String,
+    /// `host[:port]` as sent, for rebuilding the URL.
+    pub authority: String,
+    /// Path and query as sent.
+    pub uri: String,
+    pub dialect: Dialect,
+}
+
+impl Original {
+    /// The full original URL.
+    pub fn url(&self) -> String {
+        format!("{}://{}{}", self.scheme, self.authority, self.uri)
+    }
+
+    /// The path without the query.
+    pub fn path(&self) -> &str {
+        self.uri.split('?').next().unwrap_or("/")
+    }
+}
+
+fn host_without_port(authority: &str) -> String {
+    let a = authority.trim().to_ascii_lowercase();
+    if let Some(v6) = a.strip_prefix('[') {
+        return format!("[{}]", v6.split(']').next().unwrap_or(""));
+    }
+    a.split(':').next().unwrap_or("").to_string()
+}
+
+fn clean(v: &str) -> Option<String> {
+    let v = v.trim();
+    (!v.is_empty() && !v.bytes().any(|b| b.is_ascii_control())).then(|| v.to_string())
+}
+
+/// The original request, if the peer is a trusted proxy that described one.
+pub fn original(req: &Req, trusted: &[Cidr]) -> Option<Original> {
+    if !trusted.iter().any(|c| c.contains(req.peer.ip())) {
+        return None;
+    }
+    let one = |name: &str| req.header(name).ok().flatten().and_then(clean);
+    if let Some(authority) = one("x-forwarded-host") {
+        let scheme = match one("x-forwarded-proto").as_deref() {
+            Some("https") => "https",
+            Some("http") | None => "http",
+            Some(_) => return None,
+        };
+        let uri = one("x-forwarded-uri").unwrap_or_else(|| "/".into());
+        if !uri.starts_with('/') {
+            return None;
+        }
+        return Some(Original {
+            method: one("x-forwarded-method")
+                .unwrap_or_else(|| "GET".into())
+                .to_ascii_uppercase(),
+            scheme: scheme.into(),
+            host: host_without_port(&authority),
+            authority,
+            uri,
+            dialect: Dialect::Forwarded,
+        });
+    }
+    let raw = one("x-original-url")?;
+    let url = url::Url::parse(&raw).ok()?;
+    if !matches!(url.scheme(), "http" | "https")
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return None;
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    let authority = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.clone(),
+    };
+    let uri = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    Some(Original {
+        method: one("x-original-method")
+            .unwrap_or_else(|| "GET".into())
+            .to_ascii_uppercase(),
+        scheme: url.scheme().into(),
+        host: host_without_port(&host),
+        authority,
+        uri,
+        dialect: Dialect::OriginalUrl,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr() {
+        let c = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.0.0.1".parse().unwrap()));
+        let one = Cidr::parse("192.168.1.5").unwrap();
+        assert!(one.contains("192.168.1.5".parse().unwrap()));
+        assert!(!one.contains("192.168.1.6".parse().unwrap()));
+        let v6 = Cidr::parse("::1/128").unwrap();
+        assert!(v6.contains("::1".parse().unwrap()));
+        assert!(!v6.contains("127.0.0.1".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("nope").is_err());
+    }
+}

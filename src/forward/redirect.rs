@@ -1,0 +1,27 @@
+//! Where a browser may be sent back after signing in for a protected app: only an http(s) URL
+//! on a host that a rule protects, parsed with a real URL parser. Everything oauth2-proxy had to
+//! fix open redirects for is refused: `//evil`, `/\evil`, `https:evil`, user information,
+//! other schemes, and whitespace or control characters anywhere.
+
+use crate::forward::rules::RuleSet;
+
+/// The URL to return to, if it is allowed.
+pub fn validate(raw: &str, rules: &RuleSet) -> Option<String> {
+    if raw.len() > 4096
+        || raw
+            .bytes()
+            .any(|b| b.is_ascii_control() || b == b' ' || b == b'\\')
+        || !(raw.starts_with("https://") || raw.starts_with("http://"))
+    {
+        return None;
+    }
+    let url = url::Url::parse(raw).ok()?;
+    if !matches!(url.scheme(), "http" | "https")
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return None;
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    rules.protects(&host).then(|| url.to_string())
+}

@@ -1,0 +1,96 @@
+//! Forward-auth access rules, in evaluation order.
+
+use rusqlite::params;
+
+use super::{Store, StoreError};
+
+/// A rule as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleRow {
+    pub id: i64,
+    pub position: i64,
+    pub host: String,
+    pub path: String,
+    pub method: Option<String>,
+    pub action: String,
+    pub subject: Option<String>,
+    pub scope: Option<String>,
+}
+
+impl Store {
+    /// Every rule, in evaluation order.
+    pub fn rules(&self) -> Result<Vec<RuleRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, position, host, path, method, action, subject, scope FROM rules \
+             ORDER BY position, id",
+        )?;
+        Ok(stmt
+            .query_map([], |r| {
+                Ok(RuleRow {
+                    id: r.get(0)?,
+                    position: r.get(1)?,
+                    host: r.get(2)?,
+                    path: r.get(3)?,
+                    method: r.get(4)?,
+                    action: r.get(5)?,
+                    subject: r.get(6)?,
+                    scope: r.get(7)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Appends a rule (last in order); returns its id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_rule(
+        &mut self,
+        host: &str,
+        path: &str,
+        method: Option<&str>,
+        action: &str,
+        subject: Option<&str>,
+        scope: Option<&str>,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        self.with_tx(|tx| {
+            let next: i64 = tx.query_row("SELECT COALESCE(MAX(position), 0) + 1 FROM rules", [], |r| r.get(0))?;
+            tx.execute(
+                "INSERT INTO rules (position, host, path, method, action, subject, scope, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![next, host, path, method, action, subject, scope, now],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    /// Removes a rule.
+    pub fn remove_rule(&mut self, id: i64) -> Result<(), StoreError> {
+        if self.conn.execute("DELETE FROM rules WHERE id = ?1", [id])? == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Moves a rule to 1-based place `to` in the order, renumbering the others.
+    pub fn move_rule(&mut self, id: i64, to: usize) -> Result<(), StoreError> {
+        self.with_tx(|tx| {
+            let mut ids: Vec<i64> = tx
+                .prepare("SELECT id FROM rules ORDER BY position, id")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let Some(from) = ids.iter().position(|r| *r == id) else {
+                return Err(StoreError::NotFound);
+            };
+            let moved = ids.remove(from);
+            let to = to.clamp(1, ids.len() + 1) - 1;
+            ids.insert(to, moved);
+            for (i, rid) in ids.iter().enumerate() {
+                tx.execute(
+                    "UPDATE rules SET position = ?2 WHERE id = ?1",
+                    params![rid, i as i64 + 1],
+                )?;
+            }
+            Ok(())
+        })
+    }
+}
