@@ -276,7 +276,7 @@ fn serve_connection<W>(
                     target: "latchkey::access",
                     "{peer} {} {} {} {}us",
                     req.method.as_str(),
-                    req.path,
+                    crate::apikeys::format::redact(&req.path),
                     resp.status,
                     started.elapsed().as_micros()
                 );

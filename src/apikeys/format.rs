@@ -97,6 +97,30 @@ pub fn check(key: &str) -> Result<(), Malformed> {
     Ok(())
 }
 
+/// Replaces anything shaped like a key in `text` with `lk_[redacted]`, for log lines built from
+/// request data (a client may put a key where none belongs, such as the URL path).
+pub fn redact(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(PREFIX) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(PREFIX) {
+        out.push_str(rest.get(..i).unwrap_or_default());
+        let after = rest.get(i + PREFIX.len()..).unwrap_or_default();
+        let run = after.bytes().take_while(u8::is_ascii_alphanumeric).count();
+        if run >= 16 {
+            out.push_str("lk_[redacted]");
+        } else {
+            out.push_str(PREFIX);
+            out.push_str(after.get(..run).unwrap_or_default());
+        }
+        rest = after.get(run..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
 /// The public prefix of a key, for listings.
 pub fn display_prefix(key: &str) -> String {
     key.chars().take(DISPLAY_LEN).collect()
@@ -141,6 +165,14 @@ mod tests {
             check(&format!("lk_{}", "a".repeat(39))),
             Err(Malformed::Checksum)
         );
+    }
+
+    #[test]
+    fn redacts_keys_in_text() {
+        let k = generate().unwrap();
+        assert_eq!(redact(&format!("/v1/{k}/x")), "/v1/lk_[redacted]/x");
+        assert_eq!(redact("/bulk_read"), "/bulk_read");
+        assert_eq!(redact("/a/lk_short"), "/a/lk_short");
     }
 
     #[test]

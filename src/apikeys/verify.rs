@@ -106,15 +106,32 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Resp {
         Ok(None) => return bearer_challenge(401, None, None),
         Err(resp) => return resp,
     };
-    let required = Form::parse(req.query.as_bytes())
-        .ok()
-        .and_then(|f| f.get("scope").ok().flatten().map(str::to_string));
+    // A scope requirement that cannot be read is refused, never treated as "none" (fail closed).
+    let bad_scope = || {
+        bearer_challenge(
+            400,
+            Some((
+                "invalid_request",
+                "the scope parameter is malformed or repeated",
+            )),
+            None,
+        )
+    };
+    let required = match Form::parse(req.query.as_bytes())
+        .map(|f| f.get("scope").map(|s| s.map(str::to_string)))
+    {
+        Ok(Ok(None)) => None,
+        Ok(Ok(Some(raw))) => match scope::parse(&raw) {
+            Some(wanted) => Some(wanted),
+            None => return bad_scope(),
+        },
+        _ => return bad_scope(),
+    };
     let (entry, decision) = match admit(w, &key, now) {
         Ok(v) => v,
         Err(resp) => return resp,
     };
-    if let Some(required) = required {
-        let wanted = scope::parse(&required).unwrap_or_default();
+    if let Some(wanted) = required {
         if !scope::is_subset(&wanted, &entry.scopes) {
             return bearer_challenge(
                 403,

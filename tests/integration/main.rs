@@ -5,6 +5,7 @@
 
 mod support;
 
+mod apikeys;
 mod browser_e2e;
 mod cli;
 mod http_layer;
