@@ -140,6 +140,13 @@ pub const SETTINGS: &[SettingSpec] = &[
         help: "seconds a refresh token works without being used (idle)",
     },
     SettingSpec {
+        key: "gc.interval",
+        default: 60,
+        min: 1,
+        max: 86_400,
+        help: "seconds between deletions of expired codes, tokens, sessions and revocations",
+    },
+    SettingSpec {
         key: "http.idle_timeout",
         default: 60,
         min: 1,

@@ -131,14 +131,14 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Resp {
         Ok(v) => v,
         Err(resp) => return resp,
     };
-    if let Some(wanted) = required {
-        if !scope::is_subset(&wanted, &entry.scopes) {
-            return bearer_challenge(
-                403,
-                Some(("insufficient_scope", "the API key lacks a required scope")),
-                None,
-            );
-        }
+    if let Some(wanted) = required
+        && !scope::is_subset(&wanted, &entry.scopes)
+    {
+        return bearer_challenge(
+            403,
+            Some(("insufficient_scope", "the API key lacks a required scope")),
+            None,
+        );
     }
     let resp = Resp::json(
         200,

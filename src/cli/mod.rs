@@ -4,6 +4,7 @@
 mod apikey;
 mod client;
 mod keys;
+mod ops;
 mod rule;
 mod serve;
 mod settings;
@@ -42,6 +43,10 @@ enum Command {
     /// Manage forward-auth access rules for apps behind a reverse proxy
     #[command(subcommand)]
     Rule(rule::RuleCmd),
+    /// Write a consistent copy of the database while the server runs
+    Backup(ops::BackupArgs),
+    /// Exit 0 if the server on the listen address answers /healthz (for containers and monitors)
+    Healthcheck(ops::HealthcheckArgs),
     /// Manage users and their groups
     #[command(subcommand)]
     User(user::UserCmd),
@@ -72,6 +77,9 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
+    if let Command::Healthcheck(args) = cli.command {
+        return ops::healthcheck(args);
+    }
     let data_dir = match cli.data_dir {
         Some(d) => d,
         None => crate::config::default_data_dir()?,
@@ -82,6 +90,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::User(cmd) => user::run(&mut open(&data_dir)?, cmd),
         Command::Apikey(cmd) => apikey::run(&mut open(&data_dir)?, cmd),
         Command::Rule(cmd) => rule::run(&mut open(&data_dir)?, cmd),
+        Command::Backup(args) => ops::backup(&open(&data_dir)?, args),
+        Command::Healthcheck(_) => Ok(()),
         Command::Keys(cmd) => keys::run(&mut open(&data_dir)?, cmd),
         Command::Settings(cmd) => settings::run(&mut open(&data_dir)?, cmd),
     }

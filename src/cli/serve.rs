@@ -49,8 +49,6 @@ pub struct ServeArgs {
 const RELOAD_EVERY: Duration = Duration::from_millis(250);
 /// How often counted API-key usage is written.
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
-/// How often expired rows are deleted and due keys retired.
-const GC_EVERY: Duration = Duration::from_secs(60);
 
 pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
     crate::logger::init(Some(&args.log_level));
@@ -218,7 +216,10 @@ fn spawn_maintenance(
                     last_flush = std::time::Instant::now();
                     flush_usage(&app, &mut store);
                 }
-                if last_gc.elapsed() >= GC_EVERY {
+                let gc_every = Duration::from_secs(
+                    u64::try_from(app.settings().get("gc.interval")).unwrap_or(60),
+                );
+                if last_gc.elapsed() >= gc_every {
                     last_gc = std::time::Instant::now();
                     gc(&mut store, app.settings().get("session.idle_ttl"));
                 }

@@ -218,6 +218,19 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Writes a consistent copy of the whole database to `path` (`VACUUM INTO`: one read
+    /// transaction, so writers carry on while it runs and the copy is one point in time).
+    pub fn backup_to(&self, path: &Path) -> Result<(), StoreError> {
+        let target = path.to_str().ok_or_else(|| {
+            StoreError::Io(
+                "the backup path is not UTF-8".into(),
+                std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            )
+        })?;
+        self.conn.execute("VACUUM INTO ?1", [target])?;
+        Ok(())
+    }
+
     /// Copies the WAL into the main file and truncates it, so the single file is complete.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         self.conn
