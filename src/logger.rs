@@ -1,6 +1,7 @@
-//! A small `log` implementation: one line per record on stderr,
-//! `2026-11-29T12:00:00Z INFO target: message`. Level from `LATCHKEY_LOG` (error, warn, info,
-//! debug, trace; default info).
+//! A small `log` implementation: one line per record on stderr, as text
+//! (`2026-11-29T12:00:00Z INFO target: message`) or as one JSON object per line
+//! (`{"ts":…,"level":…,"target":…,"msg":…}`). Level from `LATCHKEY_LOG` (error, warn, info,
+//! debug, trace; default info), format from `--log-format` / `LATCHKEY_LOG_FORMAT`.
 
 use std::io::Write;
 
@@ -8,6 +9,7 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 
 struct Logger {
     level: LevelFilter,
+    json: bool,
 }
 
 impl Log for Logger {
@@ -26,12 +28,20 @@ impl Log for Logger {
             Level::Debug => "DEBUG",
             Level::Trace => "TRACE",
         };
-        let line = format!(
-            "{} {level} {}: {}\n",
-            crate::timefmt::rfc3339(crate::timefmt::now()),
-            record.target(),
-            record.args()
-        );
+        let ts = crate::timefmt::rfc3339(crate::timefmt::now());
+        let line = if self.json {
+            let mut l = serde_json::json!({
+                "ts": ts,
+                "level": level,
+                "target": record.target(),
+                "msg": record.args().to_string(),
+            })
+            .to_string();
+            l.push('\n');
+            l
+        } else {
+            format!("{ts} {level} {}: {}\n", record.target(), record.args())
+        };
         // One write per line, so lines from different threads do not interleave.
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
@@ -41,8 +51,8 @@ impl Log for Logger {
     }
 }
 
-/// Installs the logger once; later calls do nothing.
-pub fn init(level: Option<&str>) {
+/// Installs the logger once; later calls do nothing. `json` selects one JSON object per line.
+pub fn init(level: Option<&str>, json: bool) {
     let level = match level.map(str::to_ascii_lowercase).as_deref() {
         Some("off") => LevelFilter::Off,
         Some("error") => LevelFilter::Error,
@@ -51,7 +61,7 @@ pub fn init(level: Option<&str>) {
         Some("trace") => LevelFilter::Trace,
         _ => LevelFilter::Info,
     };
-    if log::set_boxed_logger(Box::new(Logger { level })).is_ok() {
+    if log::set_boxed_logger(Box::new(Logger { level, json })).is_ok() {
         log::set_max_level(level);
     }
 }

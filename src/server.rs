@@ -15,7 +15,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,8 @@ use crate::http::{Method, Req, Resp};
 /// Stack size of connection threads: they parse and copy buffers, handlers run on them too
 /// (with a worker borrowed), so this is generous for that and small beside the 8 MiB default.
 const CONN_STACK: usize = 512 * 1024;
+/// Request ids, unique within a process run.
+static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
 /// How long a stop waits for requests in flight.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -264,17 +266,20 @@ fn serve_connection<W>(
             }
             Next::Request { req, keep_alive } => {
                 let started = Instant::now();
+                // A request id ties the access-log line to the X-Request-Id the client sees.
+                let rid = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
                 let resp = pool.with(|w| {
                     catch_unwind(AssertUnwindSafe(|| handler(w, &req))).unwrap_or_else(|_| {
                         log::error!("handler panicked on {} {}", req.method.as_str(), req.path);
                         Resp::json_error(500, "server_error", "internal error").no_store()
                     })
                 });
+                let resp = resp.with("X-Request-Id", format!("{rid:x}"));
                 let keep = keep_alive && !resp.close && !stop.load(Ordering::SeqCst);
                 let ok = conn.write(&resp, req.method == Method::Head, keep, req.http10);
                 log::info!(
                     target: "latchkey::access",
-                    "{peer} {} {} {} {}us",
+                    "{peer} {} {} {} {}us rid={rid:x}",
                     req.method.as_str(),
                     crate::apikeys::format::redact(&req.path),
                     resp.status,

@@ -43,6 +43,9 @@ pub struct ServeArgs {
     /// Log level: error, warn, info, debug, trace
     #[arg(long, env = "LATCHKEY_LOG", default_value = "info")]
     log_level: String,
+    /// Log line format
+    #[arg(long, env = "LATCHKEY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 /// How often the server looks for changes made by another process (the CLI).
@@ -51,7 +54,7 @@ const RELOAD_EVERY: Duration = Duration::from_millis(250);
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
 
 pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
-    crate::logger::init(Some(&args.log_level));
+    crate::logger::init(Some(&args.log_level), args.log_format == "json");
     let mut store = Store::open_data_dir(&data_dir)?;
     let db_path = store
         .path()
