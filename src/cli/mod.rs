@@ -45,6 +45,8 @@ enum Command {
     Rule(rule::RuleCmd),
     /// Write a consistent copy of the database while the server runs
     Backup(ops::BackupArgs),
+    /// Check the data directory, database, keys and issuer; exit 1 if something needs fixing
+    Check(ops::CheckArgs),
     /// Exit 0 if the server on the listen address answers /healthz (for containers and monitors)
     Healthcheck(ops::HealthcheckArgs),
     /// Manage users and their groups
@@ -91,6 +93,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Apikey(cmd) => apikey::run(&mut open(&data_dir)?, cmd),
         Command::Rule(cmd) => rule::run(&mut open(&data_dir)?, cmd),
         Command::Backup(args) => ops::backup(&open(&data_dir)?, args),
+        Command::Check(args) => ops::check(&data_dir, args),
         Command::Healthcheck(_) => Ok(()),
         Command::Keys(cmd) => keys::run(&mut open(&data_dir)?, cmd),
         Command::Settings(cmd) => settings::run(&mut open(&data_dir)?, cmd),

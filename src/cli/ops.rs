@@ -90,3 +90,126 @@ fn restrict(path: &Path) -> Result<(), Error> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io(format!("cannot chmod {}", path.display()), e))
 }
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The issuer the server runs with
+    #[arg(long, env = "LATCHKEY_ISSUER")]
+    issuer: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// `latchkey check`: looks at the data directory, the database (read-only: nothing is migrated
+/// or created), the signing keys and the issuer, prints what it found, and exits 1 if anything
+/// needs fixing.
+pub fn check(data_dir: &Path, a: CheckArgs) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut lines: Vec<(bool, String)> = Vec::new();
+    let mut report = |ok: bool, msg: String| lines.push((ok, msg));
+    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
+
+    match mode(data_dir) {
+        Ok(m) if m & 0o077 == 0 => report(
+            true,
+            format!("data directory {} (mode {m:o})", data_dir.display()),
+        ),
+        Ok(m) => report(
+            false,
+            format!(
+                "data directory {} is mode {m:o}: others can enter it; chmod 700",
+                data_dir.display()
+            ),
+        ),
+        Err(e) => report(false, format!("data directory {}: {e}", data_dir.display())),
+    }
+    let db = data_dir.join(crate::store::DB_FILE);
+    match mode(&db) {
+        Ok(m) if m & 0o077 == 0 => report(true, format!("database {} (mode {m:o})", db.display())),
+        Ok(m) => report(
+            false,
+            format!(
+                "database {} is mode {m:o}: it holds private keys; chmod 600",
+                db.display()
+            ),
+        ),
+        Err(e) => report(false, format!("database {}: {e}", db.display())),
+    }
+    if db.exists() {
+        match Store::inspect(&db) {
+            Ok(info) => {
+                let supported = crate::store::SCHEMA_VERSION;
+                match info.schema_version {
+                    v if v > supported => report(
+                        false,
+                        format!(
+                            "schema version {v} is newer than this latchkey ({supported}): run the newer binary"
+                        ),
+                    ),
+                    v if v < supported => report(
+                        true,
+                        format!(
+                            "schema version {v}: {} migration(s) will be applied at the next start",
+                            supported - v
+                        ),
+                    ),
+                    v => report(true, format!("schema version {v} (current)")),
+                }
+                let now = crate::timefmt::now();
+                for alg in ["ES256", "RS256"] {
+                    match info
+                        .keys
+                        .iter()
+                        .find(|k| k.alg == alg && k.status == "active")
+                    {
+                        Some(k) => report(
+                            true,
+                            format!(
+                                "active {alg} key {} ({} days old)",
+                                k.kid,
+                                (now - k.created_at) / 86_400
+                            ),
+                        ),
+                        None => report(
+                            true,
+                            format!("no active {alg} key yet: the next start generates one"),
+                        ),
+                    }
+                }
+                let retiring = info.keys.iter().filter(|k| k.status == "retiring").count();
+                if retiring > 0 {
+                    report(
+                        true,
+                        format!("{retiring} previous key(s) still published after a rotation"),
+                    );
+                }
+            }
+            Err(e) => report(false, format!("cannot read the database: {e}")),
+        }
+    }
+    match &a.issuer {
+        None => report(false, "no issuer set (LATCHKEY_ISSUER or --issuer): the default http://<listen> only suits loopback testing".into()),
+        Some(i) => match crate::config::validate_issuer(i) {
+            Ok((iss, None)) if iss.starts_with("https://") => report(true, format!("issuer {iss} (https)")),
+            Ok((iss, None)) => report(true, format!("issuer {iss} (plain http, loopback only)")),
+            Ok((iss, Some(_))) => report(false, format!("issuer {iss} is plain http on a network address: use https")),
+            Err(e) => report(false, e.to_string()),
+        },
+    }
+    let problems = lines.iter().filter(|(ok, _)| !ok).count();
+    if a.json {
+        let items: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|(ok, m)| serde_json::json!({"ok": ok, "message": m}))
+            .collect();
+        super::print_json(&serde_json::json!({"ok": problems == 0, "checks": items}));
+    } else {
+        for (ok, m) in &lines {
+            println!("{} {m}", if *ok { "ok     " } else { "PROBLEM" });
+        }
+    }
+    if problems > 0 {
+        return Err(Error::Msg(format!("{problems} problem(s) found")));
+    }
+    Ok(())
+}

@@ -91,6 +91,20 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// What `latchkey check` reads from a database.
+pub struct Inspection {
+    pub schema_version: i64,
+    pub keys: Vec<KeySummary>,
+}
+
+/// A signing key without its private part.
+pub struct KeySummary {
+    pub kid: String,
+    pub alg: String,
+    pub status: String,
+    pub created_at: i64,
+}
+
 /// A connection to latchkey's database.
 pub struct Store {
     conn: Connection,
@@ -216,6 +230,37 @@ impl Store {
             .prepare_cached("SELECT name, rev FROM revisions ORDER BY name")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Reads the schema version and the signing keys (without their private parts) of a
+    /// database file opened read-only: nothing is migrated, created or written.
+    pub fn inspect(path: &Path) -> Result<Inspection, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let schema_version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let mut keys = Vec::new();
+        if schema_version >= 1 {
+            let mut stmt = conn.prepare(
+                "SELECT kid, alg, status, created_at FROM signing_keys ORDER BY created_at DESC",
+            )?;
+            keys = stmt
+                .query_map([], |r| {
+                    Ok(KeySummary {
+                        kid: r.get(0)?,
+                        alg: r.get(1)?,
+                        status: r.get(2)?,
+                        created_at: r.get(3)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(Inspection {
+            schema_version,
+            keys,
+        })
     }
 
     /// Writes a consistent copy of the whole database to `path` (`VACUUM INTO`: one read

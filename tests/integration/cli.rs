@@ -951,3 +951,61 @@ fn key_rotation_reaches_the_running_server_and_old_tokens_stay_valid() {
     let issuer = again.issuer();
     verify_with(&again, &token_c, &issuer, &issuer);
 }
+
+// ---------------------------------------------------------------------------------------------
+// latchkey check
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn check_reports_a_healthy_data_directory_and_exits_0() {
+    let dir = temp_dir("check-ok").join("data");
+    latchkey_ok(&dir, &["keys", "list"]);
+    let out = latchkey(&dir, &["check", "--issuer", "https://auth.example.org"]);
+    assert_exit(&out, 0, "check");
+    let text = stdout(&out);
+    assert!(!text.contains("PROBLEM"), "{text}");
+    assert!(text.contains("schema version"), "{text}");
+    assert!(text.contains("active ES256 key"), "{text}");
+    assert!(text.contains("active RS256 key"), "{text}");
+    assert!(
+        text.contains("issuer https://auth.example.org (https)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_finds_problems_and_exits_1() {
+    let dir = temp_dir("check-bad").join("data");
+    latchkey_ok(&dir, &["keys", "list"]);
+    let db = dir.join("latchkey.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = latchkey(
+        &dir,
+        &["check", "--issuer", "http://auth.example.org", "--json"],
+    );
+    assert_exit(&out, 1, "check with problems");
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["ok"], false);
+    let problems: Vec<String> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].contains("mode 644"), "{problems:?}");
+    assert!(problems[1].contains("plain http"), "{problems:?}");
+    // check reads the database read-only: the mode it found is untouched.
+    let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
+}
+
+#[test]
+fn check_does_not_create_a_missing_data_directory() {
+    let dir = temp_dir("check-missing").join("data");
+    let out = latchkey(&dir, &["check", "--issuer", "https://auth.example.org"]);
+    assert_exit(&out, 1, "check on a missing directory");
+    assert!(stdout(&out).contains("PROBLEM"), "{}", stdout(&out));
+    assert!(!dir.exists(), "check must not create the data directory");
+}
