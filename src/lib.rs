@@ -31,6 +31,7 @@ pub mod forward;
 pub mod http;
 pub mod jwt;
 pub mod logger;
+pub mod metrics;
 pub mod oauth;
 pub mod oidc;
 pub mod server;

@@ -146,6 +146,7 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
         .max(addresses.locked(&ip_key, now))
     {
         log::info!(target: "latchkey::security", "login throttled from {ip_key}");
+        crate::metrics::METRICS.login_throttled();
         return ui::message(
             429,
             "Too many attempts",
@@ -176,6 +177,7 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
     let user = match (ok, &user) {
         (true, Some(u)) => u.clone(),
         _ => {
+            crate::metrics::METRICS.login_failure();
             let lock = accounts
                 .fail(&account_key, now)
                 .max(addresses.fail(&ip_key, now));
@@ -206,6 +208,7 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
         }
     };
     accounts.reset(&account_key);
+    crate::metrics::METRICS.login();
     if user
         .password_hash
         .as_deref()

@@ -83,6 +83,7 @@ pub fn admit(
     Resp,
 > {
     let entry = apikeys::check(&w.app.api_keys(), key, now).map_err(|r| {
+        crate::metrics::METRICS.api_key(false);
         log::info!(target: "latchkey::security", "API key refused: {}", r.description());
         bearer_challenge(401, Some(("invalid_token", r.description())), None)
     })?;
@@ -90,12 +91,14 @@ pub fn admit(
         .rate
         .map(|(quota, window)| w.app.rate_limiter().take(&entry.id, quota, window));
     if let Some(d) = decision.filter(|d| !d.allowed) {
+        crate::metrics::METRICS.rate_limited();
         let resp = Resp::json_error(429, "rate_limited", "the API key's rate limit is exhausted")
             .with("Retry-After", d.retry_after.max(1).to_string())
             .no_store();
         return Err(rate_headers(resp, &d));
     }
     w.app.usage().record(&entry.id, now);
+    crate::metrics::METRICS.api_key(true);
     Ok((entry, decision))
 }
 

@@ -40,6 +40,10 @@ pub struct ServeArgs {
     #[arg(long = "trusted-proxy", env = "LATCHKEY_TRUSTED_PROXIES", value_delimiter = ',',
           value_name = "CIDR", value_parser = crate::forward::proxy::Cidr::parse)]
     trusted_proxies: Vec<crate::forward::proxy::Cidr>,
+    /// Serve Prometheus metrics at /metrics on this separate address (off by default; keep it
+    /// on loopback or a private network)
+    #[arg(long, env = "LATCHKEY_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
     /// Log level: error, warn, info, debug, trace
     #[arg(long, env = "LATCHKEY_LOG", default_value = "info")]
     log_level: String,
@@ -171,7 +175,15 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
     let _ = out.flush();
     drop(out);
 
+    let metrics = match args.metrics_listen {
+        Some(addr) => Some(spawn_metrics(addr)?),
+        None => None,
+    };
     let left = server.run();
+    if let Some((handle, thread)) = metrics {
+        handle.stop();
+        let _ = thread.join();
+    }
     if left > 0 {
         log::warn!("{left} connections still open after the drain period; closing them");
     }
@@ -180,6 +192,49 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
     store.checkpoint()?;
     log::info!("stopped");
     Ok(())
+}
+
+/// Starts the metrics listener: `GET /metrics` only, one worker, on its own thread.
+fn spawn_metrics(addr: SocketAddr) -> Result<(StopHandle, std::thread::JoinHandle<usize>), Error> {
+    use crate::http::{Method, Req, Resp};
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| Error::io(format!("cannot listen on {addr} for metrics"), e))?;
+    let handler = |_: &mut (), req: &Req| -> Resp {
+        if req.path != "/metrics" {
+            return Resp::json_error(404, "not_found", "only /metrics is served here");
+        }
+        if !matches!(req.method, Method::Get | Method::Head) {
+            return Resp::json_error(405, "method_not_allowed", "use GET")
+                .with("Allow", "GET, HEAD");
+        }
+        Resp {
+            status: 200,
+            headers: vec![
+                (
+                    "Content-Type",
+                    "text/plain; version=0.0.4; charset=utf-8".into(),
+                ),
+                ("Cache-Control", "no-store".into()),
+            ],
+            body: crate::metrics::METRICS.render().into_bytes(),
+            close: false,
+        }
+    };
+    let server = Server::new(
+        listener,
+        vec![()],
+        Arc::new(handler),
+        ServerConfig::default(),
+    )
+    .map_err(|e| Error::io("cannot start the metrics listener", e))?;
+    let bound = server.local_addr();
+    let handle = server.stop_handle();
+    let thread = std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || server.run())
+        .map_err(|e| Error::io("cannot start the metrics thread", e))?;
+    log::info!("metrics on http://{bound}/metrics");
+    Ok((handle, thread))
 }
 
 /// Stops the server on SIGTERM or SIGINT.

@@ -121,7 +121,23 @@ const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
 
 /// Routes a request and turns an error value into its response.
 pub fn route(w: &mut Worker, req: &Req) -> Resp {
-    let Some((_, handlers)) = ROUTES.iter().find(|(p, _)| *p == req.path) else {
+    let started = std::time::Instant::now();
+    let route = ROUTES.iter().find(|(p, _)| *p == req.path);
+    let resp = dispatch(w, req, route);
+    crate::metrics::METRICS.request(
+        route.map_or("other", |(p, _)| *p),
+        resp.status,
+        started.elapsed(),
+    );
+    resp
+}
+
+fn dispatch(
+    w: &mut Worker,
+    req: &Req,
+    route: Option<&(&'static str, &[(Method, Endpoint)])>,
+) -> Resp {
+    let Some((_, handlers)) = route else {
         return Resp::json_error(404, "not_found", "no such endpoint");
     };
     let method = if req.method == Method::Head {

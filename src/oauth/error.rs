@@ -116,6 +116,7 @@ impl OAuthError {
 
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
+        crate::metrics::METRICS.db_error();
         OAuthError::server(e)
     }
 }

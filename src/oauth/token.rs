@@ -33,13 +33,28 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
             "the client is not allowed this grant type",
         ));
     }
-    match grant_type {
-        client_credentials::GRANT_TYPE => client_credentials::exchange(w, &client, &form, now),
-        authorization_code::GRANT_TYPE => authorization_code::exchange(w, &client, &form, now),
-        refresh_token::GRANT_TYPE => refresh_token::exchange(w, &client, &form, now),
-        _ => Err(OAuthError::new(
-            ErrorCode::UnsupportedGrantType,
-            "grant_type is not supported",
-        )),
+    let (grant, result) = match grant_type {
+        client_credentials::GRANT_TYPE => (
+            client_credentials::GRANT_TYPE,
+            client_credentials::exchange(w, &client, &form, now),
+        ),
+        authorization_code::GRANT_TYPE => (
+            authorization_code::GRANT_TYPE,
+            authorization_code::exchange(w, &client, &form, now),
+        ),
+        refresh_token::GRANT_TYPE => (
+            refresh_token::GRANT_TYPE,
+            refresh_token::exchange(w, &client, &form, now),
+        ),
+        _ => {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "grant_type is not supported",
+            ));
+        }
+    };
+    if result.is_ok() {
+        crate::metrics::METRICS.token_issued(grant);
     }
+    result
 }

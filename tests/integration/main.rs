@@ -9,5 +9,6 @@ mod apikeys;
 mod browser_e2e;
 mod cli;
 mod http_layer;
+mod metrics;
 mod oauth;
 mod oidc_flow;
