@@ -152,6 +152,16 @@ pub fn original(req: &Req, trusted: &[Cidr]) -> Option<Original> {
         });
     }
     let raw = one("x-original-url")?;
+    // A request URL never has a fragment, and `host:` with no port is malformed: both appear
+    // when a proxy builds the URL from a client-chosen Host (`Host: app.test:#`), and a
+    // parser would then judge `/` instead of the path the app serves. Refuse them.
+    let authority_raw = raw
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+        .unwrap_or("");
+    if raw.contains('#') || authority_raw.ends_with(':') || authority_raw.is_empty() {
+        return None;
+    }
     let url = url::Url::parse(&raw).ok()?;
     if !matches!(url.scheme(), "http" | "https")
         || !url.username().is_empty()

@@ -12,3 +12,4 @@ mod http_layer;
 mod metrics;
 mod oauth;
 mod oidc_flow;
+mod proxies_e2e;
