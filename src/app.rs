@@ -6,6 +6,7 @@ use crate::accounts::throttle::Throttle;
 use crate::apikeys::KeyIndex;
 use crate::apikeys::ratelimit::RateLimiter;
 use crate::apikeys::usage::Usage;
+use crate::audit::AuditQueue;
 use crate::config::{Config, Settings};
 use crate::forward::cache::SessionCache;
 use crate::forward::rules::RuleSet;
@@ -34,6 +35,7 @@ pub struct App {
     usage: Usage,
     rules: RwLock<Arc<RuleSet>>,
     forward_sessions: SessionCache,
+    audit: AuditQueue,
 }
 
 impl App {
@@ -51,7 +53,13 @@ impl App {
             usage: Usage::default(),
             rules: RwLock::new(Arc::new(RuleSet::default())),
             forward_sessions: SessionCache::default(),
+            audit: AuditQueue::default(),
         }
+    }
+
+    /// Audit events waiting to be written.
+    pub fn audit(&self) -> &AuditQueue {
+        &self.audit
     }
 
     /// The current forward-auth rules.

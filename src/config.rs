@@ -140,6 +140,13 @@ pub const SETTINGS: &[SettingSpec] = &[
         help: "seconds a refresh token works without being used (idle)",
     },
     SettingSpec {
+        key: "audit.retention_days",
+        default: 90,
+        min: 1,
+        max: 3_650,
+        help: "days the audit log keeps events",
+    },
+    SettingSpec {
         key: "gc.interval",
         default: 60,
         min: 1,

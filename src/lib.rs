@@ -23,6 +23,7 @@
 pub mod accounts;
 pub mod apikeys;
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod crypto;

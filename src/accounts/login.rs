@@ -147,6 +147,9 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
     {
         log::info!(target: "latchkey::security", "login throttled from {ip_key}");
         crate::metrics::METRICS.login_throttled();
+        w.app
+            .audit()
+            .record(now, "anonymous", "login", "", "locked", &ip_key);
         return ui::message(
             429,
             "Too many attempts",
@@ -178,6 +181,13 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
         (true, Some(u)) => u.clone(),
         _ => {
             crate::metrics::METRICS.login_failure();
+            let target = user
+                .as_ref()
+                .map(|u| u.username.clone())
+                .unwrap_or_default();
+            w.app
+                .audit()
+                .record(now, "anonymous", "login", &target, "failed", &ip_key);
             let lock = accounts
                 .fail(&account_key, now)
                 .max(addresses.fail(&ip_key, now));
@@ -209,6 +219,14 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
     };
     accounts.reset(&account_key);
     crate::metrics::METRICS.login();
+    w.app.audit().record(
+        now,
+        &format!("user:{}", user.username),
+        "login",
+        &user.username,
+        "ok",
+        &ip_key,
+    );
     if user
         .password_hash
         .as_deref()

@@ -379,6 +379,24 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
     Ok(())
 }
 
+impl ApiKeyCmd {
+    /// The audit action and target of a command that changes something (never the key).
+    pub fn audit_label(&self) -> Option<(&'static str, String)> {
+        match self {
+            ApiKeyCmd::Create(a) => Some(("apikey_created", a.name.clone())),
+            ApiKeyCmd::Revoke { key } => Some(("apikey_revoked", key.clone())),
+            ApiKeyCmd::Rotate { key, .. } => Some(("apikey_rotated", key.clone())),
+            ApiKeyCmd::Owner {
+                cmd: OwnerCmd::Disable { owner },
+            } => Some(("apikey_owner_disabled", owner.clone())),
+            ApiKeyCmd::Owner {
+                cmd: OwnerCmd::Enable { owner },
+            } => Some(("apikey_owner_enabled", owner.clone())),
+            ApiKeyCmd::List { .. } | ApiKeyCmd::Show { .. } | ApiKeyCmd::Usage { .. } => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

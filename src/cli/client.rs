@@ -369,6 +369,18 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
     }
 }
 
+impl ClientCmd {
+    /// The audit action and target of a command that changes something.
+    pub fn audit_label(&self) -> Option<(&'static str, String)> {
+        match self {
+            ClientCmd::Add(a) => Some(("client_added", a.name.clone())),
+            ClientCmd::Remove { id } => Some(("client_removed", id.clone())),
+            ClientCmd::RotateSecret { id, .. } => Some(("client_secret_rotated", id.clone())),
+            ClientCmd::List { .. } | ClientCmd::Show { .. } => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::validate_redirect_uri as v;

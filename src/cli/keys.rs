@@ -78,3 +78,13 @@ pub fn run(store: &mut Store, cmd: KeysCmd) -> Result<(), Error> {
     }
     Ok(())
 }
+
+impl KeysCmd {
+    /// The audit action and target of a command that changes something.
+    pub fn audit_label(&self) -> Option<(&'static str, String)> {
+        match self {
+            KeysCmd::Rotate { .. } => Some(("signing_keys_rotated", String::new())),
+            KeysCmd::List { .. } => None,
+        }
+    }
+}

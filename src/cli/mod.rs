@@ -43,6 +43,8 @@ enum Command {
     /// Manage forward-auth access rules for apps behind a reverse proxy
     #[command(subcommand)]
     Rule(rule::RuleCmd),
+    /// Show the audit log
+    Audit(ops::AuditArgs),
     /// Write a consistent copy of the database while the server runs
     Backup(ops::BackupArgs),
     /// Check the data directory, database, keys and issuer; exit 1 if something needs fixing
@@ -88,16 +90,42 @@ fn run(cli: Cli) -> Result<(), Error> {
     };
     match cli.command {
         Command::Serve(args) => serve::run(data_dir, args),
-        Command::Client(cmd) => client::run(&mut open(&data_dir)?, cmd),
-        Command::User(cmd) => user::run(&mut open(&data_dir)?, cmd),
-        Command::Apikey(cmd) => apikey::run(&mut open(&data_dir)?, cmd),
-        Command::Rule(cmd) => rule::run(&mut open(&data_dir)?, cmd),
+        Command::Client(cmd) => audited(&data_dir, cmd.audit_label(), |s| client::run(s, cmd)),
+        Command::User(cmd) => audited(&data_dir, cmd.audit_label(), |s| user::run(s, cmd)),
+        Command::Apikey(cmd) => audited(&data_dir, cmd.audit_label(), |s| apikey::run(s, cmd)),
+        Command::Rule(cmd) => audited(&data_dir, cmd.audit_label(), |s| rule::run(s, cmd)),
+        Command::Keys(cmd) => audited(&data_dir, cmd.audit_label(), |s| keys::run(s, cmd)),
+        Command::Settings(cmd) => audited(&data_dir, cmd.audit_label(), |s| settings::run(s, cmd)),
+        Command::Audit(args) => ops::audit(&open(&data_dir)?, args),
         Command::Backup(args) => ops::backup(&open(&data_dir)?, args),
         Command::Check(args) => ops::check(&data_dir, args),
         Command::Healthcheck(_) => Ok(()),
-        Command::Keys(cmd) => keys::run(&mut open(&data_dir)?, cmd),
-        Command::Settings(cmd) => settings::run(&mut open(&data_dir)?, cmd),
     }
+}
+
+/// Runs an administrative command and, when it changed something, records it in the audit log
+/// with its outcome.
+fn audited(
+    data_dir: &std::path::Path,
+    label: Option<(&'static str, String)>,
+    f: impl FnOnce(&mut Store) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let mut store = open(data_dir)?;
+    let result = f(&mut store);
+    if let Some((action, target)) = label {
+        let event = crate::store::audit::AuditEvent {
+            time: crate::timefmt::now(),
+            actor: crate::audit::cli_actor(),
+            action: action.into(),
+            target,
+            outcome: if result.is_ok() { "ok" } else { "failed" }.into(),
+            address: String::new(),
+        };
+        if let Err(e) = store.append_audit(&[event]) {
+            eprintln!("latchkey: could not write the audit log: {e}");
+        }
+    }
+    result
 }
 
 /// Opens the database of an administrative command (creating it on first use).

@@ -213,3 +213,45 @@ pub fn check(data_dir: &Path, a: CheckArgs) -> Result<(), Error> {
     }
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// Only events newer than this, e.g. 24h, 7d
+    #[arg(long, value_parser = super::apikey::parse_duration, default_value = "7d")]
+    since: i64,
+    /// At most this many events (the newest)
+    #[arg(long, default_value_t = 1000)]
+    limit: i64,
+    #[arg(long)]
+    json: bool,
+}
+
+/// `latchkey audit`: sign-ins, failures, lockouts, tokens issued and administrative changes.
+/// Events the server queued reach the database within a few seconds.
+pub fn audit(store: &Store, a: AuditArgs) -> Result<(), Error> {
+    let since = crate::timefmt::now() - a.since;
+    let events = store.audit_since(since, a.limit.clamp(1, 1_000_000))?;
+    if a.json {
+        let rows: Vec<serde_json::Value> = events
+            .iter()
+            .map(|e| {
+                serde_json::json!({"time": e.time, "actor": e.actor, "action": e.action,
+                                   "target": e.target, "outcome": e.outcome, "address": e.address})
+            })
+            .collect();
+        super::print_json(&serde_json::Value::Array(rows));
+    } else {
+        for e in events {
+            println!(
+                "{} {:<24} {:<22} {:<8} {} {}",
+                crate::timefmt::rfc3339(e.time),
+                e.actor,
+                e.action,
+                e.outcome,
+                e.target,
+                e.address
+            );
+        }
+    }
+    Ok(())
+}

@@ -211,3 +211,15 @@ fn normalize_prefix(prefix: &str) -> String {
         n
     }
 }
+
+impl RuleCmd {
+    /// The audit action and target of a command that changes something.
+    pub fn audit_label(&self) -> Option<(&'static str, String)> {
+        match self {
+            RuleCmd::Add(a) => Some(("rule_added", format!("{}{}", a.host, a.path))),
+            RuleCmd::Remove { id } => Some(("rule_removed", id.to_string())),
+            RuleCmd::Move { id, to } => Some(("rule_moved", format!("{id} -> {to}"))),
+            RuleCmd::List { .. } | RuleCmd::Test { .. } => None,
+        }
+    }
+}

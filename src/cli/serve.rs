@@ -189,6 +189,7 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
     }
     let _ = maintenance.join();
     flush_usage(&app, &mut store);
+    flush_audit(&app, &mut store);
     store.checkpoint()?;
     log::info!("stopped");
     Ok(())
@@ -273,13 +274,18 @@ fn spawn_maintenance(
                 if last_flush.elapsed() >= FLUSH_EVERY {
                     last_flush = std::time::Instant::now();
                     flush_usage(&app, &mut store);
+                    flush_audit(&app, &mut store);
                 }
                 let gc_every = Duration::from_secs(
                     u64::try_from(app.settings().get("gc.interval")).unwrap_or(60),
                 );
                 if last_gc.elapsed() >= gc_every {
                     last_gc = std::time::Instant::now();
-                    gc(&mut store, app.settings().get("session.idle_ttl"));
+                    gc(
+                        &mut store,
+                        app.settings().get("session.idle_ttl"),
+                        app.settings().get("audit.retention_days"),
+                    );
                 }
                 match store.revisions() {
                     Ok(now_revs) if now_revs != seen => {
@@ -366,12 +372,29 @@ fn flush_usage(app: &App, store: &mut Store) {
     }
 }
 
-fn gc(store: &mut Store, idle_ttl: i64) {
+/// Writes queued audit events in one transaction; on failure they wait for the next attempt.
+fn flush_audit(app: &App, store: &mut Store) {
+    let events = app.audit().drain();
+    if events.is_empty() {
+        return;
+    }
+    if let Err(e) = store.append_audit(&events) {
+        log::error!("cannot write the audit log, will retry: {e}");
+        app.audit().restore(events);
+    }
+}
+
+fn gc(store: &mut Store, idle_ttl: i64, audit_days: i64) {
     let now = now();
     match store.gc_sessions(now, idle_ttl) {
         Ok(n) if n > 0 => log::debug!("deleted {n} expired sessions"),
         Ok(_) => {}
         Err(e) => log::error!("garbage collection: {e}"),
+    }
+    match store.prune_audit(now - audit_days * 86_400) {
+        Ok(n) if n > 0 => log::debug!("pruned {n} audit events"),
+        Ok(_) => {}
+        Err(e) => log::error!("audit pruning: {e}"),
     }
     match store.gc_grants(now) {
         Ok(n) if n > 0 => log::debug!("deleted {n} expired codes, grants and tokens"),

@@ -62,3 +62,14 @@ pub fn run(store: &mut Store, cmd: SettingsCmd) -> Result<(), Error> {
     }
     Ok(())
 }
+
+impl SettingsCmd {
+    /// The audit action and target of a command that changes something.
+    pub fn audit_label(&self) -> Option<(&'static str, String)> {
+        match self {
+            SettingsCmd::Set { key, value } => Some(("setting_changed", format!("{key}={value}"))),
+            SettingsCmd::Unset { key } => Some(("setting_reset", key.clone())),
+            SettingsCmd::List { .. } | SettingsCmd::Get { .. } => None,
+        }
+    }
+}

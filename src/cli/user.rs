@@ -246,3 +246,26 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
     }
     Ok(())
 }
+
+impl UserCmd {
+    /// The audit action and target of a command that changes something.
+    pub fn audit_label(&self) -> Option<(&'static str, String)> {
+        match self {
+            UserCmd::Add(a) => Some(("user_added", a.name.clone())),
+            UserCmd::Passwd { name, .. } => Some(("user_password_changed", name.clone())),
+            UserCmd::Disable { name } => Some(("user_disabled", name.clone())),
+            UserCmd::Enable { name } => Some(("user_enabled", name.clone())),
+            UserCmd::Remove { name } => Some(("user_removed", name.clone())),
+            UserCmd::Rename { name, new_name } => {
+                Some(("user_renamed", format!("{name} -> {new_name}")))
+            }
+            UserCmd::Group(GroupCmd::Add { name, group }) => {
+                Some(("user_group_added", format!("{name} {group}")))
+            }
+            UserCmd::Group(GroupCmd::Remove { name, group }) => {
+                Some(("user_group_removed", format!("{name} {group}")))
+            }
+            UserCmd::List { .. } | UserCmd::Show { .. } => None,
+        }
+    }
+}

@@ -55,6 +55,14 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
     };
     if result.is_ok() {
         crate::metrics::METRICS.token_issued(grant);
+        w.app.audit().record(
+            now,
+            &format!("client:{}", client.client_id),
+            "token_issued",
+            grant,
+            "ok",
+            &req.peer.ip().to_string(),
+        );
     }
     result
 }

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0002_accounts.sql"),
     include_str!("sql/0003_apikeys.sql"),
     include_str!("sql/0004_forward_auth.sql"),
+    include_str!("sql/0005_audit.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -6,6 +6,7 @@
 //! `Result<Option<T>, StoreError>` for lookups.
 
 pub mod apikeys;
+pub mod audit;
 mod clients;
 pub mod grants;
 mod keys;

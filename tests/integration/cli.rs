@@ -1009,3 +1009,90 @@ fn check_does_not_create_a_missing_data_directory() {
     assert!(stdout(&out).contains("PROBLEM"), "{}", stdout(&out));
     assert!(!dir.exists(), "check must not create the data directory");
 }
+
+// ---------------------------------------------------------------------------------------------
+// latchkey audit
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn audit_log_records_cli_changes_tokens_and_sign_ins_without_secrets() {
+    let server = Server::start();
+    let c = server.client("svc", "read");
+    let token = server.token(&c, None);
+    // A failed sign-in (the form needs a CSRF cookie and token: take them from the login page).
+    let page = server.get("/login");
+    let cookie = page
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.text();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = server.post_form(
+        "/login",
+        &format!("csrf={csrf}&username=nobody&password=wrong-password-123"),
+        &format!("Cookie: {cookie}\r\n"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    server.cli_ok(&["settings", "set", "token.access_ttl", "120"]);
+    let failed = server.cli(&["client", "remove", "no-such-client"]);
+    assert_eq!(failed.status.code(), Some(1));
+
+    // Server-side events are written in batches: poll.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let events = loop {
+        let v = json_out(&server.data_dir, &["audit", "--json"]);
+        let events = v.as_array().unwrap().clone();
+        let has = |action: &str, outcome: &str| {
+            events
+                .iter()
+                .any(|e| e["action"] == action && e["outcome"] == outcome)
+        };
+        if has("token_issued", "ok") && has("login", "failed") {
+            break events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server events missing: {events:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let find = |action: &str| {
+        events
+            .iter()
+            .find(|e| e["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} in {events:?}"))
+            .clone()
+    };
+    let added = find("client_added");
+    assert_eq!(added["target"], "svc");
+    assert_eq!(added["outcome"], "ok");
+    assert!(added["actor"].as_str().unwrap().starts_with("cli"));
+    let issued = find("token_issued");
+    assert_eq!(issued["actor"], format!("client:{}", c.id));
+    assert_eq!(issued["target"], "client_credentials");
+    assert_eq!(issued["address"], "127.0.0.1");
+    let login = find("login");
+    assert_eq!(login["outcome"], "failed");
+    assert_eq!(login["address"], "127.0.0.1");
+    assert_eq!(find("setting_changed")["target"], "token.access_ttl=120");
+    let removed = find("client_removed");
+    assert_eq!(removed["outcome"], "failed");
+    // Neither the secret nor the token nor the tried password is in the audit log.
+    let all = serde_json::to_string(&events).unwrap();
+    for secret in [c.secret.as_str(), token.as_str(), "wrong-password-123"] {
+        assert!(!all.contains(secret), "a secret is in the audit log");
+    }
+    // Text output too.
+    let text = latchkey_ok(&server.data_dir, &["audit", "--since", "1h"]);
+    assert!(text.contains("token_issued"), "{text}");
+}

@@ -1,0 +1,64 @@
+//! The audit log: who did what to what, when, from where, and how it ended.
+
+use rusqlite::params;
+
+use super::{Store, StoreError};
+
+/// One audit event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub time: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub outcome: String,
+    pub address: String,
+}
+
+impl Store {
+    /// Appends events in one transaction.
+    pub fn append_audit(&mut self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.with_tx(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO audit_log (time, actor, action, target, outcome, address) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for e in events {
+                stmt.execute(params![
+                    e.time, e.actor, e.action, e.target, e.outcome, e.address
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Events at or after `since`, oldest first, at most `limit`.
+    pub fn audit_since(&self, since: i64, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT time, actor, action, target, outcome, address FROM \
+             (SELECT * FROM audit_log WHERE time >= ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+        )?;
+        Ok(stmt
+            .query_map(params![since, limit], |r| {
+                Ok(AuditEvent {
+                    time: r.get(0)?,
+                    actor: r.get(1)?,
+                    action: r.get(2)?,
+                    target: r.get(3)?,
+                    outcome: r.get(4)?,
+                    address: r.get(5)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes events older than `before`; returns how many.
+    pub fn prune_audit(&mut self, before: i64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM audit_log WHERE time < ?1", [before])?)
+    }
+}
