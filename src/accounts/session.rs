@@ -19,6 +19,9 @@ pub fn cookie_name(secure: bool) -> &'static str {
 
 /// How stale `last_seen` may get before a request updates it (fewer writes).
 const TOUCH_AFTER: i64 = 60;
+/// How long a forward-auth decision may use a cached session before checking the database
+/// (and the login session it belongs to) again.
+const FORWARD_CACHE_SECS: i64 = 30;
 
 /// A signed-in browser.
 #[derive(Debug, Clone)]
@@ -163,8 +166,21 @@ pub fn current_forward(w: &mut Worker, req: &Req, now: i64) -> Result<Option<Use
     let Some(row) = w.store.session(&hash)? else {
         return Ok(None);
     };
-    if row.parent.is_none() || row.expires_at <= now {
+    let Some(parent_hash) = row.parent else {
         return Ok(None);
+    };
+    // The login session it belongs to must itself be alive: a forward-auth session never
+    // outlives it. Using a protected app counts as activity on the login session.
+    let Some(parent) = w.store.session(&parent_hash)? else {
+        return Ok(None);
+    };
+    let idle = w.app.settings().get("session.idle_ttl");
+    let expires_at = row.expires_at.min(parent.expires_at);
+    if expires_at <= now || parent.last_seen + idle <= now {
+        return Ok(None);
+    }
+    if now - parent.last_seen >= TOUCH_AFTER {
+        w.store.touch_session(&parent_hash, now)?;
     }
     let Some(user) = w.store.user(&row.user_id)? else {
         return Ok(None);
@@ -174,6 +190,6 @@ pub fn current_forward(w: &mut Worker, req: &Req, now: i64) -> Result<Option<Use
     }
     w.app
         .forward_sessions()
-        .put(hash, user.clone(), row.expires_at);
+        .put(hash, user.clone(), expires_at.min(now + FORWARD_CACHE_SECS));
     Ok(Some(user))
 }

@@ -166,10 +166,10 @@ pub fn run(store: &mut Store, cmd: RuleCmd) -> Result<(), Error> {
             println!("removed rule {id}");
         }
         RuleCmd::Move { id, to } => {
-            store
+            let place = store
                 .move_rule(id, to)
                 .map_err(|_| Error::Msg(format!("no rule {id}")))?;
-            println!("rule {id} is now number {to}");
+            println!("rule {id} is now number {place}");
         }
         RuleCmd::Test { url, user, method } => {
             let parsed =

@@ -129,21 +129,37 @@ pub fn original(req: &Req, trusted: &[Cidr]) -> Option<Original> {
     if !trusted.iter().any(|c| c.contains(req.peer.ip())) {
         return None;
     }
-    let one = |name: &str| req.header(name).ok().flatten().and_then(clean);
-    if let Some(authority) = one("x-forwarded-host") {
-        let scheme = match one("x-forwarded-proto").as_deref() {
+    // A header sent twice, or carrying control characters, makes the request ambiguous: deny
+    // rather than fall back to a default ("/", GET) that a bypass rule might match.
+    let one = |name: &str| -> Result<Option<String>, ()> {
+        match req.header(name)? {
+            None => Ok(None),
+            Some(v) if v.trim().is_empty() => Ok(None),
+            Some(v) => clean(v).map(Some).ok_or(()),
+        }
+    };
+    let (Ok(host), Ok(proto), Ok(uri), Ok(method), Ok(original_url), Ok(original_method)) = (
+        one("x-forwarded-host"),
+        one("x-forwarded-proto"),
+        one("x-forwarded-uri"),
+        one("x-forwarded-method"),
+        one("x-original-url"),
+        one("x-original-method"),
+    ) else {
+        return None;
+    };
+    if let Some(authority) = host {
+        let scheme = match proto.as_deref() {
             Some("https") => "https",
             Some("http") | None => "http",
             Some(_) => return None,
         };
-        let uri = one("x-forwarded-uri").unwrap_or_else(|| "/".into());
+        let uri = uri.unwrap_or_else(|| "/".into());
         if !uri.starts_with('/') {
             return None;
         }
         return Some(Original {
-            method: one("x-forwarded-method")
-                .unwrap_or_else(|| "GET".into())
-                .to_ascii_uppercase(),
+            method: method.unwrap_or_else(|| "GET".into()).to_ascii_uppercase(),
             scheme: scheme.into(),
             host: host_without_port(&authority),
             authority,
@@ -151,7 +167,7 @@ pub fn original(req: &Req, trusted: &[Cidr]) -> Option<Original> {
             dialect: Dialect::Forwarded,
         });
     }
-    let raw = one("x-original-url")?;
+    let raw = original_url?;
     // A request URL never has a fragment, and `host:` with no port is malformed: both appear
     // when a proxy builds the URL from a client-chosen Host (`Host: app.test:#`), and a
     // parser would then judge `/` instead of the path the app serves. Refuse them.
@@ -179,7 +195,7 @@ pub fn original(req: &Req, trusted: &[Cidr]) -> Option<Original> {
         None => url.path().to_string(),
     };
     Some(Original {
-        method: one("x-original-method")
+        method: original_method
             .unwrap_or_else(|| "GET".into())
             .to_ascii_uppercase(),
         scheme: url.scheme().into(),

@@ -71,8 +71,9 @@ impl Store {
         Ok(())
     }
 
-    /// Moves a rule to 1-based place `to` in the order, renumbering the others.
-    pub fn move_rule(&mut self, id: i64, to: usize) -> Result<(), StoreError> {
+    /// Moves a rule to 1-based place `to` in the order (clamped to the list), renumbering the
+    /// others; returns the place it ended up in.
+    pub fn move_rule(&mut self, id: i64, to: usize) -> Result<usize, StoreError> {
         self.with_tx(|tx| {
             let mut ids: Vec<i64> = tx
                 .prepare("SELECT id FROM rules ORDER BY position, id")?
@@ -90,7 +91,7 @@ impl Store {
                     params![rid, i as i64 + 1],
                 )?;
             }
-            Ok(())
+            Ok(to + 1)
         })
     }
 }

@@ -8,6 +8,7 @@ mod support;
 mod apikeys;
 mod browser_e2e;
 mod cli;
+mod forward_auth;
 mod http_layer;
 mod metrics;
 mod oauth;
