@@ -20,6 +20,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::http::conn::{Conn, Limits, Next};
+use crate::http::tls::{Stream, Tls};
 use crate::http::{Method, Req, Resp};
 
 /// Stack size of connection threads: they parse and copy buffers, handlers run on them too
@@ -73,11 +74,13 @@ impl<W> Pool<W> {
 }
 
 /// Settings of the connection layer.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServerConfig {
     pub limits: Limits,
     /// Open connections beyond this get a 503.
     pub max_connections: usize,
+    /// Serve TLS with this certificate (reloadable) instead of plain HTTP.
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +88,7 @@ impl Default for ServerConfig {
         ServerConfig {
             limits: Limits::default(),
             max_connections: 1024,
+            tls: None,
         }
     }
 }
@@ -197,12 +201,13 @@ impl<W: Send + 'static> Server<W> {
             let handler = Arc::clone(&self.handler);
             let stop = Arc::clone(&self.stop);
             let limits = self.config.limits.clone();
+            let tls = self.config.tls.clone();
             let spawned = std::thread::Builder::new()
                 .name("conn".into())
                 .stack_size(CONN_STACK)
                 .spawn(move || {
                     let _guard = guard;
-                    serve_connection(stream, &pool, &*handler, &limits, &stop);
+                    serve_connection(stream, tls.as_deref(), &pool, &*handler, &limits, &stop);
                 });
             if let Err(e) = spawned {
                 log::error!("cannot start a connection thread: {e}");
@@ -238,12 +243,23 @@ fn refuse(mut stream: TcpStream) {
 
 fn serve_connection<W>(
     stream: TcpStream,
+    tls: Option<&Tls>,
     pool: &Pool<W>,
     handler: &Handler<W>,
     limits: &Limits,
     stop: &AtomicBool,
 ) {
     let Ok(peer) = stream.peer_addr() else { return };
+    let stream = match tls {
+        Some(t) => match t.accept(stream) {
+            Ok(s) => s,
+            Err(e) => {
+                log::debug!("TLS setup for {peer}: {e}");
+                return;
+            }
+        },
+        None => Stream::Plain(stream),
+    };
     let Ok(mut conn) = Conn::new(stream, peer) else {
         return;
     };

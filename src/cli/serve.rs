@@ -14,6 +14,7 @@ use crate::config::{Config, Settings, default_workers, validate_issuer};
 use crate::error::Error;
 use crate::http::conn::Limits;
 use crate::http::router;
+use crate::http::tls::Tls;
 use crate::jwt::KeyRing;
 use crate::jwt::keys::ensure_keys;
 use crate::server::{Server, ServerConfig, StopHandle};
@@ -44,6 +45,12 @@ pub struct ServeArgs {
     /// on loopback or a private network)
     #[arg(long, env = "LATCHKEY_METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// Serve HTTPS with this PEM certificate chain (reloaded on SIGHUP)
+    #[arg(long, env = "LATCHKEY_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, env = "LATCHKEY_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
     /// Log level: error, warn, info, debug, trace
     #[arg(long, env = "LATCHKEY_LOG", default_value = "info")]
     log_level: String,
@@ -70,6 +77,12 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
     let settings = Settings::load(&store)?;
     let keys = KeyRing::load(&store)?;
 
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some(Arc::new(Tls::new(c, k)?)),
+        (None, None) => None,
+        _ => return Err(Error::Usage("--tls-cert and --tls-key go together".into())),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = TcpListener::bind(args.listen)
         .map_err(|e| Error::io(format!("cannot listen on {}", args.listen), e))?;
     let bound = listener
@@ -77,7 +90,7 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
         .map_err(|e| Error::io("cannot read the bound address", e))?;
     let (issuer, warning) = match &args.issuer {
         Some(i) => validate_issuer(i)?,
-        None => validate_issuer(&format!("http://{bound}"))?,
+        None => validate_issuer(&format!("{scheme}://{bound}"))?,
     };
     if let Some(w) = warning {
         log::warn!("{w}");
@@ -158,20 +171,21 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
             ..Limits::default()
         },
         max_connections: usize::try_from(settings.get("http.max_connections")).unwrap_or(1024),
+        tls: tls.clone(),
     };
     let server = Server::new(listener, pool, Arc::new(router::route), server_config)
         .map_err(|e| Error::io("cannot start the server", e))?;
     let stop = server.stop_handle();
-    watch_signals(stop.clone())?;
+    watch_signals(stop.clone(), tls.clone())?;
     let maintenance = spawn_maintenance(Arc::clone(&app), &db_path, stop.clone())?;
 
     log::info!("issuer {issuer}");
     log::info!("database {}", db_path.display());
     log::info!("{workers} workers");
-    log::info!("listening on http://{bound}");
+    log::info!("listening on {scheme}://{bound}");
     // The machine-readable announcement scripts and tests wait for.
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "listening on http://{bound}");
+    let _ = writeln!(out, "listening on {scheme}://{bound}");
     let _ = out.flush();
     drop(out);
 
@@ -239,16 +253,28 @@ fn spawn_metrics(addr: SocketAddr) -> Result<(StopHandle, std::thread::JoinHandl
 }
 
 /// Stops the server on SIGTERM or SIGINT.
-fn watch_signals(stop: StopHandle) -> Result<(), Error> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+fn watch_signals(stop: StopHandle, tls: Option<Arc<Tls>>) -> Result<(), Error> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| Error::io("cannot install signal handlers", e))?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                if sig == SIGHUP {
+                    // SIGHUP: read the TLS certificate and key again (after a renewal).
+                    match &tls {
+                        Some(t) => match t.reload() {
+                            Ok(()) => log::info!("SIGHUP: TLS certificate reloaded"),
+                            Err(e) => log::error!("SIGHUP: keeping the current certificate: {e}"),
+                        },
+                        None => log::info!("SIGHUP: nothing to reload (no TLS)"),
+                    }
+                    continue;
+                }
                 log::info!("signal {sig}: stopping; finishing requests in flight");
                 stop.stop();
+                break;
             }
         })
         .map_err(|e| Error::io("cannot start the signal thread", e))?;

@@ -6,10 +6,11 @@
 //! (a client trickling headers is cut off), and a body within the body timeout.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::tls::Stream;
 use super::{Method, Req, Resp};
 
 /// The bounds a connection is held to.
@@ -57,7 +58,7 @@ pub enum Next {
 
 /// One accepted connection and its read buffer.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     buf: Vec<u8>,
 }
@@ -75,8 +76,8 @@ fn reject(status: u16, error: &str, description: &str) -> Next {
 
 impl Conn {
     /// Wraps an accepted stream.
-    pub fn new(stream: TcpStream, peer: SocketAddr) -> io::Result<Conn> {
-        stream.set_nodelay(true)?;
+    pub fn new(stream: Stream, peer: SocketAddr) -> io::Result<Conn> {
+        stream.tcp().set_nodelay(true)?;
         Ok(Conn {
             stream,
             peer,
@@ -105,7 +106,7 @@ impl Conn {
                 return Wait::Timeout;
             };
             let slice = if stop.is_some() { left.min(POLL) } else { left };
-            if self.stream.set_read_timeout(Some(slice)).is_err() {
+            if self.stream.tcp().set_read_timeout(Some(slice)).is_err() {
                 return Wait::Eof;
             }
             match self.stream.read(&mut chunk) {
@@ -372,7 +373,7 @@ impl Conn {
 
     /// Sets how long a response write may block.
     pub fn set_write_timeout(&self, d: Duration) -> io::Result<()> {
-        self.stream.set_write_timeout(Some(d))
+        self.stream.tcp().set_write_timeout(Some(d))
     }
 
     /// Closes after an error response without resetting the connection (RFC 9112 §9.6): stop
@@ -380,7 +381,7 @@ impl Conn {
     /// refused) for a short, bounded while, so the client reads the response instead of a
     /// reset.
     pub fn linger_close(mut self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        self.stream.shutdown_write();
         let deadline = Instant::now() + Duration::from_secs(1);
         let mut sink = [0u8; READ_CHUNK];
         let mut drained = 0usize;
@@ -391,7 +392,7 @@ impl Conn {
             else {
                 return;
             };
-            if self.stream.set_read_timeout(Some(left)).is_err() {
+            if self.stream.tcp().set_read_timeout(Some(left)).is_err() {
                 return;
             }
             match self.stream.read(&mut sink) {

@@ -7,6 +7,7 @@ pub mod conn;
 pub mod cookies;
 pub mod form;
 pub mod router;
+pub mod tls;
 
 use std::borrow::Cow;
 use std::net::SocketAddr;

@@ -14,3 +14,4 @@ mod metrics;
 mod oauth;
 mod oidc_flow;
 mod proxies_e2e;
+mod tls;
