@@ -10,6 +10,7 @@ mod browser_e2e;
 mod cli;
 mod forward_auth;
 mod http_layer;
+mod log_secrets;
 mod metrics;
 mod oauth;
 mod oidc_flow;
