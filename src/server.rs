@@ -269,6 +269,12 @@ fn serve_connection<W>(
     loop {
         match conn.next_request(limits, stop) {
             Next::Close => return,
+            // Stop writing, then drain: a request that crosses our close is read, not answered
+            // with a reset (the client sees a clean close and may retry elsewhere).
+            Next::Stop => {
+                conn.linger_close();
+                return;
+            }
             Next::Reject(resp) => {
                 log::info!(
                     target: "latchkey::access",

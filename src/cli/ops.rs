@@ -76,7 +76,21 @@ pub fn backup(store: &Store, a: BackupArgs) -> Result<(), Error> {
             a.file.display()
         )));
     }
-    store.backup_to(&a.file)?;
+    // Created empty with mode 0600 before SQLite writes the keys into it (VACUUM INTO accepts
+    // an empty file), so no other user can open it while it is being written.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&a.file)
+            .map_err(|e| Error::io(format!("cannot create {}", a.file.display()), e))?;
+    }
+    if let Err(e) = store.backup_to(&a.file) {
+        let _ = std::fs::remove_file(&a.file);
+        return Err(e.into());
+    }
     restrict(&a.file)?;
     println!(
         "backup written to {} (a complete database: restore by copying it to latchkey.db while latchkey is stopped)",

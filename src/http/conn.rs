@@ -40,6 +40,8 @@ impl Default for Limits {
     }
 }
 
+/// How long a stopping server waits for a request already on its way on an idle connection.
+const STOP_PROBE: Duration = Duration::from_millis(50);
 /// How often a waiting connection looks at the stop flag.
 const POLL: Duration = Duration::from_millis(200);
 /// Most headers a request may carry (431 beyond).
@@ -50,8 +52,10 @@ const READ_CHUNK: usize = 8 * 1024;
 pub enum Next {
     /// A complete request. `keep_alive` says whether the client wants the connection kept.
     Request { req: Req, keep_alive: bool },
-    /// The client closed, went idle too long, or the server is stopping: close quietly.
+    /// The client closed, or went idle too long: close quietly.
     Close,
+    /// The server is stopping and the connection is idle: close without resetting it.
+    Stop,
     /// The request was bad: send this response, then close.
     Reject(Resp),
 }
@@ -96,6 +100,16 @@ impl Conn {
         let mut chunk = [0u8; READ_CHUNK];
         loop {
             if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                // A request the client sent before it could see the stop is still served
+                // (with `Connection: close`): look once more, briefly, before giving up.
+                if self.stream.tcp().set_read_timeout(Some(STOP_PROBE)).is_ok()
+                    && let Ok(n) = self.stream.read(&mut chunk)
+                    && n > 0
+                {
+                    self.buf
+                        .extend_from_slice(chunk.get(..n).unwrap_or_default());
+                    return Wait::Data;
+                }
                 return Wait::Stopped;
             }
             let now = Instant::now();
@@ -156,7 +170,8 @@ impl Conn {
                             break;
                         }
                     }
-                    Wait::Eof | Wait::Timeout | Wait::Stopped => return Next::Close,
+                    Wait::Eof | Wait::Timeout => return Next::Close,
+                    Wait::Stopped => return Next::Stop,
                 }
             }
         }

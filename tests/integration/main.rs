@@ -14,5 +14,6 @@ mod log_secrets;
 mod metrics;
 mod oauth;
 mod oidc_flow;
+mod operations;
 mod proxies_e2e;
 mod tls;
