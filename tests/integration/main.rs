@@ -15,5 +15,6 @@ mod metrics;
 mod oauth;
 mod oidc_flow;
 mod operations;
+mod packaging;
 mod proxies_e2e;
 mod tls;
