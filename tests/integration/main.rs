@@ -9,6 +9,7 @@ mod apikeys;
 mod browser_e2e;
 mod cli;
 mod forward_auth;
+mod gc_load;
 mod http_layer;
 mod log_secrets;
 mod metrics;
