@@ -138,7 +138,7 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
         .trim()
         .to_string();
     let password = form.get("password").ok().flatten().unwrap_or("");
-    let ip_key = req.peer.ip().to_string();
+    let ip_key = crate::forward::proxy::client_ip(req, &w.app.config.trusted_proxies).to_string();
     let account_key = username_key(&username);
     let (accounts, addresses) = w.app.throttles();
     if let Some(wait) = accounts

@@ -76,6 +76,29 @@ pub fn default_trusted() -> Vec<Cidr> {
         .collect()
 }
 
+/// The client's address: the TCP peer, or — when the peer is a trusted proxy — the nearest
+/// address in `X-Forwarded-For` that is not itself a trusted proxy (entries further left are
+/// whatever the client claimed). Used for login throttling and the audit log, so that everyone
+/// behind one reverse proxy does not share one failure counter.
+pub fn client_ip(req: &Req, trusted: &[Cidr]) -> IpAddr {
+    let peer = req.peer.ip();
+    if !trusted.iter().any(|c| c.contains(peer)) {
+        return peer;
+    }
+    let Ok(Some(xff)) = req.header("x-forwarded-for") else {
+        return peer;
+    };
+    for entry in xff.rsplit(',') {
+        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+            return peer;
+        };
+        if !trusted.iter().any(|c| c.contains(ip)) {
+            return ip;
+        }
+    }
+    peer
+}
+
 /// How the proxy described the original request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
@@ -209,6 +232,47 @@ pub fn original(req: &Req, trusted: &[Cidr]) -> Option<Original> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_ip_from_trusted_proxies_only() {
+        let trusted = vec![
+            Cidr::parse("127.0.0.1/32").unwrap(),
+            Cidr::parse("10.0.0.0/8").unwrap(),
+        ];
+        let req = |peer: &str, xff: Option<&str>| {
+            let mut r = Req::new(crate::http::Method::Get, "/", peer.parse().unwrap());
+            if let Some(x) = xff {
+                r.headers
+                    .push(("x-forwarded-for".into(), x.as_bytes().to_vec()));
+            }
+            r
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            client_ip(&req("127.0.0.1:1", Some("203.0.113.7")), &trusted),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            client_ip(
+                &req("127.0.0.1:1", Some("1.1.1.1, 203.0.113.7, 10.0.0.2")),
+                &trusted
+            ),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            client_ip(&req("192.0.2.1:1", Some("203.0.113.7")), &trusted),
+            ip("192.0.2.1"),
+            "untrusted peer"
+        );
+        assert_eq!(
+            client_ip(&req("127.0.0.1:1", None), &trusted),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            client_ip(&req("127.0.0.1:1", Some("junk")), &trusted),
+            ip("127.0.0.1")
+        );
+    }
 
     #[test]
     fn cidr() {
