@@ -32,20 +32,13 @@ pub struct Metrics {
 const ZERO: AtomicU64 = AtomicU64::new(0);
 
 /// The process's metrics.
-pub static METRICS: Metrics = Metrics {
-    requests: Mutex::new(Vec::new()),
-    latency: [ZERO; BUCKETS.len() + 1],
-    latency_sum_us: AtomicU64::new(0),
-    latency_count: AtomicU64::new(0),
-    tokens: Mutex::new(Vec::new()),
-    logins: AtomicU64::new(0),
-    login_failures: AtomicU64::new(0),
-    login_throttled: AtomicU64::new(0),
-    api_key_ok: AtomicU64::new(0),
-    api_key_rejected: AtomicU64::new(0),
-    rate_limited: AtomicU64::new(0),
-    db_errors: AtomicU64::new(0),
-};
+pub static METRICS: Metrics = Metrics::new();
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
 
 fn bump(list: &Mutex<Vec<(&'static str, u64)>>, key: &'static str) {
     let mut l = list.lock().unwrap_or_else(PoisonError::into_inner);
@@ -56,6 +49,24 @@ fn bump(list: &Mutex<Vec<(&'static str, u64)>>, key: &'static str) {
 }
 
 impl Metrics {
+    /// All counters at zero.
+    pub const fn new() -> Metrics {
+        Metrics {
+            requests: Mutex::new(Vec::new()),
+            latency: [ZERO; BUCKETS.len() + 1],
+            latency_sum_us: AtomicU64::new(0),
+            latency_count: AtomicU64::new(0),
+            tokens: Mutex::new(Vec::new()),
+            logins: AtomicU64::new(0),
+            login_failures: AtomicU64::new(0),
+            login_throttled: AtomicU64::new(0),
+            api_key_ok: AtomicU64::new(0),
+            api_key_rejected: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            db_errors: AtomicU64::new(0),
+        }
+    }
+
     /// Counts a request to `endpoint` (a route path, or "other") answered with `status`.
     pub fn request(&self, endpoint: &'static str, status: u16, took: Duration) {
         {
@@ -224,20 +235,7 @@ mod tests {
 
     #[test]
     fn renders_counters_and_a_cumulative_histogram() {
-        let m = Metrics {
-            requests: Mutex::new(Vec::new()),
-            latency: [ZERO; BUCKETS.len() + 1],
-            latency_sum_us: AtomicU64::new(0),
-            latency_count: AtomicU64::new(0),
-            tokens: Mutex::new(Vec::new()),
-            logins: AtomicU64::new(0),
-            login_failures: AtomicU64::new(0),
-            login_throttled: AtomicU64::new(0),
-            api_key_ok: AtomicU64::new(0),
-            api_key_rejected: AtomicU64::new(0),
-            rate_limited: AtomicU64::new(0),
-            db_errors: AtomicU64::new(0),
-        };
+        let m = Metrics::new();
         m.request("/token", 200, Duration::from_micros(300));
         m.request("/token", 200, Duration::from_millis(3));
         m.request("/token", 401, Duration::from_secs(10));

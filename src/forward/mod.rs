@@ -136,11 +136,7 @@ fn machine(w: &Worker, req: &Req, rule: &Rule, orig: &proxy::Original, now: i64)
         ));
     };
     let origin = format!("{}://{}", orig.scheme, orig.authority);
-    let aud_ok = match &claims.aud {
-        serde_json::Value::String(a) => *a == origin,
-        serde_json::Value::Array(list) => list.iter().any(|a| a.as_str() == Some(origin.as_str())),
-        _ => false,
-    };
+    let aud_ok = claims.has_audience(&origin);
     if !aud_ok {
         return Some(bearer_challenge(
             401,
@@ -151,14 +147,7 @@ fn machine(w: &Worker, req: &Req, rule: &Rule, orig: &proxy::Original, now: i64)
             None,
         ));
     }
-    let scopes: Vec<String> = claims
-        .scope
-        .as_deref()
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect();
+    let scopes: Vec<String> = claims.scopes();
     Some(if rule.admits_machine(&scopes) {
         allowed(&claims.sub, &claims.client_id, "", &[])
     } else {

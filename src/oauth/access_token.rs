@@ -33,6 +33,28 @@ pub struct Claims {
     pub auth_time: Option<i64>,
 }
 
+impl Claims {
+    /// True if `aud` (a string or an array) names `audience`.
+    pub fn has_audience(&self, audience: &str) -> bool {
+        match &self.aud {
+            Value::String(a) => a == audience,
+            Value::Array(list) => list.iter().any(|a| a.as_str() == Some(audience)),
+            _ => false,
+        }
+    }
+
+    /// The granted scopes.
+    pub fn scopes(&self) -> Vec<String> {
+        self.scope
+            .as_deref()
+            .unwrap_or("")
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    }
+}
+
 /// A fresh 128-bit token identifier.
 pub fn new_jti() -> Result<String, crate::error::Error> {
     Ok(b64url(&random_bytes::<16>()?))

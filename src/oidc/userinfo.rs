@@ -84,22 +84,11 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Resp {
     };
     // UserInfo is latchkey's own resource: the token must be meant for the issuer.
     let issuer = &w.app.config.issuer;
-    let aud_ok = match &claims.aud {
-        Value::String(a) => a == issuer,
-        Value::Array(list) => list.iter().any(|a| a.as_str() == Some(issuer)),
-        _ => false,
-    };
+    let aud_ok = claims.has_audience(issuer);
     if !aud_ok {
         return invalid();
     }
-    let scope: Vec<String> = claims
-        .scope
-        .as_deref()
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect();
+    let scope: Vec<String> = claims.scopes();
     if !scope.iter().any(|s| s == "openid") {
         return challenge(
             403,
