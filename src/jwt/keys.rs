@@ -209,6 +209,9 @@ impl SigningKey {
 #[derive(Debug, Default)]
 pub struct KeyRing {
     keys: Vec<SigningKey>,
+    /// The JWK Set document, serialised once per key change (it is served on every request
+    /// for `/jwks.json`).
+    jwks_json: Vec<u8>,
 }
 
 impl KeyRing {
@@ -238,7 +241,12 @@ impl KeyRing {
             }
             keys.push(key);
         }
-        Ok(KeyRing { keys })
+        let mut ring = KeyRing {
+            keys,
+            jwks_json: Vec::new(),
+        };
+        ring.jwks_json = serde_json::to_vec(&ring.jwks()).unwrap_or_default();
+        Ok(ring)
     }
 
     /// The key that signs new tokens of `alg`.
@@ -259,6 +267,11 @@ impl KeyRing {
     /// The JWK Set document (RFC 7517 §5).
     pub fn jwks(&self) -> Value {
         json!({ "keys": self.keys.iter().map(|k| k.jwk().clone()).collect::<Vec<_>>() })
+    }
+
+    /// The JWK Set document as served.
+    pub fn jwks_json(&self) -> &[u8] {
+        &self.jwks_json
     }
 }
 

@@ -57,6 +57,13 @@ pub fn metadata(issuer: &str) -> serde_json::Value {
 
 /// Handles both discovery paths.
 pub fn handle(w: &mut Worker, _req: &Req, _now: i64) -> Result<Resp, OAuthError> {
-    Ok(Resp::json(200, &metadata(&w.app.config.issuer))
-        .with("Cache-Control", "public, max-age=300"))
+    // The document depends only on the issuer: serialised once per process.
+    static DOCUMENT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let body = DOCUMENT
+        .get_or_init(|| serde_json::to_vec(&metadata(&w.app.config.issuer)).unwrap_or_default());
+    let mut resp = Resp::empty(200)
+        .with("Content-Type", "application/json")
+        .with("Cache-Control", "public, max-age=300");
+    resp.body = body.clone();
+    Ok(resp)
 }

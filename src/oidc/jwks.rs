@@ -7,7 +7,9 @@ use crate::oauth::error::OAuthError;
 
 /// Handles a JWKS request.
 pub fn handle(w: &mut Worker, _req: &Req, _now: i64) -> Result<Resp, OAuthError> {
-    Ok(Resp::json(200, &w.app.keys().jwks())
-        .set("Content-Type", "application/jwk-set+json")
-        .with("Cache-Control", "public, max-age=300"))
+    let mut resp = Resp::empty(200)
+        .with("Content-Type", "application/jwk-set+json")
+        .with("Cache-Control", "public, max-age=300");
+    resp.body = w.app.keys().jwks_json().to_vec();
+    Ok(resp)
 }
