@@ -9,9 +9,7 @@
 //! `start_with` setup), so they are in the server's index from the start and no test depends on
 //! the reload interval unless that is what it tests.
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,7 +19,7 @@ use rusqlite::types::ValueRef;
 use serde_json::{Value, json};
 
 use crate::oauth::{assert_active, assert_error, assert_inactive, introspect};
-use crate::support::{Response, Server, basic_header, bin, form_encode, latchkey, temp_dir};
+use crate::support::{Response, Server, basic_header, form_encode, latchkey, temp_dir};
 
 const VERIFY: &str = "/v1/apikeys/verify";
 const PASSWORD: &str = "correct horse battery staple";
@@ -149,22 +147,7 @@ fn today() -> String {
     civil_date(now().div_euclid(86_400))
 }
 
-/// Runs a CLI command with `stdin` as its standard input.
-fn cli_stdin(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(bin())
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env_remove("LATCHKEY_DATA_DIR")
-        .env_remove("LATCHKEY_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child.wait_with_output().unwrap()
-}
+use crate::support::latchkey_stdin as cli_stdin;
 
 fn cli_ok(data_dir: &Path, args: &[&str]) -> String {
     let out = latchkey(data_dir, args);

@@ -13,7 +13,7 @@
 
 use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -42,22 +42,7 @@ const RELOAD: Duration = Duration::from_millis(1500);
 // Setup
 // ---------------------------------------------------------------------------------------------
 
-/// Runs `latchkey --data-dir DIR ARGS…` with `stdin` piped in.
-fn cli_stdin(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(bin())
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env_remove("LATCHKEY_DATA_DIR")
-        .env_remove("LATCHKEY_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child.wait_with_output().unwrap()
-}
+use crate::support::latchkey_stdin as cli_stdin;
 
 /// `user add NAME [extra…] --password-stdin` with [`PASSWORD`].
 fn add_user(data_dir: &Path, name: &str, extra: &[&str]) {

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -102,23 +102,7 @@ fn restore_into_fresh_dir(db: &Path, name: &str) -> PathBuf {
     dir
 }
 
-/// `latchkey --data-dir DIR ARGS…` with `stdin` piped in.
-fn cli_stdin(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(support::bin())
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env_remove("LATCHKEY_DATA_DIR")
-        .env_remove("LATCHKEY_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A command that fails early may exit before reading its input.
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child.wait_with_output().unwrap()
-}
+use crate::support::latchkey_stdin as cli_stdin;
 
 /// `user add NAME --password-stdin --json`; returns the user's `sub`.
 fn add_user(data_dir: &Path, name: &str, password: &str) -> String {

@@ -16,13 +16,13 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::browser::{Browser, hidden_input, location, query_param};
-use crate::support::{Response, Server, bin, read_response, temp_dir};
+use crate::support::{Response, Server, read_response, temp_dir};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -462,21 +462,7 @@ impl Drop for Proxy {
 
 // ----- latchkey -----
 
-fn cli_stdin(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(bin())
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env_remove("LATCHKEY_DATA_DIR")
-        .env_remove("LATCHKEY_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child.wait_with_output().unwrap()
-}
+use crate::support::latchkey_stdin as cli_stdin;
 
 fn cli_ok(data_dir: &Path, args: &[&str]) -> String {
     let out = cli_stdin(data_dir, args, "");

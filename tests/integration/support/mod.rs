@@ -48,6 +48,24 @@ pub fn latchkey(data_dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `latchkey --data-dir DIR ARGS…` with `stdin` piped in (e.g. `--password-stdin`).
+pub fn latchkey_stdin(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(bin())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("LATCHKEY_DATA_DIR")
+        .env_remove("LATCHKEY_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A command that fails early may exit before reading its input.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
 /// Runs a CLI command that must succeed and returns its stdout.
 pub fn latchkey_ok(data_dir: &Path, args: &[&str]) -> String {
     let out = latchkey(data_dir, args);
