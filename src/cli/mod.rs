@@ -120,6 +120,7 @@ fn audited(
             target,
             outcome: if result.is_ok() { "ok" } else { "failed" }.into(),
             address: String::new(),
+            count: 1,
         };
         if let Err(e) = store.append_audit(&[event]) {
             eprintln!("latchkey: could not write the audit log: {e}");

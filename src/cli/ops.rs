@@ -250,14 +250,20 @@ pub fn audit(store: &Store, a: AuditArgs) -> Result<(), Error> {
             .iter()
             .map(|e| {
                 serde_json::json!({"time": e.time, "actor": e.actor, "action": e.action,
-                                   "target": e.target, "outcome": e.outcome, "address": e.address})
+                                   "target": e.target, "outcome": e.outcome, "address": e.address,
+                                   "count": e.count})
             })
             .collect();
         super::print_json(&serde_json::Value::Array(rows));
     } else {
         for e in events {
+            let times = if e.count > 1 {
+                format!(" (x{})", e.count)
+            } else {
+                String::new()
+            };
             println!(
-                "{} {:<24} {:<22} {:<8} {} {}",
+                "{} {:<24} {:<22} {:<8} {} {}{times}",
                 crate::timefmt::rfc3339(e.time),
                 e.actor,
                 e.action,

@@ -4,7 +4,7 @@ use rusqlite::params;
 
 use super::{Store, StoreError};
 
-/// One audit event.
+/// One audit event, or `count` identical ones from one flush window starting at `time`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
     pub time: i64,
@@ -13,6 +13,8 @@ pub struct AuditEvent {
     pub target: String,
     pub outcome: String,
     pub address: String,
+    /// How many identical events this row stands for (at least 1).
+    pub count: i64,
 }
 
 impl Store {
@@ -23,12 +25,18 @@ impl Store {
         }
         self.with_tx(|tx| {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO audit_log (time, actor, action, target, outcome, address) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO audit_log (time, actor, action, target, outcome, address, count) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for e in events {
                 stmt.execute(params![
-                    e.time, e.actor, e.action, e.target, e.outcome, e.address
+                    e.time,
+                    e.actor,
+                    e.action,
+                    e.target,
+                    e.outcome,
+                    e.address,
+                    e.count.max(1)
                 ])?;
             }
             Ok(())
@@ -38,7 +46,7 @@ impl Store {
     /// Events at or after `since`, oldest first, at most `limit`.
     pub fn audit_since(&self, since: i64, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT time, actor, action, target, outcome, address FROM \
+            "SELECT time, actor, action, target, outcome, address, count FROM \
              (SELECT * FROM audit_log WHERE time >= ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
         )?;
         Ok(stmt
@@ -50,6 +58,7 @@ impl Store {
                     target: r.get(3)?,
                     outcome: r.get(4)?,
                     address: r.get(5)?,
+                    count: r.get(6)?,
                 })
             })?
             .collect::<Result<_, _>>()?)

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0003_apikeys.sql"),
     include_str!("sql/0004_forward_auth.sql"),
     include_str!("sql/0005_audit.sql"),
+    include_str!("sql/0006_audit_count.sql"),
 ];
 
 /// The schema version this binary writes.
