@@ -11,6 +11,7 @@ use crate::config::{Config, Settings};
 use crate::forward::cache::SessionCache;
 use crate::forward::rules::RuleSet;
 use crate::jwt::KeyRing;
+use crate::oauth::verified::VerifiedTokens;
 use crate::store::Store;
 
 /// Free failed logins per account before locks start, and per client address (a household
@@ -36,6 +37,7 @@ pub struct App {
     rules: RwLock<Arc<RuleSet>>,
     forward_sessions: SessionCache,
     audit: AuditQueue,
+    verified_tokens: VerifiedTokens,
 }
 
 impl App {
@@ -54,7 +56,13 @@ impl App {
             rules: RwLock::new(Arc::new(RuleSet::default())),
             forward_sessions: SessionCache::default(),
             audit: AuditQueue::default(),
+            verified_tokens: VerifiedTokens::default(),
         }
+    }
+
+    /// Access tokens whose signature was already checked.
+    pub fn verified_tokens(&self) -> &VerifiedTokens {
+        &self.verified_tokens
     }
 
     /// Audit events waiting to be written.

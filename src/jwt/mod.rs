@@ -56,10 +56,17 @@ fn json_object(part: &str) -> Result<Map<String, Value>, JwtError> {
     }
 }
 
+/// A token whose signature verified: its claims and the `kid` of the key that signed it.
+#[derive(Debug)]
+pub struct Verified {
+    pub claims: Map<String, Value>,
+    pub kid: String,
+}
+
 /// Verifies `token` against the key ring and returns its claims. `typ` lists the accepted
 /// header `typ` values (compared case-insensitively, RFC 7515 §4.1.9). Claims (`iss`, `exp`,
 /// `aud`) are the caller's to check.
-pub fn verify(ring: &KeyRing, token: &str, typ: &[&str]) -> Result<Map<String, Value>, JwtError> {
+pub fn verify(ring: &KeyRing, token: &str, typ: &[&str]) -> Result<Verified, JwtError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(JwtError::Malformed);
     }
@@ -98,7 +105,10 @@ pub fn verify(ring: &KeyRing, token: &str, typ: &[&str]) -> Result<Map<String, V
     if !key.verify(signed.as_bytes(), &sig) {
         return Err(JwtError::Signature);
     }
-    json_object(p)
+    Ok(Verified {
+        claims: json_object(p)?,
+        kid: key.kid.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -126,8 +136,9 @@ mod tests {
         let ring = ring_with_key();
         let key = ring.active(Alg::Es256).unwrap();
         let token = encode(key, "at+jwt", &json!({"sub": "a"})).unwrap();
-        let claims = verify(&ring, &token, &["at+jwt"]).unwrap();
-        assert_eq!(claims["sub"], "a");
+        let verified = verify(&ring, &token, &["at+jwt"]).unwrap();
+        assert_eq!(verified.claims["sub"], "a");
+        assert_eq!(verified.kid, key.kid);
         assert_eq!(
             verify(&ring, &token, &["JWT"]).unwrap_err(),
             JwtError::Type,

@@ -5,9 +5,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::app::App;
-use crate::crypto::{b64url, random_bytes};
+use std::sync::Arc;
+
+use crate::crypto::{b64url, random_bytes, sha256};
 use crate::jwt::{self, Alg};
 use crate::oauth::error::OAuthError;
+use crate::oauth::verified::Verified;
 use crate::store::Store;
 
 /// The `typ` header of access tokens (RFC 9068 §2.1).
@@ -159,32 +162,53 @@ pub enum Invalid {
 
 /// Validates an access token presented to latchkey itself: our key and its algorithm, `typ`,
 /// `iss`, `exp`, and the revocation list. The audience is the caller's to check.
+///
+/// A token whose signature this process already checked is taken from [`VerifiedTokens`]
+/// (keyed by the digest of the exact token) as long as its key is still published; the
+/// revocation list and the client are read from the database every time, so a revocation or a
+/// removed client counts on the next request.
 pub fn validate(
     app: &App,
     store: &Store,
     token: &str,
     now: i64,
-) -> Result<Result<Claims, Invalid>, OAuthError> {
+) -> Result<Result<Arc<Verified>, Invalid>, OAuthError> {
     let keys = app.keys();
-    let raw = match jwt::verify(&keys, token, TYP_ACCEPTED) {
-        Ok(c) => c,
-        Err(e) => return Ok(Err(Invalid::Jwt(e))),
+    let digest = sha256(token.as_bytes());
+    let cached = app
+        .verified_tokens()
+        .get(&digest, now)
+        .filter(|v| keys.get(&v.kid).is_some());
+    let verified = match cached {
+        Some(v) => v,
+        None => {
+            let raw = match jwt::verify(&keys, token, TYP_ACCEPTED) {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(Invalid::Jwt(e))),
+            };
+            let Ok(claims) = serde_json::from_value::<Claims>(Value::Object(raw.claims)) else {
+                return Ok(Err(Invalid::Claims));
+            };
+            if claims.iss != app.config.issuer {
+                return Ok(Err(Invalid::Issuer));
+            }
+            if claims.exp <= now {
+                return Ok(Err(Invalid::Expired));
+            }
+            let v = Arc::new(Verified {
+                claims,
+                kid: raw.kid,
+            });
+            app.verified_tokens().insert(digest, Arc::clone(&v), now);
+            v
+        }
     };
-    let Ok(claims) = serde_json::from_value::<Claims>(Value::Object(raw)) else {
-        return Ok(Err(Invalid::Claims));
-    };
-    if claims.iss != app.config.issuer {
-        return Ok(Err(Invalid::Issuer));
-    }
-    if claims.exp <= now {
-        return Ok(Err(Invalid::Expired));
-    }
-    if store.is_jti_revoked(&claims.jti)? {
+    if store.is_jti_revoked(&verified.jti)? {
         return Ok(Err(Invalid::Revoked));
     }
     // Removing a client withdraws what it was given.
-    if store.client(&claims.client_id)?.is_none() {
+    if !store.client_exists(&verified.client_id)? {
         return Ok(Err(Invalid::ClientGone));
     }
-    Ok(Ok(claims))
+    Ok(Ok(verified))
 }

@@ -11,6 +11,7 @@ pub mod redirect_uri;
 pub mod revoke;
 pub mod scope;
 pub mod token;
+pub mod verified;
 
 use crate::http::Req;
 use crate::http::form::Form;

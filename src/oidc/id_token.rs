@@ -79,7 +79,7 @@ pub fn issue(app: &App, spec: &IdTokenSpec<'_>, now: i64) -> Result<String, OAut
 /// Verifies an ID token latchkey issued (for `id_token_hint`): our key and its algorithm, `typ`
 /// and `iss`. Expiry is not checked: a hint may be old (OIDC RP-Initiated Logout §2).
 pub fn verify_hint(app: &App, token: &str) -> Option<Map<String, Value>> {
-    let claims = jwt::verify(&app.keys(), token, &[TYP]).ok()?;
+    let claims = jwt::verify(&app.keys(), token, &[TYP]).ok()?.claims;
     (claims.get("iss").and_then(Value::as_str) == Some(app.config.issuer.as_str()))
         .then_some(claims)
 }

@@ -160,6 +160,14 @@ impl Store {
             .transpose()
     }
 
+    /// True if a client with this `client_id` exists.
+    pub fn client_exists(&self, client_id: &str) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM clients WHERE client_id = ?1")?;
+        Ok(stmt.exists([client_id])?)
+    }
+
     /// The client with this `client_id`, or else with this name (for the CLI).
     pub fn client_by_id_or_name(&self, key: &str) -> Result<Option<Client>, StoreError> {
         if let Some(c) = self.client(key)? {

@@ -1802,6 +1802,37 @@ fn revoked_token_is_inactive() {
 }
 
 #[test]
+fn a_remembered_token_stops_being_active_when_its_key_is_retired() {
+    let server = Server::start();
+    let c = server.client("keyed", "read");
+    let token = server.token(&c, None);
+    // Introspected once, its signature is remembered as checked.
+    assert_active(&introspect(&server, &c, &token));
+    assert_active(&introspect(&server, &c, &token));
+    server.cli_ok(&["keys", "rotate"]);
+    // The old key's retirement comes early, as if its tokens' lifetime had passed: the key
+    // leaves the key ring and whatever it signed is no longer ours.
+    let retired = db(&server.data_dir)
+        .execute(
+            "UPDATE signing_keys SET status = 'retired', pkcs8 = X'' WHERE status = 'retiring'",
+            [],
+        )
+        .unwrap();
+    assert!(retired >= 1, "no key was retiring after a rotation");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while introspect(&server, &c, &token).json()["active"] != false {
+        assert!(
+            Instant::now() < deadline,
+            "a token of a retired key is still active"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Tokens of the new key are.
+    let fresh = server.token(&c, None);
+    assert_active(&introspect(&server, &c, &fresh));
+}
+
+#[test]
 fn revocation_with_a_wrong_hint_still_finds_the_token() {
     // RFC 7009 §2.1: if the token is not found under the hint, the server MUST search further.
     let server = Server::start();
