@@ -225,6 +225,9 @@ WRK_BODY=$LOGIN_BODY
 measure login "8 POST /login (argon2id)" "" logins/s "$LK_PID" "$BASE/login" \
   -s "$S/post.lua" -H "Cookie: latchkey-csrf=$CSRF_COOKIE"
 
+# --- connection layer: bench/conns.sh against this server (its own Markdown section) ------------
+"$ROOT/bench/conns.sh" "$BASE" "$LK_PID" >"$TMP/conns.md" || CONNS_FAILED=1
+
 # --- report ------------------------------------------------------------------------------------
 BIN_SIZE=$(stat -c %s "$BIN")
 STAMP=$(date -u +%Y-%m-%d)
@@ -246,5 +249,7 @@ mkdir -p "$ROOT/bench/results"
   echo "- rate = requests/s, except flows/s (one flow = GET /authorize + POST /token; latency is per request), rotations/s (valid refresh tokens spent, over the time the pool lasted: "run s" < the duration means the pool ran out and the run was cut short) and logins/s."
   echo "- non-2xx/3xx: wrk's count of 4xx/5xx (303 redirects count as success); for the flow, plus redirects without a code."
   echo "- CPU µs/req: server utime+stime over the measured run / rate unit (tick = $((1000000 / CLK_TCK)) µs)."
+  echo; cat "$TMP/conns.md"  # bench/conns.sh
 } | tee "$OUT"
 log "written to ${OUT#"$ROOT"/}"
+[ -z "${CONNS_FAILED:-}" ] || { log "bench/conns.sh failed: see its messages above"; exit 1; }  # bench/conns.sh
