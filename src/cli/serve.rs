@@ -157,9 +157,12 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
 
     let mut pool = Vec::with_capacity(workers);
     for _ in 0..workers {
+        let store = Store::open_file(&db_path)?;
+        // Token and session writes: crash-safe, not power-cut-safe (README, "Durability").
+        store.relax_durability()?;
         pool.push(Worker {
             app: Arc::clone(&app),
-            store: Store::open_file(&db_path)?,
+            store,
         });
     }
     let secs = |key: &str| Duration::from_secs(u64::try_from(settings.get(key)).unwrap_or(1));
@@ -289,6 +292,8 @@ fn spawn_maintenance(
     stop: StopHandle,
 ) -> Result<std::thread::JoinHandle<()>, Error> {
     let mut store = Store::open_file(db_path)?;
+    // Usage counts, audit batches and garbage collection: as the workers' writes.
+    store.relax_durability()?;
     std::thread::Builder::new()
         .name("maintenance".into())
         .spawn(move || {

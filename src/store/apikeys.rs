@@ -134,7 +134,7 @@ impl Store {
 
     /// Revokes a key now. `NotFound` if there is no such key.
     pub fn revoke_api_key(&mut self, id: &str, now: i64) -> Result<(), StoreError> {
-        let n = self.conn.execute(
+        let n = self.exec(
             "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
             params![id, now],
         )?;
@@ -152,12 +152,12 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         if disabled {
-            self.conn.execute(
+            self.exec(
                 "INSERT OR IGNORE INTO api_key_owners_disabled (owner, disabled_at) VALUES (?1, ?2)",
                 params![owner, now],
             )?;
         } else {
-            self.conn.execute(
+            self.exec(
                 "DELETE FROM api_key_owners_disabled WHERE owner = ?1",
                 [owner],
             )?;

@@ -66,8 +66,6 @@ impl Store {
 
     /// Deletes events older than `before`; returns how many.
     pub fn prune_audit(&mut self, before: i64) -> Result<usize, StoreError> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM audit_log WHERE time < ?1", [before])?)
+        Ok(self.exec("DELETE FROM audit_log WHERE time < ?1", [before])?)
     }
 }

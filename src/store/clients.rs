@@ -123,30 +123,29 @@ impl Store {
     /// Registers a client. A taken name or id is `Conflict`.
     pub fn insert_client(&mut self, c: &NewClient<'_>, now: i64) -> Result<(), StoreError> {
         let to_json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-        self.conn
-            .execute(
-                "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, \
+        self.exec(
+            "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, \
                  scopes, audience, access_token_ttl, created_at, updated_at, require_pkce, \
                  skip_consent, id_token_alg, post_logout_redirect_uris, allowed_groups) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14)",
-                params![
-                    c.client_id,
-                    c.name,
-                    c.secret_hash.as_ref().map(|h| h.as_slice()),
-                    to_json(c.redirect_uris),
-                    to_json(c.grant_types),
-                    c.scopes.join(" "),
-                    c.audience,
-                    c.access_token_ttl,
-                    now,
-                    i64::from(c.require_pkce),
-                    i64::from(c.skip_consent),
-                    c.id_token_alg,
-                    to_json(c.post_logout_redirect_uris),
-                    to_json(c.allowed_groups)
-                ],
-            )
-            .map_err(|e| conflict(e, &format!("a client named {:?}", c.name)))?;
+            params![
+                c.client_id,
+                c.name,
+                c.secret_hash.as_ref().map(|h| h.as_slice()),
+                to_json(c.redirect_uris),
+                to_json(c.grant_types),
+                c.scopes.join(" "),
+                c.audience,
+                c.access_token_ttl,
+                now,
+                i64::from(c.require_pkce),
+                i64::from(c.skip_consent),
+                c.id_token_alg,
+                to_json(c.post_logout_redirect_uris),
+                to_json(c.allowed_groups)
+            ],
+        )
+        .map_err(|e| conflict(e, &format!("a client named {:?}", c.name)))?;
         Ok(())
     }
 
@@ -194,9 +193,7 @@ impl Store {
 
     /// Removes a client. `NotFound` if there was none.
     pub fn remove_client(&mut self, client_id: &str) -> Result<(), StoreError> {
-        let n = self
-            .conn
-            .execute("DELETE FROM clients WHERE client_id = ?1", [client_id])?;
+        let n = self.exec("DELETE FROM clients WHERE client_id = ?1", [client_id])?;
         if n == 0 {
             return Err(StoreError::NotFound);
         }
@@ -210,7 +207,7 @@ impl Store {
         secret_hash: &[u8; 32],
         now: i64,
     ) -> Result<(), StoreError> {
-        let n = self.conn.execute(
+        let n = self.exec(
             "UPDATE clients SET secret_hash = ?2, updated_at = ?3 WHERE client_id = ?1",
             params![client_id, secret_hash.as_slice(), now],
         )?;

@@ -58,6 +58,46 @@ fn conformance_on_disk_wal() {
     });
 }
 
+#[test]
+fn commits_are_durable_unless_relaxed() {
+    let store = Store::open_data_dir(&temp_db()).unwrap();
+    assert_eq!(
+        store.synchronous().unwrap(),
+        2,
+        "FULL for the CLI and first start"
+    );
+    store.relax_durability().unwrap();
+    assert_eq!(store.synchronous().unwrap(), 1, "NORMAL for the workers");
+}
+
+#[test]
+fn writers_of_one_process_queue_instead_of_failing_busy() {
+    // Eight connections each commit 200 revocations at the same time: every write lands and
+    // none fails with SQLITE_BUSY. (How fast they land is the benchmark's business: the
+    // refresh-rotation scenario of bench/run.sh.)
+    let dir = temp_db();
+    drop(Store::open_data_dir(&dir).unwrap());
+    let path = dir.join(super::DB_FILE);
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let path = path.clone();
+            s.spawn(move || {
+                let mut store = Store::open_file(&path).unwrap();
+                store.relax_durability().unwrap();
+                for i in 0..200 {
+                    store.revoke_jti(&format!("t{t}-{i}"), 1000).unwrap();
+                }
+            });
+        }
+    });
+    let store = Store::open_file(&path).unwrap();
+    let n: i64 = store
+        .conn
+        .query_row("SELECT COUNT(*) FROM revoked_tokens", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1600);
+}
+
 fn new_client<'a>(id: &'a str, name: &'a str, scopes: &'a [String]) -> NewClient<'a> {
     NewClient {
         client_id: id,

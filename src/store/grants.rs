@@ -246,7 +246,7 @@ impl Store {
 
     /// Stores a new authorization code by digest.
     pub fn insert_code(&mut self, hash: &[u8; 32], c: &NewCode<'_>) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO auth_codes (hash, client_id, user_id, redirect_uri, scope, nonce, \
              code_challenge, auth_time, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![

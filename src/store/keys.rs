@@ -112,7 +112,7 @@ impl Store {
     /// Retires every retiring key whose time has come: it leaves the JWKS and its private key
     /// is erased. Returns how many were retired.
     pub fn retire_due_keys(&mut self, now: i64) -> Result<usize, StoreError> {
-        Ok(self.conn.execute(
+        Ok(self.exec(
             "UPDATE signing_keys SET status = 'retired', pkcs8 = X'' \
              WHERE status = 'retiring' AND retire_after <= ?1",
             [now],

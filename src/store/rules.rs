@@ -65,7 +65,7 @@ impl Store {
 
     /// Removes a rule.
     pub fn remove_rule(&mut self, id: i64) -> Result<(), StoreError> {
-        if self.conn.execute("DELETE FROM rules WHERE id = ?1", [id])? == 0 {
+        if self.exec("DELETE FROM rules WHERE id = ?1", [id])? == 0 {
             return Err(StoreError::NotFound);
         }
         Ok(())

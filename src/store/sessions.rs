@@ -24,7 +24,7 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO sessions (hash, user_id, auth_time, last_seen, expires_at) \
              VALUES (?1, ?2, ?3, ?3, ?4)",
             params![hash.as_slice(), user_id, now, expires_at],
@@ -55,7 +55,7 @@ impl Store {
 
     /// Records activity on a session (for the idle timeout).
     pub fn touch_session(&mut self, hash: &[u8; 32], now: i64) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.exec(
             "UPDATE sessions SET last_seen = ?2 WHERE hash = ?1",
             params![hash.as_slice(), now],
         )?;
@@ -72,7 +72,7 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO sessions (hash, user_id, auth_time, last_seen, expires_at, parent) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -90,7 +90,7 @@ impl Store {
     /// Ends a session and the forward-auth sessions that belong to it. No error if it did not
     /// exist.
     pub fn delete_session(&mut self, hash: &[u8; 32]) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.exec(
             "DELETE FROM sessions WHERE hash = ?1 OR parent = ?1",
             [hash.as_slice()],
         )?;
@@ -99,7 +99,7 @@ impl Store {
 
     /// Deletes sessions past their absolute or idle timeout; returns how many.
     pub fn gc_sessions(&mut self, now: i64, idle_ttl: i64) -> Result<usize, StoreError> {
-        Ok(self.conn.execute(
+        Ok(self.exec(
             "DELETE FROM sessions WHERE expires_at <= ?1 OR (parent IS NULL AND last_seen + ?2 <= ?1) \
              OR (parent IS NOT NULL AND parent NOT IN (SELECT hash FROM sessions WHERE parent IS NULL))",
             params![now, idle_ttl],
@@ -138,7 +138,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut sorted: Vec<&str> = scope.iter().map(String::as_str).collect();
         sorted.sort_unstable();
-        self.conn.execute(
+        self.exec(
             "INSERT OR IGNORE INTO consents (user_id, client_id, scope, created_at) \
              VALUES (?1, ?2, ?3, ?4)",
             params![user_id, client_id, sorted.join(" "), now],
@@ -163,7 +163,7 @@ impl Store {
         if let Some(v) = read(self)? {
             return Ok(v);
         }
-        self.conn.execute(
+        self.exec(
             "INSERT OR IGNORE INTO secrets (name, value) VALUES (?1, ?2)",
             params![name, make()],
         )?;

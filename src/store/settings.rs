@@ -26,7 +26,7 @@ impl Store {
 
     /// Stores a setting (the caller has validated it).
     pub fn set_setting(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO settings (key, value) VALUES (?1, ?2) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             params![key, value],
@@ -36,9 +36,6 @@ impl Store {
 
     /// Removes a stored setting, returning it to its default. True if one was stored.
     pub fn unset_setting(&mut self, key: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM settings WHERE key = ?1", [key])?
-            > 0)
+        Ok(self.exec("DELETE FROM settings WHERE key = ?1", [key])? > 0)
     }
 }

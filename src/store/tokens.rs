@@ -8,7 +8,7 @@ impl Store {
     /// Records that the access token `jti` is revoked until it would have expired anyway.
     /// Revoking twice is not an error.
     pub fn revoke_jti(&mut self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.exec(
             "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?1, ?2) \
              ON CONFLICT (jti) DO NOTHING",
             params![jti, expires_at],
@@ -26,8 +26,6 @@ impl Store {
 
     /// Deletes revocation records of tokens that have expired by `now`; returns how many.
     pub fn gc_revoked(&mut self, now: i64) -> Result<usize, StoreError> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM revoked_tokens WHERE expires_at <= ?1", [now])?)
+        Ok(self.exec("DELETE FROM revoked_tokens WHERE expires_at <= ?1", [now])?)
     }
 }

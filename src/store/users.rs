@@ -137,7 +137,7 @@ impl Store {
 
     /// Replaces a password hash (after a change, or a rehash with stronger parameters).
     pub fn set_password_hash(&mut self, id: &str, hash: &str, now: i64) -> Result<(), StoreError> {
-        let n = self.conn.execute(
+        let n = self.exec(
             "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, hash, now],
         )?;
@@ -150,8 +150,7 @@ impl Store {
     /// Changes the username; the `sub` stays.
     pub fn rename_user(&mut self, id: &str, username: &str, now: i64) -> Result<(), StoreError> {
         let n = self
-            .conn
-            .execute(
+            .exec(
                 "UPDATE users SET username = ?2, username_key = ?3, updated_at = ?4 WHERE id = ?1",
                 params![id, username, username_key(username), now],
             )
@@ -205,11 +204,11 @@ impl Store {
 
     /// Adds a user to a group (no error if already a member).
     pub fn add_user_group(&mut self, id: &str, group: &str) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.exec(
             "INSERT OR IGNORE INTO user_groups (user_id, group_name) VALUES (?1, ?2)",
             params![id, group],
         )?;
-        self.conn.execute(
+        self.exec(
             "UPDATE users SET updated_at = updated_at WHERE id = ?1",
             [id],
         )?;
@@ -218,11 +217,11 @@ impl Store {
 
     /// Removes a user from a group. True if they were a member.
     pub fn remove_user_group(&mut self, id: &str, group: &str) -> Result<bool, StoreError> {
-        let n = self.conn.execute(
+        let n = self.exec(
             "DELETE FROM user_groups WHERE user_id = ?1 AND group_name = ?2",
             params![id, group],
         )?;
-        self.conn.execute(
+        self.exec(
             "UPDATE users SET updated_at = updated_at WHERE id = ?1",
             [id],
         )?;
