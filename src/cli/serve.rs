@@ -18,7 +18,7 @@ use crate::http::tls::Tls;
 use crate::jwt::KeyRing;
 use crate::jwt::keys::ensure_keys;
 use crate::server::{Server, ServerConfig, StopHandle};
-use crate::store::Store;
+use crate::store::{SharedWriter, Store};
 use crate::timefmt::now;
 
 #[derive(Args, Debug)]
@@ -156,10 +156,12 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
     app.set_rules(crate::forward::rules::RuleSet::load(&store)?);
 
     let mut pool = Vec::with_capacity(workers);
+    // Token and session writes: crash-safe, not power-cut-safe (README, "Durability"), all
+    // through one connection.
+    let writer = SharedWriter::open(&db_path)?;
     for _ in 0..workers {
-        let store = Store::open_file(&db_path)?;
-        // Token and session writes: crash-safe, not power-cut-safe (README, "Durability").
-        store.relax_durability()?;
+        let mut store = Store::open_file(&db_path)?;
+        store.write_through(writer.clone());
         pool.push(Worker {
             app: Arc::clone(&app),
             store,
@@ -180,7 +182,7 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
         .map_err(|e| Error::io("cannot start the server", e))?;
     let stop = server.stop_handle();
     watch_signals(stop.clone(), tls.clone())?;
-    let maintenance = spawn_maintenance(Arc::clone(&app), &db_path, stop.clone())?;
+    let maintenance = spawn_maintenance(Arc::clone(&app), &db_path, writer, stop.clone())?;
 
     log::info!("issuer {issuer}");
     log::info!("database {}", db_path.display());
@@ -289,11 +291,12 @@ fn watch_signals(stop: StopHandle, tls: Option<Arc<Tls>>) -> Result<(), Error> {
 fn spawn_maintenance(
     app: Arc<App>,
     db_path: &Path,
+    writer: SharedWriter,
     stop: StopHandle,
 ) -> Result<std::thread::JoinHandle<()>, Error> {
     let mut store = Store::open_file(db_path)?;
     // Usage counts, audit batches and garbage collection: as the workers' writes.
-    store.relax_durability()?;
+    store.write_through(writer);
     std::thread::Builder::new()
         .name("maintenance".into())
         .spawn(move || {

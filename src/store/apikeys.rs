@@ -2,7 +2,7 @@
 
 use rusqlite::{Row, params};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, exec_tx};
 
 /// An API key as stored (the key itself is never stored; `hash` is its SHA-256).
 #[derive(Clone, Debug)]
@@ -65,7 +65,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRow> {
 }
 
 fn insert(tx: &rusqlite::Connection, k: &NewApiKey<'_>, now: i64) -> Result<(), StoreError> {
-    tx.execute(
+    exec_tx(
+        tx,
         "INSERT INTO api_keys (id, name, owner, user_id, prefix, hash, scopes, rate_count, \
          rate_period, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
@@ -102,7 +103,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.with_tx(|tx| {
             insert(tx, new, now)?;
-            let n = tx.execute(
+            let n = exec_tx(
+                tx,
                 "UPDATE api_keys SET replaced_by = ?2, \
                  expires_at = MIN(COALESCE(expires_at, ?3), ?3) WHERE id = ?1",
                 params![old_id, new.id, old_expires_at],
@@ -196,14 +198,14 @@ impl Store {
         }
         self.with_tx(|tx| {
             for (id, day, count, last) in batch {
-                let exists = tx.execute(
+                let exists = exec_tx(tx,
                     "UPDATE api_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?2) WHERE id = ?1",
                     params![id, last],
                 )?;
                 if exists == 0 {
                     continue;
                 }
-                tx.execute(
+                exec_tx(tx,
                     "INSERT INTO api_key_usage (key_id, day, count) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (key_id, day) DO UPDATE SET count = count + excluded.count",
                     params![id, day, count],

@@ -3,7 +3,7 @@
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, exec_tx};
 
 /// A stored authorization code.
 #[derive(Debug, Clone)]
@@ -60,28 +60,32 @@ pub(super) fn revoke_user_tx(
     user_id: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    exec_tx(
+        tx,
         "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) \
          SELECT t.jti, t.expires_at FROM grant_tokens t JOIN grants g ON g.id = t.grant_id \
          WHERE g.user_id = ?1 AND t.expires_at > ?2",
         params![user_id, now],
     )?;
-    tx.execute(
+    exec_tx(
+        tx,
         "UPDATE grants SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
         params![user_id, now],
     )?;
-    tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+    exec_tx(tx, "DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
     Ok(())
 }
 
 /// Revokes one grant: its refresh tokens stop working and its access tokens are revoked by jti.
 pub fn revoke_grant_tx(tx: &Transaction<'_>, grant_id: &str, now: i64) -> Result<(), StoreError> {
-    tx.execute(
+    exec_tx(
+        tx,
         "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) \
          SELECT jti, expires_at FROM grant_tokens WHERE grant_id = ?1 AND expires_at > ?2",
         params![grant_id, now],
     )?;
-    tx.execute(
+    exec_tx(
+        tx,
         "UPDATE grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
         params![grant_id, now],
     )?;
@@ -120,7 +124,8 @@ pub fn use_code_tx(
     grant_id: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
-    Ok(tx.execute(
+    Ok(exec_tx(
+        tx,
         "UPDATE auth_codes SET used_at = ?2, grant_id = ?3 WHERE hash = ?1 AND used_at IS NULL",
         params![hash.as_slice(), now, grant_id],
     )? == 1)
@@ -138,7 +143,8 @@ pub fn insert_grant_tx(
     now: i64,
     expires_at: i64,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    exec_tx(
+        tx,
         "INSERT INTO grants (id, client_id, user_id, scope, auth_time, created_at, expires_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![id, client_id, user_id, scope, auth_time, now, expires_at],
@@ -174,7 +180,8 @@ pub fn insert_grant_token_tx(
     grant_id: &str,
     expires_at: i64,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    exec_tx(
+        tx,
         "INSERT INTO grant_tokens (jti, grant_id, expires_at) VALUES (?1, ?2, ?3)",
         params![jti, grant_id, expires_at],
     )?;
@@ -190,7 +197,8 @@ pub fn insert_refresh_tx(
     now: i64,
     idle_expires_at: i64,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    exec_tx(
+        tx,
         "INSERT INTO refresh_tokens (hash, grant_id, scope, created_at, idle_expires_at) \
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![hash.as_slice(), grant_id, scope, now, idle_expires_at],
@@ -217,7 +225,8 @@ pub fn refresh_tx(tx: &Transaction<'_>, hash: &[u8; 32]) -> Result<Option<Refres
 
 /// Marks a refresh token rotated. False if it already was (a concurrent use won).
 pub fn use_refresh_tx(tx: &Transaction<'_>, hash: &[u8; 32], now: i64) -> Result<bool, StoreError> {
-    Ok(tx.execute(
+    Ok(exec_tx(
+        tx,
         "UPDATE refresh_tokens SET used_at = ?2 WHERE hash = ?1 AND used_at IS NULL",
         params![hash.as_slice(), now],
     )? == 1)
@@ -277,13 +286,18 @@ impl Store {
     pub fn gc_grants(&mut self, now: i64) -> Result<usize, StoreError> {
         self.with_tx(|tx| {
             // Used codes are kept ten minutes past expiry so a late replay still revokes its grant.
-            let mut n = tx.execute("DELETE FROM auth_codes WHERE expires_at + 600 <= ?1", [now])?;
-            n += tx.execute("DELETE FROM grants WHERE expires_at <= ?1", [now])?;
-            n += tx.execute(
+            let mut n = exec_tx(
+                tx,
+                "DELETE FROM auth_codes WHERE expires_at + 600 <= ?1",
+                [now],
+            )?;
+            n += exec_tx(tx, "DELETE FROM grants WHERE expires_at <= ?1", [now])?;
+            n += exec_tx(
+                tx,
                 "DELETE FROM refresh_tokens WHERE idle_expires_at <= ?1",
                 [now],
             )?;
-            n += tx.execute("DELETE FROM grant_tokens WHERE expires_at <= ?1", [now])?;
+            n += exec_tx(tx, "DELETE FROM grant_tokens WHERE expires_at <= ?1", [now])?;
             Ok(n)
         })
     }

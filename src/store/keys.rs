@@ -2,7 +2,7 @@
 
 use rusqlite::params;
 
-use super::{Store, StoreError, conflict};
+use super::{Store, StoreError, conflict, exec_tx};
 
 /// A signing key as stored.
 pub struct KeyRow {
@@ -67,12 +67,14 @@ impl Store {
         retire_after: i64,
     ) -> Result<(), StoreError> {
         self.with_tx(|tx| {
-            tx.execute(
+            exec_tx(
+                tx,
                 "UPDATE signing_keys SET status = 'retiring', retire_after = ?2 \
                  WHERE alg = ?1 AND status = 'active'",
                 params![alg, retire_after],
             )?;
-            tx.execute(
+            exec_tx(
+                tx,
                 "INSERT INTO signing_keys (kid, alg, pkcs8, status, created_at) \
                  VALUES (?1, ?2, ?3, 'active', ?4)",
                 params![kid, alg, pkcs8, now],
@@ -100,7 +102,8 @@ impl Store {
             if active > 0 {
                 return Ok(false);
             }
-            tx.execute(
+            exec_tx(
+                tx,
                 "INSERT INTO signing_keys (kid, alg, pkcs8, status, created_at) \
                  VALUES (?1, ?2, ?3, 'active', ?4)",
                 params![kid, alg, pkcs8, now],

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0004_forward_auth.sql"),
     include_str!("sql/0005_audit.sql"),
     include_str!("sql/0006_audit_count.sql"),
+    include_str!("sql/0007_without_rowid.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -57,5 +58,99 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
         log::info!("database migrated to schema version {}", version + 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Applies migrations up to (not including) `MIGRATIONS[upto]`.
+    fn at_version(conn: &Connection, upto: usize) {
+        conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
+        for (v, sql) in MIGRATIONS.iter().take(upto).enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", v as i64 + 1).unwrap();
+        }
+    }
+
+    #[test]
+    fn without_rowid_keeps_every_token_row() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        at_version(&conn, 6);
+        conn.execute_batch(
+            "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, \
+               scopes, created_at, updated_at) VALUES ('c', 'c', NULL, '[]', '[]', '', 1, 1);
+             INSERT INTO users (id, username, username_key, password_hash, created_at, updated_at) \
+               VALUES ('u', 'alice', 'alice', 'x', 1, 1);
+             INSERT INTO grants (id, client_id, user_id, scope, auth_time, created_at, expires_at) \
+               VALUES ('g', 'c', 'u', 'openid', 1, 1, 99);
+             INSERT INTO refresh_tokens (hash, grant_id, scope, created_at, idle_expires_at, used_at) \
+               VALUES (X'01', 'g', 'openid', 1, 50, 7);
+             INSERT INTO grant_tokens (jti, grant_id, expires_at) VALUES ('j', 'g', 60);
+             INSERT INTO revoked_tokens (jti, expires_at) VALUES ('r', 70);
+             INSERT INTO auth_codes (hash, client_id, user_id, redirect_uri, scope, nonce, \
+               code_challenge, auth_time, expires_at, used_at, grant_id) \
+               VALUES (X'02', 'c', 'u', 'https://a/cb', 'openid', 'n', 'ch', 1, 80, 9, 'g');
+             INSERT INTO sessions (hash, user_id, auth_time, last_seen, expires_at, parent) \
+               VALUES (X'03', 'u', 1, 2, 90, NULL), (X'04', 'u', 1, 2, 90, X'03');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        let one = |sql: &str| -> String { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(
+            one(
+                "SELECT grant_id || scope || idle_expires_at || used_at FROM refresh_tokens WHERE hash = X'01'"
+            ),
+            "gopenid507"
+        );
+        assert_eq!(
+            one("SELECT grant_id || expires_at FROM grant_tokens WHERE jti = 'j'"),
+            "g60"
+        );
+        assert_eq!(
+            one("SELECT expires_at || '' FROM revoked_tokens WHERE jti = 'r'"),
+            "70"
+        );
+        assert_eq!(
+            one(
+                "SELECT redirect_uri || nonce || code_challenge || used_at || grant_id FROM auth_codes WHERE hash = X'02'"
+            ),
+            "https://a/cbnch9g"
+        );
+        assert_eq!(
+            one("SELECT hex(parent) FROM sessions WHERE hash = X'04'"),
+            "03"
+        );
+        for table in [
+            "refresh_tokens",
+            "grant_tokens",
+            "revoked_tokens",
+            "auth_codes",
+            "sessions",
+        ] {
+            let sql: String = conn
+                .query_row(
+                    "SELECT sql FROM sqlite_schema WHERE name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert!(sql.contains("WITHOUT ROWID"), "{table}: {sql}");
+        }
+        // Foreign keys still hold: deleting the grant takes its tokens with it.
+        conn.execute("DELETE FROM auth_codes", []).unwrap();
+        conn.execute("DELETE FROM grants WHERE id = 'g'", [])
+            .unwrap();
+        let left: i64 = conn
+            .query_row("SELECT (SELECT COUNT(*) FROM refresh_tokens) + (SELECT COUNT(*) FROM grant_tokens)", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+        assert!(
+            conn.query_row("PRAGMA foreign_key_check", [], |_| Ok(()))
+                .is_err(),
+            "no violations"
+        );
     }
 }

@@ -30,7 +30,7 @@ use std::fmt;
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
@@ -125,6 +125,26 @@ pub struct KeySummary {
 pub struct Store {
     conn: Connection,
     path: Option<PathBuf>,
+    /// Where this store's writes go, when the process shares one writing connection.
+    writer: Option<SharedWriter>,
+}
+
+/// One connection that all of a server's stores write through. Writers queue for it (behind
+/// [`WRITER`]) and, because nobody else in the process writes, its page cache stays warm: a
+/// connection that sees another connection's commit must drop its cached pages and read them
+/// again, which was the largest single cost of a refresh-token rotation when every worker
+/// wrote on its own connection.
+#[derive(Clone)]
+pub struct SharedWriter(Arc<Mutex<Connection>>);
+
+impl SharedWriter {
+    /// Opens the writing connection (relaxed durability: it carries the server's writes).
+    pub fn open(path: &Path) -> Result<SharedWriter, StoreError> {
+        let store = Store::open_file(path)?;
+        store.relax_durability()?;
+        store.conn.execute_batch("PRAGMA cache_size = -8192;")?;
+        Ok(SharedWriter(Arc::new(Mutex::new(store.conn))))
+    }
 }
 
 impl Store {
@@ -175,6 +195,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: Some(path.to_path_buf()),
+            writer: None,
         };
         store.configure(true)?;
         migrations::migrate(&mut store.conn)?;
@@ -184,7 +205,11 @@ impl Store {
     /// A private in-memory database, for tests.
     pub fn open_in_memory() -> Result<Store, StoreError> {
         let conn = Connection::open_in_memory()?;
-        let mut store = Store { conn, path: None };
+        let mut store = Store {
+            conn,
+            path: None,
+            writer: None,
+        };
         store.configure(false)?;
         migrations::migrate(&mut store.conn)?;
         Ok(store)
@@ -224,6 +249,12 @@ impl Store {
     pub fn relax_durability(&self) -> Result<(), StoreError> {
         self.conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
         Ok(())
+    }
+
+    /// Sends this store's writes (transactions and single statements) through `writer`; reads
+    /// stay on its own connection.
+    pub fn write_through(&mut self, writer: SharedWriter) {
+        self.writer = Some(writer);
     }
 
     /// The value of `PRAGMA synchronous` (1 = NORMAL, 2 = FULL).
@@ -327,9 +358,15 @@ impl Store {
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let _writer = writer();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut shared;
+        let conn = match &self.writer {
+            Some(w) => {
+                shared = w.0.lock().unwrap_or_else(PoisonError::into_inner);
+                &mut *shared
+            }
+            None => &mut self.conn,
+        };
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
@@ -343,8 +380,27 @@ impl Store {
         params: P,
     ) -> rusqlite::Result<usize> {
         let _writer = writer();
-        self.conn.prepare_cached(sql)?.execute(params)
+        match &self.writer {
+            Some(w) => {
+                w.0.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .prepare_cached(sql)?
+                    .execute(params)
+            }
+            None => self.conn.prepare_cached(sql)?.execute(params),
+        }
     }
+}
+
+/// Runs one statement inside a transaction, prepared once per connection (the grant flows run
+/// the same few statements thousands of times a second; parsing them each time was an eighth of
+/// a refresh rotation's CPU).
+pub(crate) fn exec_tx<P: rusqlite::Params>(
+    tx: &Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(params)
 }
 
 /// Maps a unique-constraint failure to `Conflict(what)`.

@@ -2,7 +2,7 @@
 
 use rusqlite::params;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, exec_tx};
 
 /// A rule as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +54,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         self.with_tx(|tx| {
             let next: i64 = tx.query_row("SELECT COALESCE(MAX(position), 0) + 1 FROM rules", [], |r| r.get(0))?;
-            tx.execute(
+            exec_tx(tx,
                 "INSERT INTO rules (position, host, path, method, action, subject, scope, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![next, host, path, method, action, subject, scope, now],
@@ -86,7 +86,8 @@ impl Store {
             let to = to.clamp(1, ids.len() + 1) - 1;
             ids.insert(to, moved);
             for (i, rid) in ids.iter().enumerate() {
-                tx.execute(
+                exec_tx(
+                    tx,
                     "UPDATE rules SET position = ?2 WHERE id = ?1",
                     params![rid, i as i64 + 1],
                 )?;

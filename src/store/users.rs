@@ -2,7 +2,7 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Store, StoreError, conflict};
+use super::{Store, StoreError, conflict, exec_tx};
 
 /// A person who can sign in.
 #[derive(Clone)]
@@ -62,7 +62,8 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         self.with_tx(|tx| {
-            tx.execute(
+            exec_tx(
+                tx,
                 "INSERT INTO users (id, username, username_key, password_hash, email, name, \
                  created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
                 params![
@@ -77,7 +78,8 @@ impl Store {
             )
             .map_err(|e| conflict(e, &format!("a user named {username:?}")))?;
             for g in groups {
-                tx.execute(
+                exec_tx(
+                    tx,
                     "INSERT OR IGNORE INTO user_groups (user_id, group_name) VALUES (?1, ?2)",
                     params![id, g],
                 )?;
@@ -170,7 +172,8 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         self.with_tx(|tx| {
-            let n = tx.execute(
+            let n = exec_tx(
+                tx,
                 "UPDATE users SET disabled = ?2, updated_at = ?3 WHERE id = ?1",
                 params![id, i64::from(disabled), now],
             )?;
@@ -194,7 +197,7 @@ impl Store {
     pub fn remove_user(&mut self, id: &str, now: i64) -> Result<(), StoreError> {
         self.with_tx(|tx| {
             super::grants::revoke_user_tx(tx, id, now)?;
-            let n = tx.execute("DELETE FROM users WHERE id = ?1", [id])?;
+            let n = exec_tx(tx, "DELETE FROM users WHERE id = ?1", [id])?;
             if n == 0 {
                 return Err(StoreError::NotFound);
             }
