@@ -4,7 +4,6 @@
 //! `cargo run --release --example ceiling_json -- --listen 127.0.0.1:0 --workers 4`
 
 use std::borrow::Cow;
-use std::net::TcpListener;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -42,7 +41,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let listener = match TcpListener::bind(&listen) {
+    let addr = match listen.parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{}: bad --listen {listen}: {e}", env!("CARGO_CRATE_NAME"));
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match latchkey::server::bind(addr) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("ceiling_json: cannot listen on {listen}: {e}");

@@ -23,6 +23,22 @@ use crate::http::conn::{Conn, Limits, Next};
 use crate::http::tls::{Stream, Tls};
 use crate::http::{Method, Req, Resp};
 
+/// Pending connections the kernel queues for accept (std's `TcpListener::bind` asks for 128):
+/// a burst of 256 clients connecting at once overflowed 128 and the overflow waited a full
+/// second for its SYN to be retried (bench/conns.sh). The kernel caps it at `somaxconn`.
+const BACKLOG: i32 = 1024;
+
+/// Binds a listening TCP socket like `TcpListener::bind` (with `SO_REUSEADDR`), with a
+/// backlog of [`BACKLOG`].
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
 /// Stack size of connection threads: they parse and copy buffers, handlers run on them too
 /// (with a worker borrowed), so this is generous for that and small beside the 8 MiB default.
 const CONN_STACK: usize = 512 * 1024;

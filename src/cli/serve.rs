@@ -2,7 +2,7 @@
 //! start), bind, announce, serve until SIGTERM or SIGINT, checkpoint, exit 0.
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,7 +83,7 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
         _ => return Err(Error::Usage("--tls-cert and --tls-key go together".into())),
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let listener = TcpListener::bind(args.listen)
+    let listener = crate::server::bind(args.listen)
         .map_err(|e| Error::io(format!("cannot listen on {}", args.listen), e))?;
     let bound = listener
         .local_addr()
@@ -217,7 +217,7 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
 /// Starts the metrics listener: `GET /metrics` only, one worker, on its own thread.
 fn spawn_metrics(addr: SocketAddr) -> Result<(StopHandle, std::thread::JoinHandle<usize>), Error> {
     use crate::http::{Method, Req, Resp};
-    let listener = TcpListener::bind(addr)
+    let listener = crate::server::bind(addr)
         .map_err(|e| Error::io(format!("cannot listen on {addr} for metrics"), e))?;
     let handler = |_: &mut (), req: &Req| -> Resp {
         if req.path != "/metrics" {

@@ -715,3 +715,28 @@ fn a_thousand_idle_connections_keep_memory_bounded() {
     send(&mut one, get("/healthz").as_bytes());
     assert_eq!(response(&mut one).status, 200);
 }
+
+/// A burst of connections larger than std's default backlog (128) must queue in the kernel
+/// rather than have its SYNs dropped and retried a second later: the listening socket asks for
+/// 1024 (capped by net.core.somaxconn). `ss -ltn` shows a listener's backlog as its Send-Q.
+#[test]
+fn listen_backlog_is_larger_than_the_std_default() {
+    let server = Server::start();
+    let out = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{}", server.addr.port())])
+        .output()
+        .expect("ss(8) from iproute2 is needed (scripts/test installs it)");
+    assert!(out.status.success(), "ss failed: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let send_q: u32 = text
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no listener line in {text:?}"));
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(send_q, 1024.min(somaxconn), "{text}");
+}
