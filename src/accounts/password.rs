@@ -29,10 +29,18 @@ fn params() -> Result<Params, Error> {
 
 thread_local! {
     /// This hashing thread's argon2 working memory (m_cost KiB), kept from one hash to the
-    /// next: allocating and freeing 19 MiB per login left freed buffers in up to 16 malloc
-    /// arenas (325 MB resident under the benchmark's login flood).
+    /// next while hashes are queued, and released when the queue is empty: allocating and
+    /// freeing 19 MiB per login left freed buffers in up to 16 malloc arenas (325 MB resident
+    /// under the benchmark's login flood).
     static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
+
+/// Capacity reserved for the working memory, in 1 KiB blocks: 33 MiB, above the largest
+/// threshold (32 MiB) at which glibc stops serving allocations with their own mmap. Only the
+/// 19 MiB argon2 writes are ever touched (resident); the point is that freeing the buffer
+/// unmaps it, where a 19 MiB block from a malloc arena would stay resident after an idle
+/// server's last sign-in.
+const MMAPPED_BLOCKS: usize = 33 * 1024;
 
 /// Computes argon2 into `out` with this thread's kept working memory. A stored hash with a
 /// larger memory cost than today's (made by a future, stronger setting) gets a buffer of its
@@ -54,6 +62,9 @@ fn compute(
     }
     BLOCKS.with_borrow_mut(|blocks| {
         if blocks.len() < needed {
+            if blocks.capacity() < needed {
+                *blocks = Vec::with_capacity(needed.max(MMAPPED_BLOCKS));
+            }
             blocks.resize(needed, Block::default());
         }
         let memory = blocks.get_mut(..needed).unwrap_or_default();
@@ -95,11 +106,22 @@ fn pool() -> Option<&'static Mutex<mpsc::Sender<Job>>> {
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
                     loop {
-                        let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
+                        let next = rx.lock().unwrap_or_else(PoisonError::into_inner).try_recv();
+                        let job = match next {
+                            Ok(job) => job,
+                            Err(mpsc::TryRecvError::Disconnected) => return,
+                            Err(mpsc::TryRecvError::Empty) => {
+                                // Nothing waiting: give the working memory back until the
+                                // next hash (glibc serves and returns a buffer this size with
+                                // mmap/munmap), so an idle server does not hold 19 MiB.
+                                BLOCKS.with_borrow_mut(|b| *b = Vec::new());
+                                match rx.lock().unwrap_or_else(PoisonError::into_inner).recv() {
+                                    Ok(job) => job,
+                                    Err(_) => return,
+                                }
+                            }
+                        };
+                        job();
                     }
                 });
             if spawned.is_ok() {
