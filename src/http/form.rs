@@ -5,8 +5,6 @@
 
 use std::collections::HashMap;
 
-use percent_encoding::percent_decode;
-
 /// Why a form could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FormError {
@@ -34,26 +32,33 @@ pub struct Duplicate(pub String);
 
 /// Decodes one form component: `+` is a space, `%XX` a byte; the result must be UTF-8.
 pub fn decode_component(raw: &[u8]) -> Result<String, FormError> {
-    // Validate escapes first: percent_decode passes a bad escape through unchanged.
+    // Most components (ids, tokens, secrets) need no decoding: one copy and a UTF-8 check.
+    if !raw.iter().any(|b| *b == b'%' || *b == b'+') {
+        return String::from_utf8(raw.to_vec()).map_err(|_| FormError::NotUtf8);
+    }
+    let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
-    while i < raw.len() {
-        if raw.get(i) == Some(&b'%') {
-            let ok = raw.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && raw.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
-            if !ok {
-                return Err(FormError::BadEscape);
+    while let Some(&b) = raw.get(i) {
+        match b {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
             }
-            i += 3;
-        } else {
-            i += 1;
+            b'%' => {
+                let hex = |j: usize| raw.get(j).and_then(|c| char::from(*c).to_digit(16));
+                let (Some(hi), Some(lo)) = (hex(i + 1), hex(i + 2)) else {
+                    return Err(FormError::BadEscape);
+                };
+                out.push(u8::try_from(hi * 16 + lo).map_err(|_| FormError::BadEscape)?);
+                i += 3;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
         }
     }
-    let plus: Vec<u8> = raw
-        .iter()
-        .map(|b| if *b == b'+' { b' ' } else { *b })
-        .collect();
-    let bytes: Vec<u8> = percent_decode(&plus).collect();
-    String::from_utf8(bytes).map_err(|_| FormError::NotUtf8)
+    String::from_utf8(out).map_err(|_| FormError::NotUtf8)
 }
 
 /// Encodes one form component (the inverse of [`decode_component`]): unreserved characters

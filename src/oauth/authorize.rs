@@ -42,7 +42,7 @@ pub struct Target {
 /// A validated authorization request.
 #[derive(Clone, Debug)]
 pub struct AuthRequest {
-    pub client: Client,
+    pub client: std::sync::Arc<Client>,
     pub target: Target,
     /// The `redirect_uri` parameter as sent (None if it was omitted).
     pub redirect_uri_param: Option<String>,

@@ -4,6 +4,8 @@
 //! mechanism per request (OAuth 2.1 §2.4). Secrets are compared as SHA-256 digests in constant
 //! time.
 
+use std::sync::Arc;
+
 use crate::crypto::{ct_eq, sha256};
 use crate::http::Req;
 use crate::http::auth::{Authorization, authorization};
@@ -29,7 +31,11 @@ fn failed() -> OAuthError {
 }
 
 /// Authenticates the client of a back-channel request.
-pub fn authenticate(store: &Store, req: &Req, form: &Form) -> Result<(Client, Method), OAuthError> {
+pub fn authenticate(
+    store: &Store,
+    req: &Req,
+    form: &Form,
+) -> Result<(Arc<Client>, Method), OAuthError> {
     let header = authorization(req)
         .map_err(|_| OAuthError::invalid_request("malformed Authorization header"))?;
     let form_id = form.get("client_id")?;
@@ -62,7 +68,7 @@ pub fn authenticate(store: &Store, req: &Req, form: &Form) -> Result<(Client, Me
     }
 }
 
-fn check_secret(store: &Store, id: &str, secret: &str) -> Result<Client, OAuthError> {
+fn check_secret(store: &Store, id: &str, secret: &str) -> Result<Arc<Client>, OAuthError> {
     let presented = sha256(secret.as_bytes());
     match store.client(id)? {
         Some(c) => match c.secret_hash {

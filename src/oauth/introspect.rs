@@ -2,6 +2,7 @@
 //! resource server). Active tokens are described; anything else — expired, revoked, malformed,
 //! signed by someone else — is `{"active": false}` and nothing more (§2.2).
 
+use serde::Serialize;
 use serde_json::json;
 
 use crate::app::Worker;
@@ -28,28 +29,42 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
     if token.starts_with(crate::apikeys::format::PREFIX) {
         return Ok(Resp::json(200, &api_key_description(w, token, now)).no_store());
     }
-    let body = match access_token::validate(&w.app, &w.store, token, now)? {
-        Ok(c) => json!({
-            "active": true,
-            "scope": c.scope,
-            "client_id": c.client_id,
-            "sub": c.sub,
-            "aud": c.aud,
-            "iss": c.iss,
-            "exp": c.exp,
-            "iat": c.iat,
-            "jti": c.jti,
-            "token_type": "Bearer",
-        }),
-        Err(_) => json!({ "active": false }),
-    };
-    let mut body = body;
-    if let Some(map) = body.as_object_mut()
-        && map.get("scope").is_some_and(|s| s.is_null())
-    {
-        map.remove("scope");
+    match access_token::validate(&w.app, &w.store, token, now)? {
+        Ok(c) => Ok(Resp::json(
+            200,
+            &Active {
+                active: true,
+                scope: c.scope.as_deref(),
+                client_id: &c.client_id,
+                sub: &c.sub,
+                aud: &c.aud,
+                iss: &c.iss,
+                exp: c.exp,
+                iat: c.iat,
+                jti: &c.jti,
+                token_type: "Bearer",
+            },
+        )
+        .no_store()),
+        Err(_) => Ok(Resp::json(200, &json!({ "active": false })).no_store()),
     }
-    Ok(Resp::json(200, &body).no_store())
+}
+
+/// The description of an active access token (RFC 7662 §2.2), serialised straight from the
+/// claims.
+#[derive(Serialize)]
+struct Active<'a> {
+    active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+    client_id: &'a str,
+    sub: &'a str,
+    aud: &'a serde_json::Value,
+    iss: &'a str,
+    exp: i64,
+    iat: i64,
+    jti: &'a str,
+    token_type: &'static str,
 }
 
 /// RFC 7662 for an API key: `token_type: "api_key"`, its scopes, name and owner, `exp` if it

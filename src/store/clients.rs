@@ -1,5 +1,8 @@
 //! OAuth client rows.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Store, StoreError, conflict};
@@ -74,9 +77,26 @@ pub struct NewClient<'a> {
     pub allowed_groups: &'a [String],
 }
 
-const COLUMNS: &str = "client_id, name, secret_hash, redirect_uris, grant_types, scopes, \
-                       audience, access_token_ttl, created_at, require_pkce, skip_consent, \
-                       id_token_alg, post_logout_redirect_uris, allowed_groups";
+/// Most clients a connection keeps parsed.
+const CACHED_CLIENTS: usize = 1024;
+
+/// Parsed clients of one connection, valid for one value of the `clients` revision.
+#[derive(Default)]
+pub(super) struct ClientCache {
+    rev: Option<i64>,
+    map: HashMap<String, Arc<Client>>,
+}
+
+/// The columns of a client, as a macro so the statements below are literals.
+macro_rules! columns {
+    () => {
+        "client_id, name, secret_hash, redirect_uris, grant_types, scopes, audience, \
+         access_token_ttl, created_at, require_pkce, skip_consent, id_token_alg, \
+         post_logout_redirect_uris, allowed_groups"
+    };
+}
+const COLUMNS: &str = columns!();
+const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM clients WHERE client_id = ?1");
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>> {
     let secret: Option<Vec<u8>> = r.get(2)?;
@@ -149,28 +169,52 @@ impl Store {
         Ok(())
     }
 
-    /// The client with this `client_id`.
-    pub fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM clients WHERE client_id = ?1"
-        ))?;
-        stmt.query_row([client_id], from_row)
+    /// The client with this `client_id`, from this connection's cache of parsed clients while
+    /// the `clients` revision is unchanged (one small read instead of a row and its JSON
+    /// columns on every token request). A client added, removed or rotated by the CLI bumps the
+    /// revision, so the change counts on the next request.
+    pub fn client(&self, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
+        let rev: i64 = self
+            .conn
+            .prepare_cached("SELECT rev FROM revisions WHERE name = 'clients'")?
+            .query_row([], |r| r.get(0))?;
+        {
+            let mut cache = self.clients.borrow_mut();
+            if cache.rev != Some(rev) {
+                cache.map.clear();
+                cache.rev = Some(rev);
+            }
+            if let Some(c) = cache.map.get(client_id) {
+                return Ok(Some(Arc::clone(c)));
+            }
+        }
+        // Read after the revision: the row is at least as new as the revision it is filed
+        // under, and a later change bumps the revision again.
+        let mut stmt = self.conn.prepare_cached(SELECT_BY_ID)?;
+        let Some(client) = stmt
+            .query_row([client_id], from_row)
             .optional()?
-            .transpose()
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let client = Arc::new(client);
+        let mut cache = self.clients.borrow_mut();
+        if cache.map.len() < CACHED_CLIENTS {
+            cache.map.insert(client_id.to_string(), Arc::clone(&client));
+        }
+        Ok(Some(client))
     }
 
     /// True if a client with this `client_id` exists.
     pub fn client_exists(&self, client_id: &str) -> Result<bool, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT 1 FROM clients WHERE client_id = ?1")?;
-        Ok(stmt.exists([client_id])?)
+        Ok(self.client(client_id)?.is_some())
     }
 
     /// The client with this `client_id`, or else with this name (for the CLI).
     pub fn client_by_id_or_name(&self, key: &str) -> Result<Option<Client>, StoreError> {
         if let Some(c) = self.client(key)? {
-            return Ok(Some(c));
+            return Ok(Some(Arc::unwrap_or_clone(c)));
         }
         let mut stmt = self
             .conn

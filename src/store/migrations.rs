@@ -70,7 +70,8 @@ mod tests {
         conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
         for (v, sql) in MIGRATIONS.iter().take(upto).enumerate() {
             conn.execute_batch(sql).unwrap();
-            conn.pragma_update(None, "user_version", v as i64 + 1).unwrap();
+            conn.pragma_update(None, "user_version", v as i64 + 1)
+                .unwrap();
         }
     }
 

@@ -127,6 +127,8 @@ pub struct Store {
     path: Option<PathBuf>,
     /// Where this store's writes go, when the process shares one writing connection.
     writer: Option<SharedWriter>,
+    /// Parsed clients (see `Store::client`).
+    clients: std::cell::RefCell<clients::ClientCache>,
 }
 
 /// One connection that all of a server's stores write through. Writers queue for it (behind
@@ -142,7 +144,7 @@ impl SharedWriter {
     pub fn open(path: &Path) -> Result<SharedWriter, StoreError> {
         let store = Store::open_file(path)?;
         store.relax_durability()?;
-        store.conn.execute_batch("PRAGMA cache_size = -8192;")?;
+        store.conn.execute_batch("PRAGMA cache_size = -4096;")?;
         Ok(SharedWriter(Arc::new(Mutex::new(store.conn))))
     }
 }
@@ -196,6 +198,7 @@ impl Store {
             conn,
             path: Some(path.to_path_buf()),
             writer: None,
+            clients: Default::default(),
         };
         store.configure(true)?;
         migrations::migrate(&mut store.conn)?;
@@ -209,6 +212,7 @@ impl Store {
             conn,
             path: None,
             writer: None,
+            clients: Default::default(),
         };
         store.configure(false)?;
         migrations::migrate(&mut store.conn)?;
