@@ -233,7 +233,7 @@ BIN_SIZE=$(stat -c %s "$BIN")
 STAMP=$(date -u +%Y-%m-%d)
 HASH=$(git rev-parse --short HEAD 2>/dev/null || echo nogit)
 DIRTY=$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null | grep -q . && echo "+dirty" || true)
-OUT=$ROOT/bench/results/$STAMP-$HASH.md
+OUT=$ROOT/bench/results/$STAMP-$(date -u +%H%M%S)-$HASH.md
 mkdir -p "$ROOT/bench/results"
 {
   echo "## latchkey benchmark $STAMP $HASH$DIRTY"
