@@ -130,11 +130,30 @@ impl StopHandle {
     }
 }
 
+/// Picks the requests that run on the side pool (see [`Server::with_side_pool`]).
+pub type SideRoutes = fn(&Req) -> bool;
+
+/// The worker pools of a server: the main one, and optionally a side pool for requests that
+/// wait a long time for something other than the database.
+struct Pools<W> {
+    main: Pool<W>,
+    side: Option<(Pool<W>, SideRoutes)>,
+}
+
+impl<W> Pools<W> {
+    fn for_request(&self, req: &Req) -> &Pool<W> {
+        match &self.side {
+            Some((side, routes)) if routes(req) => side,
+            _ => &self.main,
+        }
+    }
+}
+
 /// A bound listener with its workers and handler.
 pub struct Server<W> {
     listener: TcpListener,
     addr: SocketAddr,
-    pool: Arc<Pool<W>>,
+    pools: Arc<Pools<W>>,
     handler: Arc<Handler<W>>,
     config: ServerConfig,
     stop: Arc<AtomicBool>,
@@ -162,12 +181,27 @@ impl<W: Send + 'static> Server<W> {
         Ok(Server {
             listener,
             addr,
-            pool: Arc::new(Pool::new(workers)),
+            pools: Arc::new(Pools {
+                main: Pool::new(workers),
+                side: None,
+            }),
             handler,
             config,
             stop: Arc::new(AtomicBool::new(false)),
             open: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// Runs the requests `routes` picks on their own `workers`. latchkey sends password
+    /// sign-ins there: each waits tens of milliseconds for an argon2 hash while holding its
+    /// worker, and a flood of them on the main pool left every worker waiting (a
+    /// client_credentials request took 660 ms during a login flood). On their own pool they wait
+    /// among themselves.
+    pub fn with_side_pool(mut self, workers: Vec<W>, routes: SideRoutes) -> Self {
+        if let Some(pools) = Arc::get_mut(&mut self.pools) {
+            pools.side = Some((Pool::new(workers), routes));
+        }
+        self
     }
 
     /// The bound address (the real port when bound to port 0).
@@ -213,7 +247,7 @@ impl<W: Send + 'static> Server<W> {
             }
             self.open.fetch_add(1, Ordering::SeqCst);
             let guard = OpenGuard(Arc::clone(&self.open));
-            let pool = Arc::clone(&self.pool);
+            let pools = Arc::clone(&self.pools);
             let handler = Arc::clone(&self.handler);
             let stop = Arc::clone(&self.stop);
             let limits = self.config.limits.clone();
@@ -223,7 +257,7 @@ impl<W: Send + 'static> Server<W> {
                 .stack_size(CONN_STACK)
                 .spawn(move || {
                     let _guard = guard;
-                    serve_connection(stream, tls.as_deref(), &pool, &*handler, &limits, &stop);
+                    serve_connection(stream, tls.as_deref(), &pools, &*handler, &limits, &stop);
                 });
             if let Err(e) = spawned {
                 log::error!("cannot start a connection thread: {e}");
@@ -260,7 +294,7 @@ fn refuse(mut stream: TcpStream) {
 fn serve_connection<W>(
     stream: TcpStream,
     tls: Option<&Tls>,
-    pool: &Pool<W>,
+    pools: &Pools<W>,
     handler: &Handler<W>,
     limits: &Limits,
     stop: &AtomicBool,
@@ -306,7 +340,7 @@ fn serve_connection<W>(
                 let started = Instant::now();
                 // A request id ties the access-log line to the X-Request-Id the client sees.
                 let rid = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
-                let resp = pool.with(|w| {
+                let resp = pools.for_request(&req).with(|w| {
                     catch_unwind(AssertUnwindSafe(|| handler(w, &req))).unwrap_or_else(|_| {
                         log::error!("handler panicked on {} {}", req.method.as_str(), req.path);
                         Resp::json_error(500, "server_error", "internal error").no_store()
@@ -328,5 +362,77 @@ fn serve_connection<W>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+
+    fn status_line(stream: &TcpStream) -> String {
+        let mut line = String::new();
+        let _ = BufReader::new(stream).read_line(&mut line);
+        line
+    }
+
+    #[test]
+    fn side_pool_requests_leave_the_main_workers_free() {
+        // `/slow` requests hold their worker until the test lets them go. The main pool has one
+        // worker and the side pool two: with both side workers taken and a third slow request
+        // queued, a fast request is still answered. Were the slow requests on the main pool,
+        // the second could never start and the wait below would fail.
+        let (entered_tx, entered_rx) = mpsc::channel::<()>();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        let handler = move |_: &mut (), req: &Req| -> Resp {
+            if req.path == "/slow" {
+                let _ = entered_tx.send(());
+                let _ = release_rx.lock().map(|r| r.recv());
+            }
+            Resp::json(200, &serde_json::json!({ "path": req.path }))
+        };
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let server = Server::new(
+            listener,
+            vec![()],
+            Arc::new(handler),
+            ServerConfig::default(),
+        )
+        .unwrap()
+        .with_side_pool(vec![(), ()], |req| req.path == "/slow");
+        let addr = server.local_addr();
+        let stop = server.stop_handle();
+        let running = std::thread::spawn(move || server.run());
+
+        let request = |path: &str| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .unwrap();
+            s
+        };
+        let slow: Vec<TcpStream> = (0..3).map(|_| request("/slow")).collect();
+        for _ in 0..2 {
+            entered_rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("two slow requests run at once on the side pool");
+        }
+        let fast = request("/fast");
+        assert!(
+            status_line(&fast).starts_with("HTTP/1.1 200"),
+            "the fast request waited"
+        );
+        for _ in 0..3 {
+            release_tx.send(()).unwrap();
+        }
+        for s in &slow {
+            assert!(status_line(s).starts_with("HTTP/1.1 200"));
+        }
+        stop.stop();
+        running.join().unwrap();
     }
 }

@@ -81,7 +81,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// introspection and forward auth; each running hash holds m_cost KiB (19 MiB), so on a small
 /// machine this also keeps the server's memory bounded (the benchmark's login flood: one hash
 /// at a time on 2 cores, peak RSS under 40 MB).
-fn hashing_threads() -> usize {
+pub fn hashing_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get() / 2)
         .unwrap_or(1)

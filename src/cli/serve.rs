@@ -178,8 +178,21 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
         max_connections: usize::try_from(settings.get("http.max_connections")).unwrap_or(1024),
         tls: tls.clone(),
     };
+    // Password sign-ins wait for an argon2 hash: they get workers of their own, two per
+    // hashing thread (one hashing, one ready with the next), so a flood of them cannot take the
+    // workers every other request needs.
+    let mut sign_in = Vec::new();
+    for _ in 0..crate::accounts::password::hashing_threads() * 2 {
+        let mut store = Store::open_file(&db_path)?;
+        store.write_through(writer.clone());
+        sign_in.push(Worker {
+            app: Arc::clone(&app),
+            store,
+        });
+    }
     let server = Server::new(listener, pool, Arc::new(router::route), server_config)
-        .map_err(|e| Error::io("cannot start the server", e))?;
+        .map_err(|e| Error::io("cannot start the server", e))?
+        .with_side_pool(sign_in, router::is_password_sign_in);
     let stop = server.stop_handle();
     watch_signals(stop.clone(), tls.clone())?;
     let maintenance = spawn_maintenance(Arc::clone(&app), &db_path, writer, stop.clone())?;

@@ -119,6 +119,12 @@ const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
     (STYLESHEET, &[(Method::Get, Page(stylesheet))]),
 ];
 
+/// True for the requests that check a password (`POST /login`): the server runs them on their
+/// own workers, because each waits for an argon2 hash.
+pub fn is_password_sign_in(req: &Req) -> bool {
+    req.method == Method::Post && req.path == LOGIN
+}
+
 /// Routes a request and turns an error value into its response.
 pub fn route(w: &mut Worker, req: &Req) -> Resp {
     let started = std::time::Instant::now();
