@@ -9,8 +9,6 @@
 //! carries `Cache-Control: no-store`; keys with a limit get the `RateLimit` and
 //! `RateLimit-Policy` headers (draft-ietf-httpapi-ratelimit-headers).
 
-use serde_json::json;
-
 use crate::apikeys::{self, KeyEntry, format};
 use crate::app::Worker;
 use crate::http::auth::{Authorization, authorization};
@@ -102,6 +100,18 @@ pub fn admit(
     Ok((entry, decision))
 }
 
+/// The answer for a valid key, serialised straight from the index entry.
+#[derive(serde::Serialize)]
+struct Active<'a> {
+    active: bool,
+    id: &'a str,
+    name: &'a str,
+    owner: &'a str,
+    scopes: &'a [String],
+    scope: String,
+    expires_at: Option<i64>,
+}
+
 /// Handles a verify request.
 pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Resp {
     let key = match presented_key(req) {
@@ -145,15 +155,15 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Resp {
     }
     let resp = Resp::json(
         200,
-        &json!({
-            "active": true,
-            "id": entry.id,
-            "name": entry.name,
-            "owner": entry.owner,
-            "scopes": entry.scopes,
-            "scope": entry.scopes.join(" "),
-            "expires_at": entry.expires_at,
-        }),
+        &Active {
+            active: true,
+            id: &entry.id,
+            name: &entry.name,
+            owner: &entry.owner,
+            scopes: &entry.scopes,
+            scope: entry.scopes.join(" "),
+            expires_at: entry.expires_at,
+        },
     )
     .no_store();
     match decision {

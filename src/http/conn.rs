@@ -65,6 +65,9 @@ pub struct Conn {
     stream: Stream,
     peer: SocketAddr,
     buf: Vec<u8>,
+    /// The read timeout last set on the socket: a keep-alive connection waits for each next
+    /// request with the same 200 ms slices, and setting them again is a system call per request.
+    read_timeout: Option<Duration>,
 }
 
 enum Wait {
@@ -86,7 +89,18 @@ impl Conn {
             stream,
             peer,
             buf: Vec::with_capacity(READ_CHUNK),
+            read_timeout: None,
         })
+    }
+
+    /// Sets the socket's read timeout unless it is already that.
+    fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        if self.read_timeout != Some(timeout) {
+            self.read_timeout = None;
+            self.stream.tcp().set_read_timeout(Some(timeout))?;
+            self.read_timeout = Some(timeout);
+        }
+        Ok(())
     }
 
     /// The client's address.
@@ -102,7 +116,7 @@ impl Conn {
             if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                 // A request the client sent before it could see the stop is still served
                 // (with `Connection: close`): look once more, briefly, before giving up.
-                if self.stream.tcp().set_read_timeout(Some(STOP_PROBE)).is_ok()
+                if self.set_read_timeout(STOP_PROBE).is_ok()
                     && let Ok(n) = self.stream.read(&mut chunk)
                     && n > 0
                 {
@@ -120,7 +134,7 @@ impl Conn {
                 return Wait::Timeout;
             };
             let slice = if stop.is_some() { left.min(POLL) } else { left };
-            if self.stream.tcp().set_read_timeout(Some(slice)).is_err() {
+            if self.set_read_timeout(slice).is_err() {
                 return Wait::Eof;
             }
             match self.stream.read(&mut chunk) {
@@ -407,7 +421,7 @@ impl Conn {
             else {
                 return;
             };
-            if self.stream.tcp().set_read_timeout(Some(left)).is_err() {
+            if self.set_read_timeout(left).is_err() {
                 return;
             }
             match self.stream.read(&mut sink) {
