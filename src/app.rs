@@ -1,5 +1,6 @@
 //! `App`: the state every handler shares, and `Worker`: what one worker owns.
 
+use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::accounts::throttle::Throttle;
@@ -11,8 +12,9 @@ use crate::config::{Config, Settings};
 use crate::forward::cache::SessionCache;
 use crate::forward::rules::RuleSet;
 use crate::jwt::KeyRing;
+use crate::oauth::revocations::Revocations;
 use crate::oauth::verified::VerifiedTokens;
-use crate::store::Store;
+use crate::store::{Client, Store, StoreError};
 
 /// Free failed logins per account before locks start, and per client address (a household
 /// behind one NAT shares an address).
@@ -38,6 +40,8 @@ pub struct App {
     forward_sessions: SessionCache,
     audit: AuditQueue,
     verified_tokens: VerifiedTokens,
+    revocations: Revocations,
+    clients: RwLock<Arc<HashMap<String, Arc<Client>>>>,
 }
 
 impl App {
@@ -57,7 +61,32 @@ impl App {
             forward_sessions: SessionCache::default(),
             audit: AuditQueue::default(),
             verified_tokens: VerifiedTokens::default(),
+            revocations: Revocations::default(),
+            clients: RwLock::new(Arc::new(HashMap::new())),
         }
+    }
+
+    /// The revoked access tokens.
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
+    }
+
+    /// The registered client with this id as of the last reload (see [`Worker::client`]).
+    pub fn indexed_client(&self, client_id: &str) -> Option<Arc<Client>> {
+        self.clients
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(client_id)
+            .map(Arc::clone)
+    }
+
+    /// Replaces the client index.
+    pub fn set_clients(&self, clients: Vec<Client>) {
+        let index = clients
+            .into_iter()
+            .map(|c| (c.client_id.clone(), Arc::new(c)))
+            .collect();
+        *self.clients.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(index);
     }
 
     /// Access tokens whose signature was already checked.
@@ -152,4 +181,19 @@ impl App {
 pub struct Worker {
     pub app: Arc<App>,
     pub store: Store,
+}
+
+impl Worker {
+    /// The client with this id, for a request: from the in-memory index, which the maintenance
+    /// thread reloads within a quarter of a second of a change by the CLI, so that a token
+    /// request or an introspection reads no database row for its client. A client the index
+    /// does not have yet (added a moment ago) is read from the database, so a new client works
+    /// at once; `fresh` skips the index (after a secret did not match: it may have just been
+    /// rotated).
+    pub fn client(&self, client_id: &str, fresh: bool) -> Result<Option<Arc<Client>>, StoreError> {
+        match self.app.indexed_client(client_id) {
+            Some(c) if !fresh => Ok(Some(c)),
+            _ => self.store.client(client_id),
+        }
+    }
 }

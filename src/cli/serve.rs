@@ -154,6 +154,8 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
     let app = Arc::new(App::new(config, keys, settings.clone(), csrf_key));
     app.set_api_keys(crate::apikeys::KeyIndex::load(&store)?);
     app.set_rules(crate::forward::rules::RuleSet::load(&store)?);
+    app.set_clients(store.clients()?);
+    app.revocations().merge(store.revoked_jtis(now())?, now());
 
     let mut pool = Vec::with_capacity(workers);
     // Token and session writes: crash-safe, not power-cut-safe (README, "Durability"), all
@@ -333,11 +335,15 @@ fn spawn_maintenance(
                         app.settings().get("session.idle_ttl"),
                         app.settings().get("audit.retention_days"),
                     );
+                    app.revocations().merge(Vec::new(), now());
                 }
                 match store.revisions() {
                     Ok(now_revs) if now_revs != seen => {
-                        reload(&app, &store, &seen, &now_revs);
-                        seen = now_revs;
+                        // After a failed reload the old revisions stay, so the next round
+                        // tries again.
+                        if reload(&app, &store, &seen, &now_revs) {
+                            seen = now_revs;
+                        }
                     }
                     Ok(_) => {}
                     Err(e) => log::error!("cannot read revisions: {e}"),
@@ -352,7 +358,9 @@ fn changed(name: &str, a: &[(String, i64)], b: &[(String, i64)]) -> bool {
     get(a) != get(b)
 }
 
-fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, i64)]) {
+/// Reloads what changed between two sets of revisions; false if anything could not be read.
+fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, i64)]) -> bool {
+    let mut ok = true;
     if changed("keys", before, after) {
         match KeyRing::load(store) {
             Ok(ring) => {
@@ -371,7 +379,10 @@ fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, 
                 );
                 app.set_keys(ring);
             }
-            Err(e) => log::error!("cannot reload signing keys, keeping the current ones: {e}"),
+            Err(e) => {
+                log::error!("cannot reload signing keys, keeping the current ones: {e}");
+                ok = false;
+            }
         }
     }
     if changed("api_keys", before, after) || changed("users", before, after) {
@@ -380,7 +391,10 @@ fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, 
                 log::info!("API keys reloaded: {} keys", index.len());
                 app.set_api_keys(index);
             }
-            Err(e) => log::error!("cannot reload API keys, keeping the current ones: {e}"),
+            Err(e) => {
+                log::error!("cannot reload API keys, keeping the current ones: {e}");
+                ok = false;
+            }
         }
     }
     if changed("rules", before, after) {
@@ -389,11 +403,38 @@ fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, 
                 log::info!("access rules reloaded: {} rules", rules.rules().len());
                 app.set_rules(rules);
             }
-            Err(e) => log::error!("cannot reload access rules, keeping the current ones: {e}"),
+            Err(e) => {
+                log::error!("cannot reload access rules, keeping the current ones: {e}");
+                ok = false;
+            }
         }
     }
     if changed("users", before, after) {
         app.forward_sessions().clear();
+    }
+    if changed("clients", before, after) {
+        match store.clients() {
+            Ok(clients) => {
+                log::info!("clients reloaded: {} clients", clients.len());
+                app.set_clients(clients);
+            }
+            Err(e) => {
+                log::error!("cannot reload clients, keeping the current ones: {e}");
+                ok = false;
+            }
+        }
+    }
+    if changed("revoked", before, after) {
+        match store.revoked_jtis(now()) {
+            Ok(revoked) => {
+                app.revocations().merge(revoked, now());
+                log::debug!("revocations merged: {} held", app.revocations().len());
+            }
+            Err(e) => {
+                log::error!("cannot read revocations, will retry: {e}");
+                ok = false;
+            }
+        }
     }
     if changed("settings", before, after) {
         match Settings::load(store) {
@@ -401,9 +442,13 @@ fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, 
                 log::info!("settings reloaded");
                 app.set_settings(s);
             }
-            Err(e) => log::error!("cannot reload settings: {e}"),
+            Err(e) => {
+                log::error!("cannot reload settings: {e}");
+                ok = false;
+            }
         }
     }
+    ok
 }
 
 /// Writes counted API-key usage in one transaction; on failure the counts are kept for the next

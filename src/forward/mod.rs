@@ -128,7 +128,7 @@ fn machine(w: &Worker, req: &Req, rule: &Rule, orig: &proxy::Original, now: i64)
         });
     }
     // An access token: ours, valid, meant for this app (its origin in `aud`), with the scopes.
-    let Ok(Ok(claims)) = access_token::validate(&w.app, &w.store, &key, now) else {
+    let Ok(Ok(claims)) = access_token::validate(w, &key, now) else {
         return Some(bearer_challenge(
             401,
             Some(("invalid_token", "the access token is not valid")),

@@ -4,14 +4,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::app::App;
+use crate::app::{App, Worker};
 use std::sync::Arc;
 
 use crate::crypto::{b64url, random_bytes, sha256};
 use crate::jwt::{self, Alg};
 use crate::oauth::error::OAuthError;
 use crate::oauth::verified::Verified;
-use crate::store::Store;
 
 /// The `typ` header of access tokens (RFC 9068 §2.1).
 pub const TYP: &str = "at+jwt";
@@ -161,18 +160,23 @@ pub enum Invalid {
 }
 
 /// Validates an access token presented to latchkey itself: our key and its algorithm, `typ`,
-/// `iss`, `exp`, and the revocation list. The audience is the caller's to check.
+/// `iss`, `exp`, the revocation list and the client's existence. The audience is the caller's
+/// to check.
 ///
 /// A token whose signature this process already checked is taken from [`VerifiedTokens`]
-/// (keyed by the digest of the exact token) as long as its key is still published; the
-/// revocation list and the client are read from the database every time, so a revocation or a
-/// removed client counts on the next request.
+/// (keyed by the digest of the exact token) as long as its key is still published. The
+/// revocation list and the clients are the server's in-memory copies: revocations made here
+/// count at once, changes made by the CLI within a quarter of a second ([`Revocations`],
+/// [`Worker::client`]).
+///
+/// [`VerifiedTokens`]: crate::oauth::verified::VerifiedTokens
+/// [`Revocations`]: crate::oauth::revocations::Revocations
 pub fn validate(
-    app: &App,
-    store: &Store,
+    w: &Worker,
     token: &str,
     now: i64,
 ) -> Result<Result<Arc<Verified>, Invalid>, OAuthError> {
+    let app = &*w.app;
     let keys = app.keys();
     let digest = sha256(token.as_bytes());
     let cached = app
@@ -203,11 +207,11 @@ pub fn validate(
             v
         }
     };
-    if store.is_jti_revoked(&verified.jti)? {
+    if app.revocations().contains(&verified.jti) {
         return Ok(Err(Invalid::Revoked));
     }
     // Removing a client withdraws what it was given.
-    if !store.client_exists(&verified.client_id)? {
+    if w.client(&verified.client_id, false)?.is_none() {
         return Ok(Err(Invalid::ClientGone));
     }
     Ok(Ok(verified))

@@ -6,12 +6,13 @@
 
 use std::sync::Arc;
 
+use crate::app::Worker;
 use crate::crypto::{ct_eq, sha256};
 use crate::http::Req;
 use crate::http::auth::{Authorization, authorization};
 use crate::http::form::Form;
 use crate::oauth::error::OAuthError;
-use crate::store::{Client, Store};
+use crate::store::Client;
 
 /// How the client authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +33,7 @@ fn failed() -> OAuthError {
 
 /// Authenticates the client of a back-channel request.
 pub fn authenticate(
-    store: &Store,
+    w: &Worker,
     req: &Req,
     form: &Form,
 ) -> Result<(Arc<Client>, Method), OAuthError> {
@@ -52,32 +53,46 @@ pub fn authenticate(
                     "client_id does not match the Authorization header",
                 ));
             }
-            Ok((check_secret(store, &id, &secret)?, Method::Basic))
+            Ok((check_secret(w, &id, &secret)?, Method::Basic))
         }
         Authorization::Bearer(_) | Authorization::Other => Err(OAuthError::invalid_client(
             "unsupported client authentication method",
         )),
         Authorization::None => match (form_id, form_secret) {
-            (Some(id), Some(secret)) => Ok((check_secret(store, id, secret)?, Method::Post)),
-            (Some(id), None) => match store.client(id)? {
+            (Some(id), Some(secret)) => Ok((check_secret(w, id, secret)?, Method::Post)),
+            (Some(id), None) => match w.client(id, false)? {
                 Some(c) if c.is_public() => Ok((c, Method::None)),
-                _ => Err(failed()),
+                // The index may be a moment behind a change by the CLI.
+                _ => match w.client(id, true)? {
+                    Some(c) if c.is_public() => Ok((c, Method::None)),
+                    _ => Err(failed()),
+                },
             },
             (None, _) => Err(OAuthError::invalid_client("client authentication required")),
         },
     }
 }
 
-fn check_secret(store: &Store, id: &str, secret: &str) -> Result<Arc<Client>, OAuthError> {
+fn check_secret(w: &Worker, id: &str, secret: &str) -> Result<Arc<Client>, OAuthError> {
     let presented = sha256(secret.as_bytes());
-    match store.client(id)? {
-        Some(c) => match c.secret_hash {
-            Some(stored) if ct_eq(&stored, &presented) => Ok(c),
-            _ => {
-                log::info!(target: "latchkey::security", "client authentication failed for client {}", c.client_id);
-                Err(failed())
-            }
-        },
+    let matches = |c: &Client| {
+        c.secret_hash
+            .as_ref()
+            .is_some_and(|stored| ct_eq(stored, &presented))
+    };
+    if let Some(c) = w.client(id, false)?
+        && matches(&c)
+    {
+        return Ok(c);
+    }
+    // Not in the index, or the secret differs from the indexed one: ask the database, which
+    // has a client added or a secret rotated a moment ago.
+    match w.client(id, true)? {
+        Some(c) if matches(&c) => Ok(c),
+        Some(c) => {
+            log::info!(target: "latchkey::security", "client authentication failed for client {}", c.client_id);
+            Err(failed())
+        }
         None => Err(failed()),
     }
 }

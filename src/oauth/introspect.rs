@@ -15,7 +15,7 @@ use crate::oauth::read_form;
 /// Handles an introspection request.
 pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
     let form = read_form(req)?;
-    let (_client, method) = client_auth::authenticate(&w.store, req, &form)?;
+    let (_client, method) = client_auth::authenticate(w, req, &form)?;
     if method == Method::None {
         return Err(OAuthError::invalid_client(
             "introspection requires a client secret",
@@ -29,7 +29,7 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
     if token.starts_with(crate::apikeys::format::PREFIX) {
         return Ok(Resp::json(200, &api_key_description(w, token, now)).no_store());
     }
-    match access_token::validate(&w.app, &w.store, token, now)? {
+    match access_token::validate(w, token, now)? {
         Ok(c) => Ok(Resp::json(
             200,
             &Active {

@@ -8,6 +8,7 @@ pub mod grants;
 pub mod introspect;
 pub mod pkce;
 pub mod redirect_uri;
+pub mod revocations;
 pub mod revoke;
 pub mod scope;
 pub mod token;

@@ -21,7 +21,7 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
     let grant_type = form
         .get("grant_type")?
         .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
-    let (client, _method) = client_auth::authenticate(&w.store, req, &form)?;
+    let (client, _method) = client_auth::authenticate(w, req, &form)?;
     if !GRANT_TYPES.contains(&grant_type) {
         return Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,

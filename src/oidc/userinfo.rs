@@ -77,7 +77,7 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Resp {
             None,
         )
     };
-    let claims = match access_token::validate(&w.app, &w.store, &token, now) {
+    let claims = match access_token::validate(w, &token, now) {
         Ok(Ok(c)) => c,
         Ok(Err(_)) => return invalid(),
         Err(e) => return e.into_resp(),

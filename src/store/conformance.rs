@@ -303,10 +303,18 @@ fn revisions_follow_changes(s: &mut Store) {
     assert!(rev(s, "keys") > k1);
     s.set_setting("x", "1").unwrap();
     assert!(rev(s, "settings") > s0);
-    // Revocations are not cached state and do not bump anything.
+    // A revocation bumps `revoked` (a running server merges the list when it sees that), and
+    // only that; revoking the same token again changes nothing.
+    let r0 = rev(s, "revoked");
     let before = s.revisions().unwrap();
     s.revoke_jti("j", 10).unwrap();
-    assert_eq!(s.revisions().unwrap(), before);
+    assert!(rev(s, "revoked") > r0);
+    let after = s.revisions().unwrap();
+    for ((name, a), (_, b)) in before.iter().zip(&after) {
+        assert!(name == "revoked" || a == b, "{name} changed");
+    }
+    s.revoke_jti("j", 10).unwrap();
+    assert_eq!(s.revisions().unwrap(), after);
 }
 
 /// A database from a newer latchkey is refused and left byte-for-byte unchanged.

@@ -77,19 +77,27 @@ pub(super) fn revoke_user_tx(
 }
 
 /// Revokes one grant: its refresh tokens stop working and its access tokens are revoked by jti.
-pub fn revoke_grant_tx(tx: &Transaction<'_>, grant_id: &str, now: i64) -> Result<(), StoreError> {
-    exec_tx(
-        tx,
-        "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) \
-         SELECT jti, expires_at FROM grant_tokens WHERE grant_id = ?1 AND expires_at > ?2",
-        params![grant_id, now],
-    )?;
+/// Returns the access tokens it newly revoked, `(jti, expires_at)`, for the running server's
+/// in-memory revocation list.
+pub fn revoke_grant_tx(
+    tx: &Transaction<'_>,
+    grant_id: &str,
+    now: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let revoked = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) \
+             SELECT jti, expires_at FROM grant_tokens WHERE grant_id = ?1 AND expires_at > ?2 \
+             RETURNING jti, expires_at",
+        )?
+        .query_map(params![grant_id, now], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<(String, i64)>, _>>()?;
     exec_tx(
         tx,
         "UPDATE grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
         params![grant_id, now],
     )?;
-    Ok(())
+    Ok(revoked)
 }
 
 /// Reads a code inside a transaction.
@@ -248,8 +256,13 @@ impl Store {
             .optional()?)
     }
 
-    /// Revokes a grant and everything issued under it.
-    pub fn revoke_grant(&mut self, grant_id: &str, now: i64) -> Result<(), StoreError> {
+    /// Revokes a grant and everything issued under it; returns the access tokens it newly
+    /// revoked, `(jti, expires_at)`.
+    pub fn revoke_grant(
+        &mut self,
+        grant_id: &str,
+        now: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
         self.with_tx(|tx| revoke_grant_tx(tx, grant_id, now))
     }
 

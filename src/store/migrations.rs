@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0005_audit.sql"),
     include_str!("sql/0006_audit_count.sql"),
     include_str!("sql/0007_without_rowid.sql"),
+    include_str!("sql/0008_revoked_revision.sql"),
 ];
 
 /// The schema version this binary writes.

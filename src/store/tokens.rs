@@ -24,6 +24,15 @@ impl Store {
         Ok(stmt.query_row([jti], |_| Ok(())).optional()?.is_some())
     }
 
+    /// Every revocation of a token not yet expired at `now`: `(jti, expires_at)`.
+    pub fn revoked_jtis(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at > ?1")?;
+        let rows = stmt.query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Deletes revocation records of tokens that have expired by `now`; returns how many.
     pub fn gc_revoked(&mut self, now: i64) -> Result<usize, StoreError> {
         Ok(self.exec("DELETE FROM revoked_tokens WHERE expires_at <= ?1", [now])?)

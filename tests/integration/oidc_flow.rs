@@ -520,6 +520,16 @@ fn userinfo(server: &Server, token: &str) -> Response {
     )
 }
 
+/// Waits (up to 2 s) for UserInfo to refuse `token`, then asserts the exact challenge: a
+/// revocation the CLI commits reaches a running server's in-memory list within a second.
+fn assert_revoked_soon(server: &Server, token: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while userinfo(server, token).status == 200 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_invalid_token(&userinfo(server, token));
+}
+
 /// Asserts a 401 `invalid_token` Bearer challenge.
 fn assert_invalid_token(r: &Response) {
     assert_eq!(r.status, 401, "{}", r.text());
@@ -1771,6 +1781,41 @@ fn refresh_token_replay_revokes_the_whole_family() {
 }
 
 #[test]
+fn revoking_a_refresh_token_revokes_its_grant_and_access_tokens_at_once() {
+    // RFC 7009 §2.1: revoking a refresh token also invalidates the access tokens of its grant.
+    let server = Server::start();
+    add_user(&server, "alice", &[]);
+    let rp = add_rp(&server, "App", &["--skip-consent"]);
+    let rs = resource_server(&server);
+    let mut b = Browser::new(&server);
+    let pkce = Pkce::new();
+    let code = login_code(&server, &mut b, "alice", &Authz::new(&rp, &pkce));
+    let t0 = rp.tokens(&server, &code, &pkce);
+    let t1 = Tokens::from(&rp.refresh(&server, t0.refresh(), None));
+    for t in [&t0, &t1] {
+        assert_active(&introspect(&server, &rs, &t.access));
+    }
+
+    let secret = rp.secret.as_deref().unwrap();
+    let r = server.post_form(
+        "/revoke",
+        &encode_form(&[
+            ("token", t1.refresh()),
+            ("token_type_hint", "refresh_token"),
+        ]),
+        &basic_header(&rp.id, secret),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The very next requests see it: no reload is waited for.
+    for t in [&t0, &t1] {
+        assert_inactive(&introspect(&server, &rs, &t.access));
+    }
+    assert_invalid_token(&userinfo(&server, &t1.access));
+    rp.refresh(&server, t1.refresh(), None)
+        .assert_oauth_error(400, "invalid_grant");
+}
+
+#[test]
 fn refresh_scope_may_narrow_but_never_widen() {
     let server = Server::start();
     add_user(&server, "alice", &["--email", "a@example.org"]);
@@ -2227,7 +2272,7 @@ fn disable_ends_sessions_and_tokens_and_login_fails_generically() {
         "the session ended: {to_login}"
     );
     assert!(b.get("/").text().contains("You are not signed in."));
-    assert_invalid_token(&userinfo(&server, &t.access));
+    assert_revoked_soon(&server, &t.access);
     rp.refresh(&server, t.refresh(), None)
         .assert_oauth_error(400, "invalid_grant");
 
@@ -2267,7 +2312,7 @@ fn passwd_ends_sessions_and_revokes_grants() {
     );
     rp.refresh(&server, t.refresh(), None)
         .assert_oauth_error(400, "invalid_grant");
-    assert_invalid_token(&userinfo(&server, &t.access));
+    assert_revoked_soon(&server, &t.access);
 
     let r = b.submit_login(&to_login, "alice", PASSWORD);
     assert_eq!(r.status, 200);

@@ -37,6 +37,8 @@ pub fn exchange(
     let refresh_idle = w.app.settings().get("refresh.idle_ttl");
     let access_exp = now + tokens::access_ttl(w, client);
 
+    // Access tokens a replay revoked, for the in-memory revocation list once committed.
+    let mut revoked = Vec::new();
     let outcome: Result<CodeRow, OAuthError> = w.store.transaction(|tx| {
         let Some(row) = g::code_tx(tx, &hash)? else {
             return Ok(Err(OAuthError::invalid_grant("authorization code is invalid")));
@@ -68,7 +70,7 @@ pub fn exchange(
         }
         if row.used_at.is_some() {
             if let Some(grant) = &row.grant_id {
-                g::revoke_grant_tx(tx, grant, now)?;
+                revoked = g::revoke_grant_tx(tx, grant, now)?;
             }
             log::warn!(target: "latchkey::security", "authorization code replayed by client {}; its grant was revoked", client.client_id);
             return Ok(Err(OAuthError::invalid_grant("authorization code was already used")));
@@ -95,6 +97,7 @@ pub fn exchange(
         g::insert_grant_token_tx(tx, &minted.jti, &minted.grant_id, access_exp)?;
         Ok(Ok(row))
     })?;
+    w.app.revocations().add(revoked);
     let row = outcome?;
     let user = match w.store.user(&row.user_id)? {
         Some(u) if !u.disabled => u,

@@ -40,6 +40,8 @@ pub fn exchange(
     let refresh_idle = w.app.settings().get("refresh.idle_ttl");
     let access_exp = now + tokens::access_ttl(w, client);
 
+    // Access tokens a replay revoked, for the in-memory revocation list once committed.
+    let mut revoked = Vec::new();
     let outcome: Result<(GrantRow, Vec<String>), OAuthError> = w.store.transaction(|tx| {
         let Some(row) = g::refresh_tx(tx, &hash)? else {
             return Ok(Err(OAuthError::invalid_grant("refresh token is invalid")));
@@ -54,7 +56,7 @@ pub fn exchange(
             return Ok(Err(OAuthError::invalid_grant("refresh token was revoked")));
         }
         if row.used_at.is_some() {
-            g::revoke_grant_tx(tx, &grant.id, now)?;
+            revoked = g::revoke_grant_tx(tx, &grant.id, now)?;
             log::warn!(target: "latchkey::security", "refresh token reused by client {}; its grant was revoked", client.client_id);
             return Ok(Err(OAuthError::invalid_grant("refresh token was already used")));
         }
@@ -72,7 +74,7 @@ pub fn exchange(
         };
         let granted: Vec<String> = granted.into_iter().filter(|s| client.scopes.contains(s)).collect();
         if !g::use_refresh_tx(tx, &hash, now)? {
-            g::revoke_grant_tx(tx, &grant.id, now)?;
+            revoked = g::revoke_grant_tx(tx, &grant.id, now)?;
             return Ok(Err(OAuthError::invalid_grant("refresh token was already used")));
         }
         // The rotated token keeps the family's scope (OAuth 2.1 §4.3.3).
@@ -84,6 +86,7 @@ pub fn exchange(
         g::insert_grant_token_tx(tx, &minted.jti, &grant.id, access_exp)?;
         Ok(Ok((grant, granted)))
     })?;
+    w.app.revocations().add(revoked);
     let (grant, granted) = outcome?;
     let user = match w.store.user(&grant.user_id)? {
         Some(u) if !u.disabled => u,
