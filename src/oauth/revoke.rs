@@ -29,10 +29,10 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
         w.store.revoke_jti(&claims.jti, claims.exp)?;
         w.app.revocations().add([(claims.jti.clone(), claims.exp)]);
         log::info!(target: "latchkey::security", "access token {} revoked by client {}", claims.jti, client.client_id);
-    } else if let Some(owner) = w
-        .store
-        .refresh_token_client(&crate::crypto::sha256(token.as_bytes()))?
-    {
+    } else if let Some(owner) = w.store.refresh_token_client(
+        crate::oauth::grants::tokens::refresh_grant(token),
+        &crate::crypto::sha256(token.as_bytes()),
+    )? {
         if owner.1 != client.client_id {
             return Err(OAuthError::invalid_request(
                 "the token was not issued to this client",

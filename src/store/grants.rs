@@ -214,46 +214,81 @@ pub fn insert_refresh_tx(
     Ok(())
 }
 
-/// Reads a refresh token inside a transaction.
-pub fn refresh_tx(tx: &Transaction<'_>, hash: &[u8; 32]) -> Result<Option<RefreshRow>, StoreError> {
-    Ok(tx
-        .prepare_cached(
-            "SELECT grant_id, scope, idle_expires_at, used_at FROM refresh_tokens WHERE hash = ?1",
-        )?
-        .query_row([hash.as_slice()], |r| {
-            Ok(RefreshRow {
-                grant_id: r.get(0)?,
-                scope: r.get(1)?,
-                idle_expires_at: r.get(2)?,
-                used_at: r.get(3)?,
-            })
+/// Reads a refresh token inside a transaction: by its family's key when the token names its
+/// grant (`grant`), else — a token from before schema 9 — by digest among the legacy rows.
+pub fn refresh_tx(
+    tx: &Transaction<'_>,
+    grant: Option<&str>,
+    hash: &[u8; 32],
+) -> Result<Option<RefreshRow>, StoreError> {
+    let row = |r: &rusqlite::Row<'_>| {
+        Ok(RefreshRow {
+            grant_id: r.get(0)?,
+            scope: r.get(1)?,
+            idle_expires_at: r.get(2)?,
+            used_at: r.get(3)?,
         })
-        .optional()?)
+    };
+    Ok(match grant {
+        Some(g) => tx
+            .prepare_cached(
+                "SELECT grant_id, scope, idle_expires_at, used_at FROM refresh_tokens \
+                 WHERE grant_id = ?1 AND hash = ?2",
+            )?
+            .query_row(params![g, hash.as_slice()], row)
+            .optional()?,
+        None => tx
+            .prepare_cached(
+                "SELECT grant_id, scope, idle_expires_at, used_at FROM refresh_tokens \
+                 WHERE hash = ?1 AND legacy = 1",
+            )?
+            .query_row([hash.as_slice()], row)
+            .optional()?,
+    })
 }
 
 /// Marks a refresh token rotated. False if it already was (a concurrent use won).
-pub fn use_refresh_tx(tx: &Transaction<'_>, hash: &[u8; 32], now: i64) -> Result<bool, StoreError> {
+pub fn use_refresh_tx(
+    tx: &Transaction<'_>,
+    grant_id: &str,
+    hash: &[u8; 32],
+    now: i64,
+) -> Result<bool, StoreError> {
     Ok(exec_tx(
         tx,
-        "UPDATE refresh_tokens SET used_at = ?2 WHERE hash = ?1 AND used_at IS NULL",
-        params![hash.as_slice(), now],
+        "UPDATE refresh_tokens SET used_at = ?3 \
+         WHERE grant_id = ?1 AND hash = ?2 AND used_at IS NULL",
+        params![grant_id, hash.as_slice(), now],
     )? == 1)
 }
 
 impl Store {
     /// The (grant id, client id) of a refresh token, if it exists.
+    /// `grant` as in [`refresh_tx`].
     pub fn refresh_token_client(
         &self,
+        grant: Option<&str>,
         hash: &[u8; 32],
     ) -> Result<Option<(String, String)>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT g.id, g.client_id FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id \
-                 WHERE r.hash = ?1",
-            )?
-            .query_row([hash.as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?)
+        let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?));
+        Ok(match grant {
+            Some(g) => self
+                .conn
+                .prepare_cached(
+                    "SELECT g.id, g.client_id FROM refresh_tokens r \
+                     JOIN grants g ON g.id = r.grant_id WHERE r.grant_id = ?1 AND r.hash = ?2",
+                )?
+                .query_row(params![g, hash.as_slice()], row)
+                .optional()?,
+            None => self
+                .conn
+                .prepare_cached(
+                    "SELECT g.id, g.client_id FROM refresh_tokens r \
+                     JOIN grants g ON g.id = r.grant_id WHERE r.hash = ?1 AND r.legacy = 1",
+                )?
+                .query_row([hash.as_slice()], row)
+                .optional()?,
+        })
     }
 
     /// Revokes a grant and everything issued under it; returns the access tokens it newly

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0006_audit_count.sql"),
     include_str!("sql/0007_without_rowid.sql"),
     include_str!("sql/0008_revoked_revision.sql"),
+    include_str!("sql/0009_token_families.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -154,5 +155,63 @@ mod tests {
                 .is_err(),
             "no violations"
         );
+    }
+
+    #[test]
+    fn token_families_keep_old_refresh_tokens_usable_by_digest() {
+        use crate::store::grants as g;
+        let mut conn = Connection::open_in_memory().unwrap();
+        at_version(&conn, 8);
+        let old = [1u8; 32];
+        conn.execute_batch(&format!(
+            "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, \
+               scopes, created_at, updated_at) VALUES ('c', 'c', NULL, '[]', '[]', '', 1, 1);
+             INSERT INTO users (id, username, username_key, password_hash, created_at, updated_at) \
+               VALUES ('u', 'alice', 'alice', 'x', 1, 1);
+             INSERT INTO grants (id, client_id, user_id, scope, auth_time, created_at, expires_at) \
+               VALUES ('g', 'c', 'u', 'openid', 1, 1, 99);
+             INSERT INTO refresh_tokens (hash, grant_id, scope, created_at, idle_expires_at) \
+               VALUES (X'{}', 'g', 'openid', 1, 50);
+             INSERT INTO grant_tokens (jti, grant_id, expires_at) VALUES ('j', 'g', 60);",
+            "01".repeat(32)
+        ))
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let tx = conn.transaction().unwrap();
+        // A token from before (no grant in it) is found by digest, and by its family's key.
+        let row = g::refresh_tx(&tx, None, &old).unwrap().unwrap();
+        assert_eq!((row.grant_id.as_str(), row.scope.as_str()), ("g", "openid"));
+        assert_eq!((row.idle_expires_at, row.used_at), (50, None));
+        assert!(g::refresh_tx(&tx, Some("g"), &old).unwrap().is_some());
+        assert!(g::refresh_tx(&tx, Some("other"), &old).unwrap().is_none());
+        // A new token is found by its family's key only: it never enters the legacy index.
+        let new = [2u8; 32];
+        g::insert_refresh_tx(&tx, &new, "g", "openid", 10, 60).unwrap();
+        assert!(g::refresh_tx(&tx, Some("g"), &new).unwrap().is_some());
+        assert!(g::refresh_tx(&tx, None, &new).unwrap().is_none());
+        // Rotation marks the old one used exactly once; revoking the grant finds its access token.
+        assert!(g::use_refresh_tx(&tx, "g", &old, 20).unwrap());
+        assert!(!g::use_refresh_tx(&tx, "g", &old, 21).unwrap());
+        assert_eq!(
+            g::revoke_grant_tx(&tx, "g", 30).unwrap(),
+            vec![("j".to_string(), 60)]
+        );
+        let indexes: Vec<String> = tx
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            indexes.contains(&"refresh_tokens_legacy".to_string()),
+            "{indexes:?}"
+        );
+        for gone in ["refresh_tokens_grant", "grant_tokens_grant"] {
+            assert!(
+                !indexes.contains(&gone.to_string()),
+                "{gone} is still there"
+            );
+        }
     }
 }

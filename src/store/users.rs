@@ -1,6 +1,6 @@
 //! User rows and group membership.
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::{Store, StoreError, conflict, exec_tx};
 
@@ -29,6 +29,34 @@ impl std::fmt::Debug for User {
 }
 
 const COLUMNS: &str = "id, username, password_hash, email, name, disabled, created_at";
+
+/// Reads a user's groups.
+fn load_groups(conn: &Connection, user: &mut User) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT group_name FROM user_groups WHERE user_id = ?1 ORDER BY group_name",
+    )?;
+    user.groups = stmt
+        .query_map([&user.id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(())
+}
+
+/// The user with this `sub`, with groups, read on `conn`.
+fn user_on(conn: &Connection, id: &str) -> Result<Option<User>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"))?;
+    let Some(mut user) = stmt.query_row([id], from_row).optional()? else {
+        return Ok(None);
+    };
+    load_groups(conn, &mut user)?;
+    Ok(Some(user))
+}
+
+/// The user with this `sub`, with groups, inside a write transaction: the token grants read it
+/// on the writer connection, whose page cache the grant's own writes keep warm, instead of on
+/// the worker's, whose cache every commit of the server invalidates.
+pub fn user_tx(tx: &Transaction<'_>, id: &str) -> Result<Option<User>, StoreError> {
+    user_on(tx, id)
+}
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -88,26 +116,9 @@ impl Store {
         })
     }
 
-    fn load_groups(&self, user: &mut User) -> Result<(), StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT group_name FROM user_groups WHERE user_id = ?1 ORDER BY group_name",
-        )?;
-        user.groups = stmt
-            .query_map([&user.id], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        Ok(())
-    }
-
     /// The user with this `sub`, with groups.
     pub fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"))?;
-        let Some(mut user) = stmt.query_row([id], from_row).optional()? else {
-            return Ok(None);
-        };
-        self.load_groups(&mut user)?;
-        Ok(Some(user))
+        user_on(&self.conn, id)
     }
 
     /// The user with this username (any letter case), with groups.
@@ -121,7 +132,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        self.load_groups(&mut user)?;
+        load_groups(&self.conn, &mut user)?;
         Ok(Some(user))
     }
 
@@ -132,7 +143,7 @@ impl Store {
         ))?;
         let mut users: Vec<User> = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
         for u in &mut users {
-            self.load_groups(u)?;
+            load_groups(&self.conn, u)?;
         }
         Ok(users)
     }

@@ -1816,6 +1816,37 @@ fn revoking_a_refresh_token_revokes_its_grant_and_access_tokens_at_once() {
 }
 
 #[test]
+fn refresh_token_names_its_grant_and_a_changed_one_is_refused() {
+    // A refresh token is `<grant>.<secret>` (the store keeps a family's tokens together). A
+    // token with the grant part changed, with the secret alone, or without a grant is
+    // `invalid_grant` and revokes nothing.
+    let server = Server::start();
+    add_user(&server, "alice", &[]);
+    let rp = add_rp(&server, "App", &["--skip-consent"]);
+    let mut b = Browser::new(&server);
+    let pkce = Pkce::new();
+    let code = login_code(&server, &mut b, "alice", &Authz::new(&rp, &pkce));
+    let t0 = rp.tokens(&server, &code, &pkce);
+    let (grant, secret) = t0.refresh().split_once('.').expect("<grant>.<secret>");
+    assert_eq!(grant.len(), 32, "{grant}");
+    assert!(grant.bytes().all(|c| c.is_ascii_hexdigit()), "{grant}");
+    for forged in [
+        format!("{}.{secret}", "0".repeat(32)),
+        secret.to_string(),
+        format!(".{secret}"),
+        format!("{grant}."),
+        format!("{grant}.{secret}.{secret}"),
+    ] {
+        rp.refresh(&server, &forged, None)
+            .assert_oauth_error(400, "invalid_grant");
+    }
+    // The genuine token still rotates, and its successor stays in the grant.
+    let t1 = Tokens::from(&rp.refresh(&server, t0.refresh(), None));
+    assert_eq!(t1.refresh().split_once('.').map(|(g, _)| g), Some(grant));
+    Tokens::from(&rp.refresh(&server, t1.refresh(), None));
+}
+
+#[test]
 fn refresh_scope_may_narrow_but_never_widen() {
     let server = Server::start();
     add_user(&server, "alice", &["--email", "a@example.org"]);

@@ -12,8 +12,9 @@ use crate::http::form::Form;
 use crate::oauth::error::OAuthError;
 use crate::oauth::grants::tokens::{self, Minted};
 use crate::oauth::{pkce, redirect_uri};
-use crate::store::Client;
 use crate::store::grants::{self as g, CodeRow};
+use crate::store::users;
+use crate::store::{Client, User};
 
 /// The wire value.
 pub const GRANT_TYPE: &str = "authorization_code";
@@ -39,7 +40,7 @@ pub fn exchange(
 
     // Access tokens a replay revoked, for the in-memory revocation list once committed.
     let mut revoked = Vec::new();
-    let outcome: Result<CodeRow, OAuthError> = w.store.transaction(|tx| {
+    let outcome: Result<(CodeRow, User), OAuthError> = w.store.transaction(|tx| {
         let Some(row) = g::code_tx(tx, &hash)? else {
             return Ok(Err(OAuthError::invalid_grant("authorization code is invalid")));
         };
@@ -78,6 +79,10 @@ pub fn exchange(
         if row.expires_at <= now {
             return Ok(Err(OAuthError::invalid_grant("authorization code expired")));
         }
+        let user = match users::user_tx(tx, &row.user_id)? {
+            Some(u) if !u.disabled => u,
+            _ => return Ok(Err(OAuthError::invalid_grant("the user is no longer active"))),
+        };
         if !g::use_code_tx(tx, &hash, &minted.grant_id, now)? {
             return Ok(Err(OAuthError::invalid_grant("authorization code was already used")));
         }
@@ -95,14 +100,10 @@ pub fn exchange(
             g::insert_refresh_tx(tx, &sha256(r.as_bytes()), &minted.grant_id, &row.scope, now, now + refresh_idle)?;
         }
         g::insert_grant_token_tx(tx, &minted.jti, &minted.grant_id, access_exp)?;
-        Ok(Ok(row))
+        Ok(Ok((row, user)))
     })?;
     w.app.revocations().add(revoked);
-    let row = outcome?;
-    let user = match w.store.user(&row.user_id)? {
-        Some(u) if !u.disabled => u,
-        _ => return Err(OAuthError::invalid_grant("the user is no longer active")),
-    };
+    let (row, user) = outcome?;
     let scope: Vec<String> = row
         .scope
         .split(' ')

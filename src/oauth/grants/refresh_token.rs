@@ -13,8 +13,9 @@ use crate::http::form::Form;
 use crate::oauth::error::OAuthError;
 use crate::oauth::grants::tokens::{self, Minted};
 use crate::oauth::scope;
-use crate::store::Client;
 use crate::store::grants::{self as g, GrantRow};
+use crate::store::users;
+use crate::store::{Client, User};
 
 /// The wire value.
 pub const GRANT_TYPE: &str = "refresh_token";
@@ -42,8 +43,9 @@ pub fn exchange(
 
     // Access tokens a replay revoked, for the in-memory revocation list once committed.
     let mut revoked = Vec::new();
-    let outcome: Result<(GrantRow, Vec<String>), OAuthError> = w.store.transaction(|tx| {
-        let Some(row) = g::refresh_tx(tx, &hash)? else {
+    let named_grant = tokens::refresh_grant(presented);
+    let outcome: Result<(GrantRow, Vec<String>, User), OAuthError> = w.store.transaction(|tx| {
+        let Some(row) = g::refresh_tx(tx, named_grant, &hash)? else {
             return Ok(Err(OAuthError::invalid_grant("refresh token is invalid")));
         };
         let Some(grant) = g::grant_tx(tx, &row.grant_id)? else {
@@ -63,6 +65,10 @@ pub fn exchange(
         if row.idle_expires_at <= now || grant.expires_at <= now {
             return Ok(Err(OAuthError::invalid_grant("refresh token expired")));
         }
+        let user = match users::user_tx(tx, &grant.user_id)? {
+            Some(u) if !u.disabled => u,
+            _ => return Ok(Err(OAuthError::invalid_grant("the user is no longer active"))),
+        };
         let family: Vec<String> = row.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
         // Never wider than granted, and re-checked against what the client may have today.
         let granted: Vec<String> = match &requested {
@@ -73,25 +79,21 @@ pub fn exchange(
             None => family.clone(),
         };
         let granted: Vec<String> = granted.into_iter().filter(|s| client.scopes.contains(s)).collect();
-        if !g::use_refresh_tx(tx, &hash, now)? {
+        if !g::use_refresh_tx(tx, &row.grant_id, &hash, now)? {
             revoked = g::revoke_grant_tx(tx, &grant.id, now)?;
             return Ok(Err(OAuthError::invalid_grant("refresh token was already used")));
         }
         // The rotated token keeps the family's scope (OAuth 2.1 §4.3.3).
-        let next = minted.refresh.get_or_insert_with(String::new);
-        if next.is_empty() {
+        minted.rebind_refresh(&grant.id);
+        let Some(next) = &minted.refresh else {
             return Ok(Err(OAuthError::server("no refresh token minted")));
-        }
+        };
         g::insert_refresh_tx(tx, &sha256(next.as_bytes()), &grant.id, &row.scope, now, now + refresh_idle)?;
         g::insert_grant_token_tx(tx, &minted.jti, &grant.id, access_exp)?;
-        Ok(Ok((grant, granted)))
+        Ok(Ok((grant, granted, user)))
     })?;
     w.app.revocations().add(revoked);
-    let (grant, granted) = outcome?;
-    let user = match w.store.user(&grant.user_id)? {
-        Some(u) if !u.disabled => u,
-        _ => return Err(OAuthError::invalid_grant("the user is no longer active")),
-    };
+    let (grant, granted, user) = outcome?;
     tokens::respond(
         w,
         client,

@@ -17,23 +17,45 @@ use crate::store::{Client, User};
 /// Identifiers chosen before the transaction that records them.
 pub struct Minted {
     pub jti: String,
+    /// `<grant_id>.<secret>`, for [`Minted::grant_id`] (see [`Minted::rebind_refresh`]).
     pub refresh: Option<String>,
     pub grant_id: String,
 }
 
 impl Minted {
-    /// New random identifiers; a refresh token only if the client may refresh.
+    /// New random identifiers: a new grant id, and a refresh token of that grant only if the
+    /// client may refresh.
+    ///
+    /// A refresh token is `<grant_id>.<256-bit secret>`: the grant in front lets the store find
+    /// it by its family's key (schema 9 keeps a family's tokens together, so a rotation writes
+    /// one page for them); the secret is what proves possession, and only its digest is stored.
+    /// The grant id is not secret from the client, and it is never in an access token.
     pub fn new(client: &Client) -> Result<Minted, Error> {
+        let grant_id = hex(&random_bytes::<16>()?);
         Ok(Minted {
             jti: access_token::new_jti()?,
             refresh: if client.allows_grant("refresh_token") {
-                Some(random_token()?)
+                Some(format!("{grant_id}.{}", random_token()?))
             } else {
                 None
             },
-            grant_id: hex(&random_bytes::<16>()?),
+            grant_id,
         })
     }
+
+    /// Makes the minted refresh token one of `grant_id` (a rotation stays in its grant).
+    pub fn rebind_refresh(&mut self, grant_id: &str) {
+        if let Some(token) = &mut self.refresh {
+            let secret = token.rsplit('.').next().unwrap_or_default();
+            *token = format!("{grant_id}.{secret}");
+        }
+    }
+}
+
+/// The grant a presented refresh token names, or `None` for a token from before schema 9
+/// (no `.`; the secret alphabet is base64url).
+pub fn refresh_grant(token: &str) -> Option<&str> {
+    token.split_once('.').map(|(grant, _)| grant)
 }
 
 /// The access-token lifetime for a client.
