@@ -33,7 +33,8 @@ pub struct Duplicate(pub String);
 /// Decodes one form component: `+` is a space, `%XX` a byte; the result must be UTF-8.
 pub fn decode_component(raw: &[u8]) -> Result<String, FormError> {
     // Most components (ids, tokens, secrets) need no decoding: one copy and a UTF-8 check.
-    if !raw.iter().any(|b| *b == b'%' || *b == b'+') {
+    // (`contains` on bytes is core's word-at-a-time memchr; a ~700-byte JWT is the common case.)
+    if !raw.contains(&b'%') && !raw.contains(&b'+') {
         return String::from_utf8(raw.to_vec()).map_err(|_| FormError::NotUtf8);
     }
     let mut out = Vec::with_capacity(raw.len());

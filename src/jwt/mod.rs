@@ -35,7 +35,18 @@ pub enum JwtError {
 
 /// Signs `claims` with `key`, with header `{"alg", "typ", "kid"}`.
 pub fn encode(key: &SigningKey, typ: &str, claims: &impl Serialize) -> Result<String, Error> {
-    let header = serde_json::json!({ "alg": key.alg.as_str(), "typ": typ, "kid": key.kid });
+    /// The JOSE header, serialised straight from borrowed fields.
+    #[derive(Serialize)]
+    struct Header<'a> {
+        alg: &'a str,
+        typ: &'a str,
+        kid: &'a str,
+    }
+    let header = Header {
+        alg: key.alg.as_str(),
+        typ,
+        kid: &key.kid,
+    };
     let header = serde_json::to_vec(&header).map_err(|_| Error::Crypto("JWT header"))?;
     let payload = serde_json::to_vec(claims).map_err(|_| Error::Crypto("JWT claims"))?;
     let mut out = String::with_capacity(header.len() * 4 / 3 + payload.len() * 4 / 3 + 100);

@@ -1,7 +1,7 @@
 //! `grant_type=client_credentials` (RFC 6749 §4.4): a confidential client gets an access token
 //! for itself. No refresh token (§4.4.3).
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::app::Worker;
 use crate::http::Resp;
@@ -48,15 +48,22 @@ pub fn exchange(w: &Worker, client: &Client, form: &Form, now: i64) -> Result<Re
         ttl,
         now,
     )?;
-    let mut body = json!({
-        "access_token": issued.token,
-        "token_type": "Bearer",
-        "expires_in": issued.expires_in,
-    });
-    if !granted.is_empty()
-        && let Some(map) = body.as_object_mut()
-    {
-        map.insert("scope".into(), json!(granted.join(" ")));
-    }
+    let scope = granted.join(" ");
+    let body = TokenResponse {
+        access_token: &issued.token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        scope: (!scope.is_empty()).then_some(scope.as_str()),
+    };
     Ok(Resp::json(200, &body).no_store())
+}
+
+/// The token response (RFC 6749 §5.1), serialised straight from borrowed fields.
+#[derive(Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
 }
