@@ -316,6 +316,7 @@ fn spawn_maintenance(
         .name("maintenance".into())
         .spawn(move || {
             let mut seen = store.revisions().unwrap_or_default();
+            let mut retrying: Vec<&'static str> = Vec::new();
             let mut last_gc = std::time::Instant::now();
             let mut last_flush = std::time::Instant::now();
             while !stop.is_stopping() {
@@ -339,11 +340,20 @@ fn spawn_maintenance(
                 }
                 match store.revisions() {
                     Ok(now_revs) if now_revs != seen => {
-                        // After a failed reload the old revisions stay, so the next round
-                        // tries again.
-                        if reload(&app, &store, &seen, &now_revs) {
-                            seen = now_revs;
-                        }
+                        // What failed to reload keeps its old revision, so the next round tries
+                        // it again (quietly: the error was logged once).
+                        let failed = reload(&app, &store, &seen, &now_revs, &retrying);
+                        seen = now_revs
+                            .into_iter()
+                            .map(|(name, rev)| {
+                                let old = seen.iter().find(|(n, _)| *n == name).map(|(_, r)| *r);
+                                match old {
+                                    Some(old) if failed.contains(&name.as_str()) => (name, old),
+                                    _ => (name, rev),
+                                }
+                            })
+                            .collect();
+                        retrying = failed;
                     }
                     Ok(_) => {}
                     Err(e) => log::error!("cannot read revisions: {e}"),
@@ -358,9 +368,24 @@ fn changed(name: &str, a: &[(String, i64)], b: &[(String, i64)]) -> bool {
     get(a) != get(b)
 }
 
-/// Reloads what changed between two sets of revisions; false if anything could not be read.
-fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, i64)]) -> bool {
-    let mut ok = true;
+/// Reloads what changed between two sets of revisions; returns the names that could not be
+/// read. An error is logged once: not again while `retrying` still names it.
+fn reload(
+    app: &App,
+    store: &Store,
+    before: &[(String, i64)],
+    after: &[(String, i64)],
+    retrying: &[&'static str],
+) -> Vec<&'static str> {
+    let mut failed = Vec::new();
+    let mut fail = |names: &[&'static str], what: String| {
+        if names.iter().all(|n| retrying.contains(n)) {
+            log::debug!("{what}");
+        } else {
+            log::error!("{what}");
+        }
+        failed.extend_from_slice(names);
+    };
     if changed("keys", before, after) {
         match KeyRing::load(store) {
             Ok(ring) => {
@@ -379,10 +404,10 @@ fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, 
                 );
                 app.set_keys(ring);
             }
-            Err(e) => {
-                log::error!("cannot reload signing keys, keeping the current ones: {e}");
-                ok = false;
-            }
+            Err(e) => fail(
+                &["keys"],
+                format!("cannot reload signing keys, keeping the current ones: {e}"),
+            ),
         }
     }
     if changed("api_keys", before, after) || changed("users", before, after) {
@@ -391,10 +416,11 @@ fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, 
                 log::info!("API keys reloaded: {} keys", index.len());
                 app.set_api_keys(index);
             }
-            Err(e) => {
-                log::error!("cannot reload API keys, keeping the current ones: {e}");
-                ok = false;
-            }
+            // Also reloaded for `users`: both keep their old revision for the retry.
+            Err(e) => fail(
+                &["api_keys", "users"],
+                format!("cannot reload API keys, keeping the current ones: {e}"),
+            ),
         }
     }
     if changed("rules", before, after) {
@@ -403,10 +429,10 @@ fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, 
                 log::info!("access rules reloaded: {} rules", rules.rules().len());
                 app.set_rules(rules);
             }
-            Err(e) => {
-                log::error!("cannot reload access rules, keeping the current ones: {e}");
-                ok = false;
-            }
+            Err(e) => fail(
+                &["rules"],
+                format!("cannot reload access rules, keeping the current ones: {e}"),
+            ),
         }
     }
     if changed("users", before, after) {
@@ -418,10 +444,10 @@ fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, 
                 log::info!("clients reloaded: {} clients", clients.len());
                 app.set_clients(clients);
             }
-            Err(e) => {
-                log::error!("cannot reload clients, keeping the current ones: {e}");
-                ok = false;
-            }
+            Err(e) => fail(
+                &["clients"],
+                format!("cannot reload clients, keeping the current ones: {e}"),
+            ),
         }
     }
     if changed("revoked", before, after) {
@@ -430,10 +456,10 @@ fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, 
                 app.revocations().merge(revoked, now());
                 log::debug!("revocations merged: {} held", app.revocations().len());
             }
-            Err(e) => {
-                log::error!("cannot read revocations, will retry: {e}");
-                ok = false;
-            }
+            Err(e) => fail(
+                &["revoked"],
+                format!("cannot read revocations, will retry: {e}"),
+            ),
         }
     }
     if changed("settings", before, after) {
@@ -442,13 +468,10 @@ fn reload(app: &App, store: &Store, before: &[(String, i64)], after: &[(String, 
                 log::info!("settings reloaded");
                 app.set_settings(s);
             }
-            Err(e) => {
-                log::error!("cannot reload settings: {e}");
-                ok = false;
-            }
+            Err(e) => fail(&["settings"], format!("cannot reload settings: {e}")),
         }
     }
-    ok
+    failed
 }
 
 /// Writes counted API-key usage in one transaction; on failure the counts are kept for the next
