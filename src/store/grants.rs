@@ -64,7 +64,11 @@ pub(super) fn revoke_user_tx(
         tx,
         "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) \
          SELECT t.jti, t.expires_at FROM grant_tokens t JOIN grants g ON g.id = t.grant_id \
-         WHERE g.user_id = ?1 AND t.expires_at > ?2",
+         WHERE g.user_id = ?1 AND t.expires_at > ?2 \
+         UNION ALL \
+         SELECT r.access_jti, r.access_expires_at FROM refresh_tokens r \
+         JOIN grants g ON g.id = r.grant_id \
+         WHERE g.user_id = ?1 AND r.access_jti IS NOT NULL AND r.access_expires_at > ?2",
         params![user_id, now],
     )?;
     exec_tx(
@@ -88,6 +92,9 @@ pub fn revoke_grant_tx(
         .prepare_cached(
             "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) \
              SELECT jti, expires_at FROM grant_tokens WHERE grant_id = ?1 AND expires_at > ?2 \
+             UNION ALL \
+             SELECT access_jti, access_expires_at FROM refresh_tokens \
+             WHERE grant_id = ?1 AND access_jti IS NOT NULL AND access_expires_at > ?2 \
              RETURNING jti, expires_at",
         )?
         .query_map(params![grant_id, now], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -196,20 +203,36 @@ pub fn insert_grant_token_tx(
     Ok(())
 }
 
-/// Stores a refresh token by digest.
+/// A refresh token to store.
+pub struct NewRefresh<'a> {
+    pub hash: &'a [u8; 32],
+    pub grant_id: &'a str,
+    pub scope: &'a str,
+    pub idle_expires_at: i64,
+    /// The access token issued with it, `(jti, expires_at)`: recorded in the same row so the
+    /// grant can revoke it (schema 10), instead of a row of its own in `grant_tokens`.
+    pub access: (&'a str, i64),
+}
+
+/// Stores a refresh token by digest, with the access token issued beside it.
 pub fn insert_refresh_tx(
     tx: &Transaction<'_>,
-    hash: &[u8; 32],
-    grant_id: &str,
-    scope: &str,
+    r: &NewRefresh<'_>,
     now: i64,
-    idle_expires_at: i64,
 ) -> Result<(), StoreError> {
     exec_tx(
         tx,
-        "INSERT INTO refresh_tokens (hash, grant_id, scope, created_at, idle_expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![hash.as_slice(), grant_id, scope, now, idle_expires_at],
+        "INSERT INTO refresh_tokens (hash, grant_id, scope, created_at, idle_expires_at, \
+         access_jti, access_expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            r.hash.as_slice(),
+            r.grant_id,
+            r.scope,
+            now,
+            r.idle_expires_at,
+            r.access.0,
+            r.access.1
+        ],
     )?;
     Ok(())
 }
@@ -340,9 +363,12 @@ impl Store {
                 [now],
             )?;
             n += exec_tx(tx, "DELETE FROM grants WHERE expires_at <= ?1", [now])?;
+            // A row that records an unexpired access token stays until that token expires, so
+            // revoking the grant still finds it.
             n += exec_tx(
                 tx,
-                "DELETE FROM refresh_tokens WHERE idle_expires_at <= ?1",
+                "DELETE FROM refresh_tokens WHERE idle_expires_at <= ?1 \
+                 AND (access_expires_at IS NULL OR access_expires_at <= ?1)",
                 [now],
             )?;
             n += exec_tx(tx, "DELETE FROM grant_tokens WHERE expires_at <= ?1", [now])?;

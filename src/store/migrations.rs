@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0007_without_rowid.sql"),
     include_str!("sql/0008_revoked_revision.sql"),
     include_str!("sql/0009_token_families.sql"),
+    include_str!("sql/0010_access_in_refresh_row.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -186,16 +187,29 @@ mod tests {
         assert!(g::refresh_tx(&tx, Some("other"), &old).unwrap().is_none());
         // A new token is found by its family's key only: it never enters the legacy index.
         let new = [2u8; 32];
-        g::insert_refresh_tx(&tx, &new, "g", "openid", 10, 60).unwrap();
+        g::insert_refresh_tx(
+            &tx,
+            &g::NewRefresh {
+                hash: &new,
+                grant_id: "g",
+                scope: "openid",
+                idle_expires_at: 60,
+                access: ("j2", 70),
+            },
+            10,
+        )
+        .unwrap();
         assert!(g::refresh_tx(&tx, Some("g"), &new).unwrap().is_some());
         assert!(g::refresh_tx(&tx, None, &new).unwrap().is_none());
-        // Rotation marks the old one used exactly once; revoking the grant finds its access token.
+        // Rotation marks the old one used exactly once. Revoking the grant finds its access
+        // tokens: the one recorded on its own before schema 10, and the one recorded in the new
+        // refresh token's row; again, it finds nothing new.
         assert!(g::use_refresh_tx(&tx, "g", &old, 20).unwrap());
         assert!(!g::use_refresh_tx(&tx, "g", &old, 21).unwrap());
-        assert_eq!(
-            g::revoke_grant_tx(&tx, "g", 30).unwrap(),
-            vec![("j".to_string(), 60)]
-        );
+        let mut revoked = g::revoke_grant_tx(&tx, "g", 30).unwrap();
+        revoked.sort();
+        assert_eq!(revoked, vec![("j".to_string(), 60), ("j2".to_string(), 70)]);
+        assert!(g::revoke_grant_tx(&tx, "g", 30).unwrap().is_empty());
         let indexes: Vec<String> = tx
             .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
             .unwrap()

@@ -157,6 +157,12 @@ fn steady_load_leaves_the_database_no_bigger_once_rows_expire() {
             .unwrap();
         conn.execute("UPDATE grant_tokens SET expires_at = ?1", [past])
             .unwrap();
+        // Access tokens issued with a refresh token are recorded in its row (schema 10).
+        conn.execute(
+            "UPDATE refresh_tokens SET access_expires_at = ?1 WHERE access_expires_at IS NOT NULL",
+            [past],
+        )
+        .unwrap();
         conn.execute(
             "UPDATE refresh_tokens SET idle_expires_at = ?1 WHERE used_at IS NOT NULL",
             [past],

@@ -96,10 +96,24 @@ pub fn exchange(
             now,
             now + refresh_ttl,
         )?;
-        if let Some(r) = &minted.refresh {
-            g::insert_refresh_tx(tx, &sha256(r.as_bytes()), &minted.grant_id, &row.scope, now, now + refresh_idle)?;
+        // The access token is recorded in its refresh token's row, or on its own without one.
+        match &minted.refresh {
+            Some(r) => {
+                let hash = sha256(r.as_bytes());
+                g::insert_refresh_tx(
+                    tx,
+                    &g::NewRefresh {
+                        hash: &hash,
+                        grant_id: &minted.grant_id,
+                        scope: &row.scope,
+                        idle_expires_at: now + refresh_idle,
+                        access: (&minted.jti, access_exp),
+                    },
+                    now,
+                )?;
+            }
+            None => g::insert_grant_token_tx(tx, &minted.jti, &minted.grant_id, access_exp)?,
         }
-        g::insert_grant_token_tx(tx, &minted.jti, &minted.grant_id, access_exp)?;
         Ok(Ok((row, user)))
     })?;
     w.app.revocations().add(revoked);

@@ -88,8 +88,18 @@ pub fn exchange(
         let Some(next) = &minted.refresh else {
             return Ok(Err(OAuthError::server("no refresh token minted")));
         };
-        g::insert_refresh_tx(tx, &sha256(next.as_bytes()), &grant.id, &row.scope, now, now + refresh_idle)?;
-        g::insert_grant_token_tx(tx, &minted.jti, &grant.id, access_exp)?;
+        let hash = sha256(next.as_bytes());
+        g::insert_refresh_tx(
+            tx,
+            &g::NewRefresh {
+                hash: &hash,
+                grant_id: &grant.id,
+                scope: &row.scope,
+                idle_expires_at: now + refresh_idle,
+                access: (&minted.jti, access_exp),
+            },
+            now,
+        )?;
         Ok(Ok((grant, granted, user)))
     })?;
     w.app.revocations().add(revoked);
