@@ -78,18 +78,22 @@ mod tests {
         }
     }
 
+    /// A client, a user and a grant `g` of theirs, for the token rows the tests add.
+    const GRANT_ROWS: &str =
+        "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, \
+           scopes, created_at, updated_at) VALUES ('c', 'c', NULL, '[]', '[]', '', 1, 1);
+         INSERT INTO users (id, username, username_key, password_hash, created_at, updated_at) \
+           VALUES ('u', 'alice', 'alice', 'x', 1, 1);
+         INSERT INTO grants (id, client_id, user_id, scope, auth_time, created_at, expires_at) \
+           VALUES ('g', 'c', 'u', 'openid', 1, 1, 99);";
+
     #[test]
     fn without_rowid_keeps_every_token_row() {
         let mut conn = Connection::open_in_memory().unwrap();
         at_version(&conn, 6);
+        conn.execute_batch(GRANT_ROWS).unwrap();
         conn.execute_batch(
-            "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, \
-               scopes, created_at, updated_at) VALUES ('c', 'c', NULL, '[]', '[]', '', 1, 1);
-             INSERT INTO users (id, username, username_key, password_hash, created_at, updated_at) \
-               VALUES ('u', 'alice', 'alice', 'x', 1, 1);
-             INSERT INTO grants (id, client_id, user_id, scope, auth_time, created_at, expires_at) \
-               VALUES ('g', 'c', 'u', 'openid', 1, 1, 99);
-             INSERT INTO refresh_tokens (hash, grant_id, scope, created_at, idle_expires_at, used_at) \
+            "INSERT INTO refresh_tokens (hash, grant_id, scope, created_at, idle_expires_at, used_at) \
                VALUES (X'01', 'g', 'openid', 1, 50, 7);
              INSERT INTO grant_tokens (jti, grant_id, expires_at) VALUES ('j', 'g', 60);
              INSERT INTO revoked_tokens (jti, expires_at) VALUES ('r', 70);
@@ -164,14 +168,9 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         at_version(&conn, 8);
         let old = [1u8; 32];
+        conn.execute_batch(GRANT_ROWS).unwrap();
         conn.execute_batch(&format!(
-            "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, \
-               scopes, created_at, updated_at) VALUES ('c', 'c', NULL, '[]', '[]', '', 1, 1);
-             INSERT INTO users (id, username, username_key, password_hash, created_at, updated_at) \
-               VALUES ('u', 'alice', 'alice', 'x', 1, 1);
-             INSERT INTO grants (id, client_id, user_id, scope, auth_time, created_at, expires_at) \
-               VALUES ('g', 'c', 'u', 'openid', 1, 1, 99);
-             INSERT INTO refresh_tokens (hash, grant_id, scope, created_at, idle_expires_at) \
+            "INSERT INTO refresh_tokens (hash, grant_id, scope, created_at, idle_expires_at) \
                VALUES (X'{}', 'g', 'openid', 1, 50);
              INSERT INTO grant_tokens (jti, grant_id, expires_at) VALUES ('j', 'g', 60);",
             "01".repeat(32)

@@ -1780,17 +1780,23 @@ fn refresh_token_replay_revokes_the_whole_family() {
     Tokens::from(&rp.refresh(&server, other.refresh(), None));
 }
 
+/// alice signed in to App (consent skipped), and the first tokens of that grant.
+fn first_grant(server: &Server) -> (Rp, Tokens) {
+    add_user(server, "alice", &[]);
+    let rp = add_rp(server, "App", &["--skip-consent"]);
+    let mut b = Browser::new(server);
+    let pkce = Pkce::new();
+    let code = login_code(server, &mut b, "alice", &Authz::new(&rp, &pkce));
+    let tokens = rp.tokens(server, &code, &pkce);
+    (rp, tokens)
+}
+
 #[test]
 fn revoking_a_refresh_token_revokes_its_grant_and_access_tokens_at_once() {
     // RFC 7009 §2.1: revoking a refresh token also invalidates the access tokens of its grant.
     let server = Server::start();
-    add_user(&server, "alice", &[]);
-    let rp = add_rp(&server, "App", &["--skip-consent"]);
+    let (rp, t0) = first_grant(&server);
     let rs = resource_server(&server);
-    let mut b = Browser::new(&server);
-    let pkce = Pkce::new();
-    let code = login_code(&server, &mut b, "alice", &Authz::new(&rp, &pkce));
-    let t0 = rp.tokens(&server, &code, &pkce);
     let t1 = Tokens::from(&rp.refresh(&server, t0.refresh(), None));
     for t in [&t0, &t1] {
         assert_active(&introspect(&server, &rs, &t.access));
@@ -1821,12 +1827,7 @@ fn refresh_token_names_its_grant_and_a_changed_one_is_refused() {
     // token with the grant part changed, with the secret alone, or without a grant is
     // `invalid_grant` and revokes nothing.
     let server = Server::start();
-    add_user(&server, "alice", &[]);
-    let rp = add_rp(&server, "App", &["--skip-consent"]);
-    let mut b = Browser::new(&server);
-    let pkce = Pkce::new();
-    let code = login_code(&server, &mut b, "alice", &Authz::new(&rp, &pkce));
-    let t0 = rp.tokens(&server, &code, &pkce);
+    let (rp, t0) = first_grant(&server);
     let (grant, secret) = t0.refresh().split_once('.').expect("<grant>.<secret>");
     assert_eq!(grant.len(), 32, "{grant}");
     assert!(grant.bytes().all(|c| c.is_ascii_hexdigit()), "{grant}");
