@@ -206,11 +206,6 @@ impl Store {
         Ok(Some(client))
     }
 
-    /// True if a client with this `client_id` exists.
-    pub fn client_exists(&self, client_id: &str) -> Result<bool, StoreError> {
-        Ok(self.client(client_id)?.is_some())
-    }
-
     /// The client with this `client_id`, or else with this name (for the CLI).
     pub fn client_by_id_or_name(&self, key: &str) -> Result<Option<Client>, StoreError> {
         if let Some(c) = self.client(key)? {
