@@ -155,7 +155,9 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
     app.set_api_keys(crate::apikeys::KeyIndex::load(&store)?);
     app.set_rules(crate::forward::rules::RuleSet::load(&store)?);
     app.set_clients(store.clients()?);
-    app.revocations().merge(store.revoked_jtis(now())?, now());
+    let epoch = app.revocations().epoch();
+    app.revocations()
+        .load(store.revoked_jtis(now())?, epoch, now());
 
     let mut pool = Vec::with_capacity(workers);
     // Token and session writes: crash-safe, not power-cut-safe (README, "Durability"), all
@@ -336,7 +338,13 @@ fn spawn_maintenance(
                         app.settings().get("session.idle_ttl"),
                         app.settings().get("audit.retention_days"),
                     );
-                    app.revocations().merge(Vec::new(), now());
+                    app.revocations().prune(now());
+                    // After an overflow, try again now that expired rows are gone.
+                    if !app.revocations().is_complete()
+                        && let Err(e) = load_revocations(&app, &store)
+                    {
+                        log::debug!("cannot read revocations, will retry: {e}");
+                    }
                 }
                 match store.revisions() {
                     Ok(now_revs) if now_revs != seen => {
@@ -450,17 +458,13 @@ fn reload(
             ),
         }
     }
-    if changed("revoked", before, after) {
-        match store.revoked_jtis(now()) {
-            Ok(revoked) => {
-                app.revocations().merge(revoked, now());
-                log::debug!("revocations merged: {} held", app.revocations().len());
-            }
-            Err(e) => fail(
-                &["revoked"],
-                format!("cannot read revocations, will retry: {e}"),
-            ),
-        }
+    if changed("revoked", before, after)
+        && let Err(e) = load_revocations(app, store)
+    {
+        fail(
+            &["revoked"],
+            format!("cannot read revocations, will retry: {e}"),
+        );
     }
     if changed("settings", before, after) {
         match Settings::load(store) {
@@ -472,6 +476,19 @@ fn reload(
         }
     }
     failed
+}
+
+/// Loads the revocation table into the in-memory list.
+fn load_revocations(app: &App, store: &Store) -> Result<(), crate::store::StoreError> {
+    let epoch = app.revocations().epoch();
+    let revoked = store.revoked_jtis(now())?;
+    app.revocations().load(revoked, epoch, now());
+    log::debug!(
+        "revocations loaded: {} held, complete: {}",
+        app.revocations().len(),
+        app.revocations().is_complete()
+    );
+    Ok(())
 }
 
 /// Writes counted API-key usage in one transaction; on failure the counts are kept for the next

@@ -207,7 +207,12 @@ pub fn validate(
             v
         }
     };
-    if app.revocations().contains(&verified.jti) {
+    let revoked = match app.revocations().contains(&verified.jti) {
+        Some(known) => known,
+        // The in-memory list overflowed: the database decides.
+        None => w.store.is_jti_revoked(&verified.jti)?,
+    };
+    if revoked {
         return Ok(Err(Invalid::Revoked));
     }
     // Removing a client withdraws what it was given.
@@ -215,4 +220,81 @@ pub fn validate(
         return Ok(Err(Invalid::ClientGone));
     }
     Ok(Ok(verified))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Settings};
+    use crate::jwt::KeyRing;
+    use crate::jwt::keys::ensure_keys;
+    use crate::store::{NewClient, Store};
+
+    /// A worker on an in-memory database with signing keys and the client `c`.
+    fn worker(now: i64) -> Worker {
+        let mut store = Store::open_in_memory().unwrap();
+        ensure_keys(&mut store, now).unwrap();
+        store
+            .insert_client(
+                &NewClient {
+                    client_id: "c",
+                    name: "c",
+                    secret_hash: Some([7u8; 32]),
+                    redirect_uris: &[],
+                    grant_types: &[],
+                    scopes: &[],
+                    audience: None,
+                    access_token_ttl: None,
+                    require_pkce: true,
+                    skip_consent: false,
+                    id_token_alg: "RS256",
+                    post_logout_redirect_uris: &[],
+                    allowed_groups: &[],
+                },
+                now,
+            )
+            .unwrap();
+        let config = Config {
+            data_dir: std::path::PathBuf::from("/nonexistent"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            issuer: "https://auth.test".into(),
+            workers: 1,
+            cookie_domain: None,
+            trusted_proxies: Vec::new(),
+        };
+        let app = App::new(
+            config,
+            KeyRing::load(&store).unwrap(),
+            Settings::load(&store).unwrap(),
+            vec![0; 32],
+        );
+        Worker {
+            app: Arc::new(app),
+            store,
+        }
+    }
+
+    #[test]
+    fn after_the_revocation_list_overflows_the_database_decides() {
+        let now = 1_000_000;
+        let mut w = worker(now);
+        let revoked = issue(&w.app, "c", "c", "https://auth.test", &[], 600, now).unwrap();
+        let kept = issue(&w.app, "c", "c", "https://auth.test", &[], 600, now).unwrap();
+        let jti = |t: &str| validate(&w, t, now).unwrap().unwrap().jti.clone();
+        let revoked_jti = jti(&revoked.token);
+        assert!(validate(&w, &kept.token, now).unwrap().is_ok());
+        // More live revocations than the list holds: it gives up keeping them.
+        w.app.revocations().add(
+            (0..=crate::oauth::revocations::CAPACITY).map(|i| (format!("other-{i}"), now + 600)),
+        );
+        assert!(!w.app.revocations().is_complete());
+        // A revocation the list does not hold (another process committed it) still counts:
+        // validation asks the database.
+        w.store.revoke_jti(&revoked_jti, now + 600).unwrap();
+        assert_eq!(
+            validate(&w, &revoked.token, now).unwrap().err(),
+            Some(Invalid::Revoked)
+        );
+        assert!(validate(&w, &kept.token, now).unwrap().is_ok());
+    }
 }

@@ -273,8 +273,11 @@ fn revocations_and_gc(s: &mut Store) {
         vec![("j1".to_string(), 100), ("j2".to_string(), 200)]
     );
     assert_eq!(s.revoked_jtis(150).unwrap(), vec![("j2".to_string(), 200)]);
+    assert!(s.is_jti_revoked("j1").unwrap());
+    assert!(!s.is_jti_revoked("j3").unwrap());
     assert_eq!(s.gc_revoked(150).unwrap(), 1);
     assert_eq!(s.revoked_jtis(0).unwrap(), vec![("j2".to_string(), 200)]);
+    assert!(!s.is_jti_revoked("j1").unwrap());
 }
 
 fn settings_round_trip(s: &mut Store) {

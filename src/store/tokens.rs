@@ -1,6 +1,6 @@
 //! Revoked access tokens (by `jti`) and garbage collection of expired rows.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError};
 
@@ -14,6 +14,14 @@ impl Store {
             params![jti, expires_at],
         )?;
         Ok(())
+    }
+
+    /// True if the access token `jti` was revoked (asked when the in-memory list has overflowed).
+    pub fn is_jti_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM revoked_tokens WHERE jti = ?1")?;
+        Ok(stmt.query_row([jti], |_| Ok(())).optional()?.is_some())
     }
 
     /// Every revocation of a token not yet expired at `now`: `(jti, expires_at)`.
