@@ -188,11 +188,21 @@ impl Worker {
     /// thread reloads within a quarter of a second of a change by the CLI, so that a token
     /// request or an introspection reads no database row for its client. A client the index
     /// does not have yet (added a moment ago) is read from the database, so a new client works
-    /// at once; `fresh` skips the index (after a secret did not match: it may have just been
-    /// rotated).
-    pub fn client(&self, client_id: &str, fresh: bool) -> Result<Option<Arc<Client>>, StoreError> {
+    /// at once.
+    pub fn client(&self, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
+        self.client_where(client_id, |_| true)
+    }
+
+    /// As [`Worker::client`], but an indexed client that fails `accept` is read again from the
+    /// database (its secret may have just been rotated, say), and that answer is returned
+    /// whatever it is.
+    pub fn client_where(
+        &self,
+        client_id: &str,
+        accept: impl Fn(&Client) -> bool,
+    ) -> Result<Option<Arc<Client>>, StoreError> {
         match self.app.indexed_client(client_id) {
-            Some(c) if !fresh => Ok(Some(c)),
+            Some(c) if accept(&c) => Ok(Some(c)),
             _ => self.store.client(client_id),
         }
     }

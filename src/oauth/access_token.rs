@@ -216,7 +216,7 @@ pub fn validate(
         return Ok(Err(Invalid::Revoked));
     }
     // Removing a client withdraws what it was given.
-    if w.client(&verified.client_id, false)?.is_none() {
+    if w.client(&verified.client_id)?.is_none() {
         return Ok(Err(Invalid::ClientGone));
     }
     Ok(Ok(verified))
@@ -228,31 +228,14 @@ mod tests {
     use crate::config::{Config, Settings};
     use crate::jwt::KeyRing;
     use crate::jwt::keys::ensure_keys;
-    use crate::store::{NewClient, Store};
+    use crate::store::Store;
 
     /// A worker on an in-memory database with signing keys and the client `c`.
     fn worker(now: i64) -> Worker {
         let mut store = Store::open_in_memory().unwrap();
         ensure_keys(&mut store, now).unwrap();
         store
-            .insert_client(
-                &NewClient {
-                    client_id: "c",
-                    name: "c",
-                    secret_hash: Some([7u8; 32]),
-                    redirect_uris: &[],
-                    grant_types: &[],
-                    scopes: &[],
-                    audience: None,
-                    access_token_ttl: None,
-                    require_pkce: true,
-                    skip_consent: false,
-                    id_token_alg: "RS256",
-                    post_logout_redirect_uris: &[],
-                    allowed_groups: &[],
-                },
-                now,
-            )
+            .insert_client(&crate::store::conformance::new_client("c", "c", &[]), now)
             .unwrap();
         let config = Config {
             data_dir: std::path::PathBuf::from("/nonexistent"),

@@ -60,13 +60,9 @@ pub fn authenticate(
         )),
         Authorization::None => match (form_id, form_secret) {
             (Some(id), Some(secret)) => Ok((check_secret(w, id, secret)?, Method::Post)),
-            (Some(id), None) => match w.client(id, false)? {
+            (Some(id), None) => match w.client_where(id, Client::is_public)? {
                 Some(c) if c.is_public() => Ok((c, Method::None)),
-                // The index may be a moment behind a change by the CLI.
-                _ => match w.client(id, true)? {
-                    Some(c) if c.is_public() => Ok((c, Method::None)),
-                    _ => Err(failed()),
-                },
+                _ => Err(failed()),
             },
             (None, _) => Err(OAuthError::invalid_client("client authentication required")),
         },
@@ -80,14 +76,9 @@ fn check_secret(w: &Worker, id: &str, secret: &str) -> Result<Arc<Client>, OAuth
             .as_ref()
             .is_some_and(|stored| ct_eq(stored, &presented))
     };
-    if let Some(c) = w.client(id, false)?
-        && matches(&c)
-    {
-        return Ok(c);
-    }
-    // Not in the index, or the secret differs from the indexed one: ask the database, which
-    // has a client added or a secret rotated a moment ago.
-    match w.client(id, true)? {
+    // Not in the index, or the secret differs from the indexed one: the database has a client
+    // added or a secret rotated a moment ago.
+    match w.client_where(id, matches)? {
         Some(c) if matches(&c) => Ok(c),
         Some(c) => {
             log::info!(target: "latchkey::security", "client authentication failed for client {}", c.client_id);

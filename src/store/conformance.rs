@@ -98,7 +98,8 @@ fn writers_of_one_process_queue_instead_of_failing_busy() {
     assert_eq!(n, 1600);
 }
 
-fn new_client<'a>(id: &'a str, name: &'a str, scopes: &'a [String]) -> NewClient<'a> {
+/// A confidential client for tests.
+pub(crate) fn new_client<'a>(id: &'a str, name: &'a str, scopes: &'a [String]) -> NewClient<'a> {
     NewClient {
         client_id: id,
         name,

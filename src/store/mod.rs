@@ -24,7 +24,7 @@ mod tokens;
 pub mod users;
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 
 use std::fmt;
 use std::fs::{DirBuilder, OpenOptions};
