@@ -18,7 +18,7 @@ use crate::http::tls::Tls;
 use crate::jwt::KeyRing;
 use crate::jwt::keys::ensure_keys;
 use crate::server::{Server, ServerConfig, StopHandle};
-use crate::store::{SharedWriter, Store};
+use crate::store::{Checkpointer, SharedWriter, Store};
 use crate::timefmt::now;
 
 #[derive(Args, Debug)]
@@ -163,6 +163,7 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
     // Token and session writes: crash-safe, not power-cut-safe (README, "Durability"), all
     // through one connection.
     let writer = SharedWriter::open(&db_path)?;
+    let checkpointer = Checkpointer::start(&db_path, &writer)?;
     for _ in 0..workers {
         let mut store = Store::open_file(&db_path)?;
         store.write_through(writer.clone());
@@ -226,6 +227,7 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
     let _ = maintenance.join();
     flush_usage(&app, &mut store);
     flush_audit(&app, &mut store);
+    checkpointer.stop();
     store.checkpoint()?;
     log::info!("stopped");
     Ok(())

@@ -21,7 +21,7 @@ const CASES: &[(&str, Case)] = &[
     ("revisions_follow_changes", revisions_follow_changes),
 ];
 
-fn temp_db() -> PathBuf {
+pub(crate) fn temp_db() -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "latchkey-store-{}-{}",

@@ -13,6 +13,7 @@
 
 pub mod apikeys;
 pub mod audit;
+mod checkpoint;
 mod clients;
 pub mod grants;
 mod keys;
@@ -35,6 +36,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+pub use checkpoint::Checkpointer;
 pub use clients::{Client, NewClient};
 pub use keys::KeyRow;
 pub use migrations::SCHEMA_VERSION;
@@ -146,6 +148,10 @@ impl SharedWriter {
         store.relax_durability()?;
         store.conn.execute_batch("PRAGMA cache_size = -4096;")?;
         Ok(SharedWriter(Arc::new(Mutex::new(store.conn))))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -354,6 +360,13 @@ impl Store {
         Ok(())
     }
 
+    /// Copies what it can of the WAL into the main file, waiting for no reader or writer.
+    pub fn checkpoint_passive(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken before the first
     /// read, so a check and the write that depends on it cannot interleave with another
     /// writer. Returning `Err` (or unwinding) rolls back.
@@ -365,7 +378,7 @@ impl Store {
         let mut shared;
         let conn = match &self.writer {
             Some(w) => {
-                shared = w.0.lock().unwrap_or_else(PoisonError::into_inner);
+                shared = w.lock();
                 &mut *shared
             }
             None => &mut self.conn,
@@ -385,12 +398,7 @@ impl Store {
     ) -> rusqlite::Result<usize> {
         let _writer = writer();
         match &self.writer {
-            Some(w) => {
-                w.0.lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .prepare_cached(sql)?
-                    .execute(params)
-            }
+            Some(w) => w.lock().prepare_cached(sql)?.execute(params),
             None => self.conn.prepare_cached(sql)?.execute(params),
         }
     }
