@@ -14,7 +14,7 @@ use crate::http::form::{Form, encode_component, encode_pairs};
 use crate::http::{Method, Req, Resp};
 use crate::oauth::{pkce, redirect_uri, scope};
 use crate::store::grants::NewCode;
-use crate::store::{Client, Store, StoreError};
+use crate::store::{Client, StoreError};
 use crate::ui::{self, Slot};
 
 /// How long a code lives (RFC 9700 / OAuth 2.1 §4.1.2 recommend well under 10 minutes).
@@ -117,7 +117,7 @@ fn page(status: u16, error: &'static str, message: &'static str) -> Failure {
 }
 
 /// Validates an authorization request.
-pub fn parse(store: &Store, form: &Form) -> Result<AuthRequest, Failure> {
+pub fn parse(w: &Worker, form: &Form) -> Result<AuthRequest, Failure> {
     // 1. The client.
     let client_id = form
         .get("client_id")
@@ -135,15 +135,6 @@ pub fn parse(store: &Store, form: &Form) -> Result<AuthRequest, Failure> {
                 "The request does not say which application is asking.",
             )
         })?;
-    let client = store.client(client_id)?.ok_or_else(|| {
-        page(
-            400,
-            "invalid_client",
-            "The application is not registered with latchkey.",
-        )
-    })?;
-
-    // 2. The redirect URI, before anything is redirected (node oidc-provider: "ad acta").
     let redirect_uri_param = form
         .get("redirect_uri")
         .map_err(|_| {
@@ -154,6 +145,23 @@ pub fn parse(store: &Store, form: &Form) -> Result<AuthRequest, Failure> {
             )
         })?
         .map(str::to_string);
+    // From the in-memory index; a client whose indexed copy does not list the redirect URI is
+    // read again, in case the CLI has just added it.
+    let client = w
+        .client_where(client_id, |c| {
+            redirect_uri_param
+                .as_deref()
+                .is_none_or(|uri| redirect_uri::matches(&c.redirect_uris, uri))
+        })?
+        .ok_or_else(|| {
+            page(
+                400,
+                "invalid_client",
+                "The application is not registered with latchkey.",
+            )
+        })?;
+
+    // 2. The redirect URI, before anything is redirected (node oidc-provider: "ad acta").
     let wants_openid = form
         .get("scope")
         .ok()
@@ -426,7 +434,7 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Resp {
             page(400, "invalid_request", "The request is not well-formed."),
         );
     };
-    let result = parse(&w.store, &form).and_then(|ar| decide(w, req, &ar, now));
+    let result = parse(w, &form).and_then(|ar| decide(w, req, &ar, now));
     result.unwrap_or_else(|f| failure_resp(w, f))
 }
 
@@ -550,7 +558,7 @@ pub fn handle_consent(w: &mut Worker, req: &Req, now: i64) -> Resp {
     let Ok(inner) = Form::parse(request.as_bytes()) else {
         return ui::message(400, "Bad request", "The form is incomplete.");
     };
-    let result = parse(&w.store, &inner).and_then(|ar| {
+    let result = parse(w, &inner).and_then(|ar| {
         let Some(s) = session::current(w, req, now)? else {
             return Ok(to_login(&ar));
         };
