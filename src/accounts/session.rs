@@ -2,6 +2,8 @@
 //! new id at every login (no fixation), an idle and an absolute timeout, and the session ends
 //! at logout, when the user is disabled, or when the password changes.
 
+use std::sync::Arc;
+
 use crate::app::Worker;
 use crate::crypto::{b64url_decode, random_token, sha256};
 use crate::error::Error;
@@ -155,7 +157,11 @@ pub fn start_forward(
 
 /// The user of the request's forward-auth session, from the in-memory cache when possible
 /// (cleared whenever users change and at every logout), else from the database.
-pub fn current_forward(w: &mut Worker, req: &Req, now: i64) -> Result<Option<User>, StoreError> {
+pub fn current_forward(
+    w: &mut Worker,
+    req: &Req,
+    now: i64,
+) -> Result<Option<Arc<User>>, StoreError> {
     let secure = w.app.secure_cookies();
     let Some(hash) = cookies::get(req, forward_cookie_name(secure)).and_then(hash_of) else {
         return Ok(None);
@@ -188,8 +194,11 @@ pub fn current_forward(w: &mut Worker, req: &Req, now: i64) -> Result<Option<Use
     if user.disabled {
         return Ok(None);
     }
-    w.app
-        .forward_sessions()
-        .put(hash, user.clone(), expires_at.min(now + FORWARD_CACHE_SECS));
+    let user = Arc::new(user);
+    w.app.forward_sessions().put(
+        hash,
+        Arc::clone(&user),
+        expires_at.min(now + FORWARD_CACHE_SECS),
+    );
     Ok(Some(user))
 }

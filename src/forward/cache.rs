@@ -3,31 +3,34 @@
 //! someone or changed a password) and at every logout, and entries end with their session.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::store::User;
 
 /// Entries kept before the cache is simply emptied (a bound, not an expected size).
 const MAX_ENTRIES: usize = 10_000;
 
-/// Session digest → (user, session expiry).
+/// A cached session: its user (shared, not copied per request) and when it ends.
+type Entry = (Arc<User>, i64);
+
+/// Session digest → entry.
 #[derive(Default)]
 pub struct SessionCache {
-    entries: Mutex<HashMap<[u8; 32], (User, i64)>>,
+    entries: Mutex<HashMap<[u8; 32], Entry>>,
 }
 
 impl SessionCache {
     /// The cached user of a live session.
-    pub fn get(&self, hash: &[u8; 32], now: i64) -> Option<User> {
+    pub fn get(&self, hash: &[u8; 32], now: i64) -> Option<Arc<User>> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
             .get(hash)
             .filter(|(_, exp)| *exp > now)
-            .map(|(u, _)| u.clone())
+            .map(|(u, _)| Arc::clone(u))
     }
 
     /// Caches a session's user until `expires_at`.
-    pub fn put(&self, hash: [u8; 32], user: User, expires_at: i64) {
+    pub fn put(&self, hash: [u8; 32], user: Arc<User>, expires_at: i64) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= MAX_ENTRIES {
             entries.clear();

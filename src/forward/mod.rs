@@ -34,7 +34,13 @@ fn denied(message: &str) -> Resp {
 
 fn allowed(user: &str, name: &str, email: &str, groups: &[String]) -> Resp {
     // Header values come from the database; keep them to one printable line.
-    let clean = |s: &str| -> String { s.chars().filter(|c| !c.is_control()).collect() };
+    let clean = |s: &str| -> String {
+        if s.chars().any(char::is_control) {
+            s.chars().filter(|c| !c.is_control()).collect()
+        } else {
+            s.to_owned()
+        }
+    };
     Resp::empty(200)
         .with("Remote-User", clean(user))
         .with("Remote-Name", clean(name))

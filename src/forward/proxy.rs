@@ -7,6 +7,7 @@
 //! `X-Original-Method`). When both are present the `X-Forwarded-*` set wins: Caddy and Traefik
 //! set those themselves but pass a client's own `X-Original-URL` through untouched.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use crate::http::Req;
@@ -108,21 +109,23 @@ pub enum Dialect {
     OriginalUrl,
 }
 
-/// The request the proxy asks about.
+/// The request the proxy asks about, borrowed from the headers that describe it where they
+/// need no change (the usual case: no copies on the forward-auth path).
 #[derive(Clone, Debug)]
-pub struct Original {
-    pub method: String,
-    pub scheme: String,
+pub struct Original<'a> {
+    /// Upper case.
+    pub method: Cow<'a, str>,
+    pub scheme: &'static str,
     /// Lower case, without port.
-    pub host: String,
+    pub host: Cow<'a, str>,
     /// `host[:port]` as sent, for rebuilding the URL.
-    pub authority: String,
+    pub authority: Cow<'a, str>,
     /// Path and query as sent.
-    pub uri: String,
+    pub uri: Cow<'a, str>,
     pub dialect: Dialect,
 }
 
-impl Original {
+impl Original<'_> {
     /// The full original URL.
     pub fn url(&self) -> String {
         format!("{}://{}{}", self.scheme, self.authority, self.uri)
@@ -134,27 +137,48 @@ impl Original {
     }
 }
 
-fn host_without_port(authority: &str) -> String {
-    let a = authority.trim().to_ascii_lowercase();
-    if let Some(v6) = a.strip_prefix('[') {
-        return format!("[{}]", v6.split(']').next().unwrap_or(""));
+fn host_without_port(authority: &str) -> Cow<'_, str> {
+    let a = authority.trim();
+    match a.strip_prefix('[') {
+        Some(v6) => match v6.find(']') {
+            Some(end) => lower(a.get(..end + 2).unwrap_or(a)),
+            None => Cow::Owned(format!("[{}]", v6.to_ascii_lowercase())),
+        },
+        None => lower(a.split(':').next().unwrap_or("")),
     }
-    a.split(':').next().unwrap_or("").to_string()
 }
 
-fn clean(v: &str) -> Option<String> {
+/// `s` in lower case, copied only if it has upper-case letters.
+fn lower(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// `s` in upper case, copied only if it has lower-case letters.
+fn upper(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_lowercase()) {
+        Cow::Owned(s.to_ascii_uppercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+fn clean(v: &str) -> Option<&str> {
     let v = v.trim();
-    (!v.is_empty() && !v.bytes().any(|b| b.is_ascii_control())).then(|| v.to_string())
+    (!v.is_empty() && !v.bytes().any(|b| b.is_ascii_control())).then_some(v)
 }
 
 /// The original request, if the peer is a trusted proxy that described one.
-pub fn original(req: &Req, trusted: &[Cidr]) -> Option<Original> {
+pub fn original<'a>(req: &'a Req, trusted: &[Cidr]) -> Option<Original<'a>> {
     if !trusted.iter().any(|c| c.contains(req.peer.ip())) {
         return None;
     }
     // A header sent twice, or carrying control characters, makes the request ambiguous: deny
     // rather than fall back to a default ("/", GET) that a bypass rule might match.
-    let one = |name: &str| -> Result<Option<String>, ()> {
+    let one = |name: &str| -> Result<Option<&'a str>, ()> {
         match req.header(name)? {
             None => Ok(None),
             Some(v) if v.trim().is_empty() => Ok(None),
@@ -172,21 +196,21 @@ pub fn original(req: &Req, trusted: &[Cidr]) -> Option<Original> {
         return None;
     };
     if let Some(authority) = host {
-        let scheme = match proto.as_deref() {
+        let scheme = match proto {
             Some("https") => "https",
             Some("http") | None => "http",
             Some(_) => return None,
         };
-        let uri = uri.unwrap_or_else(|| "/".into());
+        let uri = uri.unwrap_or("/");
         if !uri.starts_with('/') {
             return None;
         }
         return Some(Original {
-            method: method.unwrap_or_else(|| "GET".into()).to_ascii_uppercase(),
-            scheme: scheme.into(),
-            host: host_without_port(&authority),
-            authority,
-            uri,
+            method: upper(method.unwrap_or("GET")),
+            scheme,
+            host: host_without_port(authority),
+            authority: Cow::Borrowed(authority),
+            uri: Cow::Borrowed(uri),
             dialect: Dialect::Forwarded,
         });
     }
@@ -201,7 +225,7 @@ pub fn original(req: &Req, trusted: &[Cidr]) -> Option<Original> {
     if raw.contains('#') || authority_raw.ends_with(':') || authority_raw.is_empty() {
         return None;
     }
-    let url = url::Url::parse(&raw).ok()?;
+    let url = url::Url::parse(raw).ok()?;
     if !matches!(url.scheme(), "http" | "https")
         || !url.username().is_empty()
         || url.password().is_some()
@@ -218,13 +242,15 @@ pub fn original(req: &Req, trusted: &[Cidr]) -> Option<Original> {
         None => url.path().to_string(),
     };
     Some(Original {
-        method: original_method
-            .unwrap_or_else(|| "GET".into())
-            .to_ascii_uppercase(),
-        scheme: url.scheme().into(),
-        host: host_without_port(&host),
-        authority,
-        uri,
+        method: upper(original_method.unwrap_or("GET")),
+        scheme: if url.scheme() == "https" {
+            "https"
+        } else {
+            "http"
+        },
+        host: Cow::Owned(host_without_port(&host).into_owned()),
+        authority: Cow::Owned(authority),
+        uri: Cow::Owned(uri),
         dialect: Dialect::OriginalUrl,
     })
 }
@@ -242,8 +268,7 @@ mod tests {
         let req = |peer: &str, xff: Option<&str>| {
             let mut r = Req::new(crate::http::Method::Get, "/", peer.parse().unwrap());
             if let Some(x) = xff {
-                r.headers
-                    .push(("x-forwarded-for".into(), x.as_bytes().to_vec()));
+                r.headers.push("x-forwarded-for", x.as_bytes());
             }
             r
         };
@@ -272,6 +297,20 @@ mod tests {
             client_ip(&req("127.0.0.1:1", Some("junk")), &trusted),
             ip("127.0.0.1")
         );
+    }
+
+    #[test]
+    fn host_without_port_lower_cases_and_borrows_when_it_can() {
+        assert!(matches!(
+            host_without_port("app.test"),
+            Cow::Borrowed("app.test")
+        ));
+        assert_eq!(host_without_port(" App.Test:8443 "), "app.test");
+        assert_eq!(host_without_port("[::1]:8080"), "[::1]");
+        assert_eq!(host_without_port("[FE80::1]"), "[fe80::1]");
+        assert_eq!(host_without_port("[::1"), "[::1]");
+        assert!(matches!(upper("GET"), Cow::Borrowed("GET")));
+        assert_eq!(upper("post"), "POST");
     }
 
     #[test]

@@ -85,7 +85,7 @@ mod tests {
             "/token",
             "127.0.0.1:1".parse().unwrap(),
         );
-        r.headers.push(("authorization".into(), value.to_vec()));
+        r.headers.push("authorization", value);
         r
     }
 

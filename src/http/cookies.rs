@@ -6,10 +6,7 @@ use super::Req;
 /// the same name (a sibling subdomain planting one) are treated as none.
 pub fn get<'a>(req: &'a Req, name: &str) -> Option<&'a str> {
     let mut found = None;
-    for (k, v) in &req.headers {
-        if k != "cookie" {
-            continue;
-        }
+    for v in req.headers.values("cookie") {
         let Ok(v) = std::str::from_utf8(v) else {
             continue;
         };
@@ -46,7 +43,7 @@ mod tests {
     fn req(cookies: &[&str]) -> Req {
         let mut r = Req::new(Method::Get, "/", "127.0.0.1:1".parse().unwrap());
         for c in cookies {
-            r.headers.push(("cookie".into(), c.as_bytes().to_vec()));
+            r.headers.push("cookie", c.as_bytes());
         }
         r
     }

@@ -57,6 +57,63 @@ impl Method {
     }
 }
 
+/// A request's header fields: names in lower case, values as sent, in order. They share one
+/// buffer, so a request's headers cost two allocations instead of two for every field (a
+/// forward-auth request carries half a dozen; allocation was a sixth of its CPU).
+#[derive(Debug, Default, Clone)]
+pub struct Headers {
+    bytes: Vec<u8>,
+    /// (name start, value start = name end, value end) in `bytes`.
+    fields: Vec<(usize, usize, usize)>,
+}
+
+impl Headers {
+    /// Room for `fields` fields of `bytes` bytes in all.
+    pub fn with_capacity(fields: usize, bytes: usize) -> Headers {
+        Headers {
+            bytes: Vec::with_capacity(bytes),
+            fields: Vec::with_capacity(fields),
+        }
+    }
+
+    /// Appends a field; the name is lower-cased.
+    pub fn push(&mut self, name: &str, value: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(name.as_bytes());
+        let mid = self.bytes.len();
+        if let Some(name) = self.bytes.get_mut(start..mid) {
+            name.make_ascii_lowercase();
+        }
+        self.bytes.extend_from_slice(value);
+        self.fields.push((start, mid, self.bytes.len()));
+    }
+
+    /// A field's (name, value); the ranges are the buffer's own.
+    fn field(&self, &(start, mid, end): &(usize, usize, usize)) -> (&[u8], &[u8]) {
+        (
+            self.bytes.get(start..mid).unwrap_or_default(),
+            self.bytes.get(mid..end).unwrap_or_default(),
+        )
+    }
+
+    /// The fields in order, as (lower-case name, value).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.fields.iter().map(|f| {
+            let (name, value) = self.field(f);
+            // Names were pushed as `&str` and lower-cased byte-wise: always UTF-8.
+            (std::str::from_utf8(name).unwrap_or_default(), value)
+        })
+    }
+
+    /// The values of the fields named `name` (lower case), in order.
+    pub fn values<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+        self.fields.iter().filter_map(move |f| {
+            let (k, v) = self.field(f);
+            (k == name.as_bytes()).then_some(v)
+        })
+    }
+}
+
 /// One parsed request with its whole (bounded) body.
 #[derive(Debug)]
 pub struct Req {
@@ -66,7 +123,7 @@ pub struct Req {
     /// The raw query string without `?` (empty if none).
     pub query: String,
     /// Header names in lower case, values as sent, in order.
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Headers,
     pub body: Vec<u8>,
     pub peer: SocketAddr,
     /// True for an HTTP/1.0 request.
@@ -81,7 +138,7 @@ impl Req {
             method,
             path: path.to_string(),
             query: query.to_string(),
-            headers: Vec::new(),
+            headers: Headers::default(),
             body: Vec::new(),
             peer,
             http10: false,
@@ -92,24 +149,22 @@ impl Req {
     /// A header sent twice gives `Err(())`: callers treat ambiguity as a bad request.
     #[allow(clippy::result_unit_err)]
     pub fn header(&self, name: &str) -> Result<Option<&str>, ()> {
-        let mut found = None;
-        for (k, v) in &self.headers {
-            if k == name {
-                if found.is_some() {
-                    return Err(());
-                }
-                found = Some(std::str::from_utf8(v).map_err(|_| ())?);
-            }
+        let mut values = self.headers.values(name);
+        let found = values.next();
+        if values.next().is_some() {
+            return Err(());
         }
-        Ok(found)
+        found
+            .map(|v| std::str::from_utf8(v).map_err(|_| ()))
+            .transpose()
     }
 
     /// The first value of header `name`, if UTF-8 (for headers where repeats do not matter).
     pub fn header_first(&self, name: &str) -> Option<&str> {
         self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+            .values(name)
+            .next()
+            .and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// The media type of `Content-Type`, lower-cased, without parameters.
@@ -200,5 +255,34 @@ impl Resp {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Headers, Method, Req};
+
+    #[test]
+    fn headers_keep_order_and_lower_case_names() {
+        let mut h = Headers::default();
+        h.push("Host", b"a.test");
+        h.push("X-Forwarded-Uri", b"/P?q=1");
+        h.push("host", b"b.test");
+        let all: Vec<(&str, &[u8])> = h.iter().collect();
+        assert_eq!(
+            all,
+            [
+                ("host", &b"a.test"[..]),
+                ("x-forwarded-uri", &b"/P?q=1"[..]),
+                ("host", &b"b.test"[..]),
+            ]
+        );
+        assert_eq!(h.values("host").count(), 2);
+        let mut req = Req::new(Method::Get, "/", "127.0.0.1:1".parse().unwrap());
+        req.headers = h;
+        assert_eq!(req.header("x-forwarded-uri"), Ok(Some("/P?q=1")));
+        assert_eq!(req.header("host"), Err(()), "sent twice");
+        assert_eq!(req.header_first("host"), Some("a.test"));
+        assert_eq!(req.header("cookie"), Ok(None));
     }
 }
