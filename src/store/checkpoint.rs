@@ -1,20 +1,22 @@
 //! Checkpoints on a thread of their own.
 //!
-//! SQLite checkpoints a WAL database from inside a commit: the commit that finds 1000 frames in
-//! the WAL copies them into the main file, fsyncs it, and starts the WAL over before it
-//! returns. In the server that commit runs on the one writing connection, with every other
-//! writer queued behind it, so a refresh-token rotation now and then paid for the pages of the
-//! last few hundred (7% of the rotation benchmark's CPU, all of it inside the write lock).
+//! SQLite checkpoints a WAL database from inside a commit: the commit that finds 1000 frames in the
+//! WAL copies them into the main file and fsyncs it before it returns, so that the next commit can
+//! start the WAL over. In the server that commit runs on the one writing connection, with every
+//! other writer queued behind it, so a refresh-token rotation now and then paid for the pages of
+//! the last few hundred (7% of the rotation benchmark's CPU, all of it inside the write lock).
 //!
-//! Here the writer's commits only wake the checkpointer, every [`Limits::wake_every`] frames,
-//! and it copies them on its own connection while the writer goes on (a PASSIVE checkpoint
-//! takes no write lock). Under writes that never pause, such a checkpoint never catches up and
-//! SQLite can never start the WAL over, so once the WAL holds [`Limits::restart_at`] frames a
-//! second pass holds this process's write lock and copies the rest; the next commit then starts
-//! the WAL from the beginning. The thread also checkpoints every [`Limits::sync_every`], which
-//! is what makes the server's unsynced commits durable when they are few. Should the checkpointer be stuck or gone, the writer checkpoints
-//! inline again at [`Limits::inline_at`] frames. The WAL file therefore stays near
-//! `restart_at` pages (16 MiB) under sustained writes, and far below when writes are few.
+//! Here the writer's commits only wake the checkpointer, every [`Limits::wake_every`] frames, and
+//! it copies them on its own connection while the writer goes on (a PASSIVE checkpoint takes no
+//! write lock). Under writes that never pause, such a checkpoint never catches up and SQLite can
+//! never start the WAL over, so once the WAL holds [`Limits::restart_at`] frames a second pass
+//! holds this process's write lock and copies the rest; the next commit then starts the WAL from
+//! the beginning. The thread also checkpoints when [`Limits::sync_every`] passes without a wake-up,
+//! which is what makes the server's unsynced commits durable when they are few. Should the
+//! checkpointer be stuck or gone, the writer checkpoints inline again at [`Limits::inline_at`]
+//! frames. Under sustained writes the WAL file therefore grows to `restart_at` pages (16 MiB) and
+//! what is written during one pass (about 21 MiB in the rotation benchmark), and is reused from the
+//! start.
 
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
@@ -32,8 +34,9 @@ struct Limits {
     restart_at: i32,
     /// Checkpoint inline in the writer from this many frames on.
     inline_at: i32,
-    /// Also checkpoint this long after the last one: the server commits without an fsync
-    /// (`synchronous = NORMAL`), so this bounds what a power cut can lose when writes are few.
+    /// Also checkpoint when this long passes without a wake-up: the server commits without an
+    /// fsync (`synchronous = NORMAL`), so this bounds what a power cut can lose when writes are
+    /// few.
     sync_every: Duration,
 }
 
