@@ -63,6 +63,9 @@ def main():
         ("idle RSS after start", r"idle RSS after start: [\d.]+ MB \((\d+) kB\)", "kB", 0),
         ("start to first /healthz", r"first 200 from /healthz: ([\d.]+) ms", "ms", 1),
         ("release binary", r"release binary \(stripped\): (\d+) bytes", "bytes", 0),
+        ("ES256 signature (sign_cost)", r"sign_cost, .*?ES256 ([\d.]+) µs", "µs", 1),
+        ("RS256 signature (sign_cost)", r"sign_cost, .*?RS256 ([\d.]+) µs", "µs", 1),
+        ("scenario 7 bound by its two signatures", r"bounds scenario 7 at (\d+) flows/s", "flows/s", 0),
     ):
         vals = [v for v in (bullet(t, pattern) for t in texts) if v is not None]
         if vals:

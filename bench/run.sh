@@ -31,8 +31,9 @@ if ! command -v wrk >/dev/null; then
 fi
 
 # --- build -----------------------------------------------------------------------------------
-log "cargo build --release (latchkey and the ceiling examples)"
-cargo build --release --bin latchkey --example ceiling_json --example ceiling_es256 >&2
+log "cargo build --release (latchkey, the ceiling examples and sign_cost)"
+cargo build --release --bin latchkey --example ceiling_json --example ceiling_es256 \
+  --example sign_cost >&2
 BIN=$ROOT/target/release/latchkey
 EX=$ROOT/target/release/examples
 
@@ -166,6 +167,11 @@ WEB_JSON=$(lk client add bench-web --grant authorization_code --grant refresh_to
   --redirect-uri "$REDIRECT" --skip-consent --no-require-pkce --json)
 WEB_ID=$(jget client_id <<<"$WEB_JSON")
 WEB_SECRET=$(jget client_secret <<<"$WEB_JSON")
+# The same client, but its ID tokens are ES256 (`--id-token-alg`): scenario 7b.
+WEB_ES_JSON=$(lk client add bench-web-es256 --grant authorization_code --grant refresh_token \
+  --redirect-uri "$REDIRECT" --skip-consent --no-require-pkce --id-token-alg ES256 --json)
+WEB_ES_ID=$(jget client_id <<<"$WEB_ES_JSON")
+WEB_ES_SECRET=$(jget client_secret <<<"$WEB_ES_JSON")
 printf '%s\n' "$PASSWORD" | lk user add alice --group admins --password-stdin >/dev/null
 API_JSON=$(lk apikey create bench-key --scope bench:read --json)
 API_KEY=$(python3 -c "import json,sys; d=json.load(sys.stdin); print(d.get('key') or d.get('api_key') or d.get('secret'))" <<<"$API_JSON")
@@ -185,6 +191,28 @@ check -u "$CC_ID:$CC_SECRET" -d "token=$AT" "$BASE/introspect"
 check -H "X-API-Key: $API_KEY" "$BASE/v1/apikeys/verify"
 check "${FWD[@]}" -H "X-API-Key: $API_KEY" "$BASE/api/forward-auth"
 check "${FWD[@]}" -H "Cookie: latchkey-fa=$FA_COOKIE" "$BASE/api/forward-auth"
+
+# Scenario 7b's requests: the signed-in user's authorize URL with the ES256 client's id, and its
+# credentials; one flow here must yield an ES256 ID token.
+FLOW_AUTHORIZE_ES=${FLOW_AUTHORIZE//client_id=$WEB_ID/client_id=$WEB_ES_ID}
+FLOW_BASIC_ES="Basic $(printf '%s:%s' "$WEB_ES_ID" "$WEB_ES_SECRET" | base64 -w0)"
+python3 - "$BASE" "$FLOW_AUTHORIZE_ES" "$SESSION_COOKIE" "$FLOW_BASIC_ES" "$REDIRECT" <<'PY' || { log "setup check failed: the ES256 client's flow"; exit 1; }
+import base64, http.client, json, re, sys, urllib.parse
+base, authorize, cookie, basic, redirect = sys.argv[1:]
+c = http.client.HTTPConnection(urllib.parse.urlsplit(base).netloc)
+c.request("GET", authorize, headers={"Cookie": "latchkey-session=" + cookie})
+r = c.getresponse(); r.read()
+code = re.search(r"[?&]code=([^&]+)", r.getheader("Location") or "")
+assert r.status == 303 and code, (r.status, r.getheader("Location"))
+body = urllib.parse.urlencode({"grant_type": "authorization_code", "redirect_uri": redirect,
+                               "code": urllib.parse.unquote(code.group(1))})
+c.request("POST", "/token", body, {"Authorization": basic,
+                                   "Content-Type": "application/x-www-form-urlencoded"})
+r = c.getresponse(); tok = json.loads(r.read())
+head = tok["id_token"].split(".")[0]
+alg = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))["alg"]
+assert r.status == 200 and alg == "ES256", (r.status, alg)
+PY
 
 export WRK_BODY SESSION_COOKIE FLOW_AUTHORIZE FLOW_BASIC FLOW_REDIRECT_ENC POOL_OUT POOL_IN
 S=$ROOT/bench
@@ -218,9 +246,17 @@ log "refresh-token pool: $POOL_SIZE tokens"
 
 measure flow "7 authorization-code flow (authorize+token)" "" flows/s "$LK_PID" "$BASE/authorize" \
   -s "$S/flow.lua"
+# What the two signatures of a flow cost right now, with the server idle: the machine's speed
+# moves between runs, and scenario 7 is bound by it (mostly by the RS256 signature).
+log "examples/sign_cost"
+SIGN_COST=$("$EX/sign_cost")
 POOL_IN=$TMP/pool
 NOWARMUP=1 measure refresh "6 POST /token refresh rotation" "" rotations/s "$LK_PID" "$BASE/token" \
   -s "$S/refresh.lua"
+# 7b: the same flow for a client whose ID tokens are ES256 — what the flow costs without RSA.
+FLOW_AUTHORIZE=$FLOW_AUTHORIZE_ES FLOW_BASIC=$FLOW_BASIC_ES \
+  measure flow_es256 "7b authorization-code flow, ES256 ID token" "" flows/s "$LK_PID" \
+  "$BASE/authorize" -s "$S/flow.lua"
 WRK_BODY=$LOGIN_BODY
 measure login "8 POST /login (argon2id)" "" logins/s "$LK_PID" "$BASE/login" \
   -s "$S/post.lua" -H "Cookie: latchkey-csrf=$CSRF_COOKIE"
@@ -245,6 +281,7 @@ mkdir -p "$ROOT/bench/results"
   echo
   echo "- idle RSS after start: $((IDLE_RSS_KB / 1024)).$(((IDLE_RSS_KB % 1024) * 10 / 1024)) MB ($IDLE_RSS_KB kB)"
   echo "- process start to first 200 from /healthz: ${STARTUP_MS} ms (first start, creating the database and both signing keys: ${FIRST_START_MS} ms)"
+  echo "- signatures (examples/sign_cost, right after scenario 7): $(sed -n 's/ sign: \([0-9.]*\) µs.*/ \1 µs/p' <<<"$SIGN_COST" | paste -sd, - | sed 's/,/, /g'); $(sed -n 's/^code flow bound by its two signatures alone on \([0-9]*\) cores: \([0-9]*\) flows\/s/their sum bounds scenario 7 at \2 flows\/s on \1 cores/p' <<<"$SIGN_COST")"
   echo "- release binary (stripped): $BIN_SIZE bytes ($((BIN_SIZE / 1048576)).$(((BIN_SIZE % 1048576) * 10 / 1048576)) MB)"
   echo "- rate = requests/s, except flows/s (one flow = GET /authorize + POST /token; latency is per request), rotations/s (valid refresh tokens spent, over the time the pool lasted: "run s" < the duration means the pool ran out and the run was cut short) and logins/s."
   echo "- non-2xx/3xx: wrk's count of 4xx/5xx (303 redirects count as success); for the flow, plus redirects without a code."
