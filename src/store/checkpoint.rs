@@ -17,13 +17,19 @@
 //! frames. Under sustained writes the WAL file therefore grows to `restart_at` pages (16 MiB) and
 //! what is written during one pass (about 21 MiB in the rotation benchmark), and is reused from the
 //! start.
+//!
+//! A checkpoint fsyncs the WAL only when it copies something, and it cannot copy frames written
+//! after the snapshot of a reader that is still open (`latchkey backup` of a large database is
+//! one long read). So when a checkpoint leaves frames behind, the checkpointer fsyncs the WAL file
+//! itself, at most once per [`Limits::sync_every`]: what the server committed stays on disk
+//! within that bound however long a reader holds the WAL.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{SharedWriter, Store, StoreError};
+use super::{SharedWriter, Store, StoreError, WalProgress};
 
 /// When checkpoints happen, in WAL frames (4 KiB pages).
 #[derive(Clone, Copy)]
@@ -72,10 +78,11 @@ impl Checkpointer {
         limits: Limits,
     ) -> Result<Checkpointer, StoreError> {
         let store = Store::open_file(path)?;
+        let mut sync = WalSync::new(path, limits.sync_every);
         let (tx, rx) = sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("checkpoint".into())
-            .spawn(move || run(&store, &rx, limits))
+            .spawn(move || run(&store, &mut sync, &rx, limits))
             .map_err(|e| StoreError::Io("cannot start the checkpoint thread".into(), e))?;
         let wake = tx.clone();
         // The WAL's size when the checkpointer was last woken.
@@ -110,7 +117,7 @@ impl Checkpointer {
     }
 }
 
-fn run(store: &Store, rx: &Receiver<Msg>, limits: Limits) {
+fn run(store: &Store, sync: &mut WalSync, rx: &Receiver<Msg>, limits: Limits) {
     let mut failing = false;
     loop {
         let result = match rx.recv_timeout(limits.sync_every) {
@@ -119,8 +126,12 @@ fn run(store: &Store, rx: &Receiver<Msg>, limits: Limits) {
             Err(RecvTimeoutError::Timeout) => checkpoint(store, false),
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
         };
+        let result = result.and_then(|progress| {
+            sync.after(progress)
+                .map_err(|e| StoreError::Io("cannot fsync the WAL".into(), e))
+        });
         match result {
-            Ok(()) => failing = false,
+            Ok(_) => failing = false,
             // Logged once, not every two seconds while it lasts (a full disk, say).
             Err(e) if !failing => {
                 failing = true;
@@ -133,13 +144,55 @@ fn run(store: &Store, rx: &Receiver<Msg>, limits: Limits) {
 
 /// Copies the WAL into the main file beside the writers; with `restart`, then copies what they
 /// appended meanwhile while holding the write lock, so that the next commit starts the WAL over.
-fn checkpoint(store: &Store, restart: bool) -> Result<(), StoreError> {
-    store.checkpoint_passive()?;
+fn checkpoint(store: &Store, restart: bool) -> Result<WalProgress, StoreError> {
+    let progress = store.checkpoint_passive()?;
     if restart {
         let _writer = super::writer();
-        store.checkpoint_passive()?;
+        return store.checkpoint_passive();
     }
-    Ok(())
+    Ok(progress)
+}
+
+/// Keeps the WAL on disk when checkpoints cannot (see the module documentation).
+struct WalSync {
+    wal: PathBuf,
+    every: Duration,
+    /// When the WAL was last known to be on disk.
+    synced_at: Instant,
+}
+
+impl WalSync {
+    fn new(db: &Path, every: Duration) -> WalSync {
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        WalSync {
+            wal: wal.into(),
+            every,
+            synced_at: Instant::now(),
+        }
+    }
+
+    /// Called after each checkpoint; fsyncs the WAL file if the checkpoint left frames behind
+    /// and `every` has passed since the WAL was last known to be on disk. Returns whether it
+    /// did. (An fsync with nothing new to write costs next to nothing.)
+    fn after(&mut self, progress: WalProgress) -> std::io::Result<bool> {
+        // Everything copied: SQLite fsynced the WAL before copying it (or it is empty).
+        if progress.copied >= progress.frames {
+            self.synced_at = Instant::now();
+            return Ok(false);
+        }
+        if self.synced_at.elapsed() < self.every {
+            return Ok(false);
+        }
+        match std::fs::File::open(&self.wal) {
+            Ok(f) => f.sync_data()?,
+            // No WAL file, nothing to keep.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        self.synced_at = Instant::now();
+        Ok(true)
+    }
 }
 
 #[cfg(test)]
@@ -261,6 +314,50 @@ mod tests {
             restarts(&path) >= 1,
             "the WAL never started over in {written} commits"
         );
+    }
+
+    /// A reader holding an old snapshot keeps checkpoints from copying — and so from fsyncing —
+    /// what was written after it; the WAL is then fsynced directly.
+    #[test]
+    fn a_wal_that_a_reader_holds_is_still_fsynced() {
+        let (path, _writer, store) = setup();
+        let checkpointer = Store::open_file(&path).unwrap();
+        let mut sync = WalSync::new(&path, Duration::ZERO);
+        write_pages(&store, 5);
+        let reader = rusqlite::Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let rows: i64 = reader
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 5);
+        write_pages(&store, 5);
+
+        let held = checkpoint(&checkpointer, false).unwrap();
+        assert!(held.copied < held.frames, "{held:?}");
+        assert!(
+            sync.after(held).unwrap(),
+            "frames left behind must be fsynced"
+        );
+
+        // Once the reader is gone the checkpoint copies everything, fsyncing on its own.
+        reader.execute_batch("COMMIT").unwrap();
+        let done = checkpoint(&checkpointer, false).unwrap();
+        assert_eq!(done.copied, done.frames);
+        assert!(!sync.after(done).unwrap());
+    }
+
+    /// The fsyncs it adds are at most one per `sync_every`.
+    #[test]
+    fn direct_wal_fsyncs_wait_for_the_interval() {
+        let (path, _writer, _store) = setup();
+        let mut sync = WalSync::new(&path, Duration::from_secs(3600));
+        let held = WalProgress {
+            frames: 10,
+            copied: 5,
+        };
+        assert!(!sync.after(held).unwrap(), "an hour has not passed");
+        sync.every = Duration::ZERO;
+        assert!(sync.after(held).unwrap());
     }
 
     #[test]

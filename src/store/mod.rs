@@ -133,6 +133,14 @@ pub struct Store {
     clients: std::cell::RefCell<clients::ClientCache>,
 }
 
+/// The WAL after a checkpoint: frames in it, and how many of them are now in the main file
+/// (both -1 when the database is not in WAL mode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalProgress {
+    pub frames: i64,
+    pub copied: i64,
+}
+
 /// One connection that all of a server's stores write through. Writers queue for it (behind
 /// [`WRITER`]) and, because nobody else in the process writes, its page cache stays warm: a
 /// connection that sees another connection's commit must drop its cached pages and read them
@@ -360,11 +368,17 @@ impl Store {
         Ok(())
     }
 
-    /// Copies what it can of the WAL into the main file, waiting for no reader or writer.
-    pub fn checkpoint_passive(&self) -> Result<(), StoreError> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-        Ok(())
+    /// Copies what it can of the WAL into the main file, waiting for no reader or writer, and
+    /// says how far it got.
+    pub fn checkpoint_passive(&self) -> Result<WalProgress, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok(WalProgress {
+                    frames: r.get(1)?,
+                    copied: r.get(2)?,
+                })
+            })?)
     }
 
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken before the first
