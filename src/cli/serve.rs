@@ -454,10 +454,19 @@ fn reload(
                 log::info!("clients reloaded: {} clients", clients.len());
                 app.set_clients(clients);
             }
-            Err(e) => fail(
-                &["clients"],
-                format!("cannot reload clients, keeping the current ones: {e}"),
-            ),
+            Err(e) => {
+                // A stale copy would keep serving a client removed (or a redirect URI
+                // withdrawn) meanwhile: without the index every request reads its client
+                // from the database until a reload works.
+                app.set_clients(Vec::new());
+                fail(
+                    &["clients"],
+                    format!(
+                        "cannot reload clients, reading them from the database per request \
+                         until a reload works: {e}"
+                    ),
+                );
+            }
         }
     }
     if changed("revoked", before, after)

@@ -568,6 +568,35 @@ fn removed_client_can_no_longer_authenticate() {
     );
 }
 
+/// A client index that cannot be reloaded (a row the server cannot decode, as a hand edit might
+/// leave it) is dropped rather than kept: a client removed meanwhile is refused, and the others
+/// are read from the database.
+#[test]
+fn a_failed_client_reload_keeps_no_removed_client() {
+    let server = Server::start();
+    let gone = server.client("gone", "read");
+    let keep = server.client("keep", "read");
+    let broken = server.client("broken", "read");
+    // The server's index holds all three before the damage.
+    eventually(Duration::from_secs(2), "the three clients indexed", || {
+        server.logs().contains("clients reloaded: 3 clients")
+    });
+    server.token(&gone, None);
+    let db = rusqlite::Connection::open(server.data_dir.join("latchkey.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    let n = db
+        .execute(
+            "UPDATE clients SET redirect_uris = 'not json' WHERE client_id = ?1",
+            [&broken.id],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(db);
+    server.cli_ok(&["client", "remove", "gone"]);
+    refused_soon(&server, &gone);
+    server.token(&keep, None);
+}
+
 /// Polls (up to 2 s) until `c`'s credentials are refused at `/token`, then asserts the exact
 /// error: a client removed or a secret rotated by the CLI reaches a running server's client
 /// index within a second.
