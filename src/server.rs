@@ -52,15 +52,24 @@ pub type Handler<W> = dyn Fn(&mut W, &Req) -> Resp + Send + Sync;
 
 /// A fixed set of workers lent to one request at a time.
 pub struct Pool<W> {
-    idle: Mutex<Vec<W>>,
+    idle: Mutex<Idle<W>>,
     freed: Condvar,
+}
+
+/// The workers not lent out, and how many requests wait for one.
+struct Idle<W> {
+    workers: Vec<W>,
+    waiting: usize,
 }
 
 impl<W> Pool<W> {
     /// A pool of these workers.
     pub fn new(workers: Vec<W>) -> Pool<W> {
         Pool {
-            idle: Mutex::new(workers),
+            idle: Mutex::new(Idle {
+                workers,
+                waiting: 0,
+            }),
             freed: Condvar::new(),
         }
     }
@@ -70,21 +79,29 @@ impl<W> Pool<W> {
         let mut worker = {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
             loop {
-                if let Some(w) = idle.pop() {
+                if let Some(w) = idle.workers.pop() {
                     break w;
                 }
+                idle.waiting += 1;
                 idle = self
                     .freed
                     .wait(idle)
                     .unwrap_or_else(PoisonError::into_inner);
+                idle.waiting -= 1;
             }
         };
         let out = f(&mut worker);
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(worker);
-        self.freed.notify_one();
+        let waiting = {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            idle.workers.push(worker);
+            idle.waiting
+        };
+        // `notify_one` is a futex syscall even when nobody waits: one per request for nothing
+        // while workers are free. A waiter counts itself under the lock before it sleeps, so a
+        // waiter is never missed.
+        if waiting > 0 {
+            self.freed.notify_one();
+        }
         out
     }
 }
@@ -375,6 +392,38 @@ mod tests {
         let mut line = String::new();
         let _ = BufReader::new(stream).read_line(&mut line);
         line
+    }
+
+    #[test]
+    fn pool_lends_each_worker_to_one_request_and_wakes_every_waiter() {
+        // 8 threads share 2 workers, 300 times each, so most calls wait. A release that did
+        // not wake a waiter would leave threads asleep with a worker idle: the receive below
+        // would time out. Each worker is a flag that must be free when lent.
+        let pool = Arc::new(Pool::new(vec![AtomicBool::new(false), AtomicBool::new(false)]));
+        let busy = Arc::new(AtomicUsize::new(0));
+        let (done_tx, done_rx) = mpsc::channel();
+        for _ in 0..8 {
+            let (pool, busy, done_tx) = (pool.clone(), busy.clone(), done_tx.clone());
+            std::thread::spawn(move || {
+                for _ in 0..300 {
+                    pool.with(|lent| {
+                        assert!(!lent.swap(true, Ordering::SeqCst), "worker lent twice");
+                        assert!(busy.fetch_add(1, Ordering::SeqCst) < 2);
+                        std::thread::yield_now();
+                        busy.fetch_sub(1, Ordering::SeqCst);
+                        lent.store(false, Ordering::SeqCst);
+                    });
+                }
+                done_tx.send(()).unwrap();
+            });
+        }
+        for _ in 0..8 {
+            done_rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("every thread gets workers until it is done");
+        }
+        let idle = pool.idle.lock().unwrap();
+        assert_eq!((idle.workers.len(), idle.waiting), (2, 0));
     }
 
     #[test]
