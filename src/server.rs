@@ -399,7 +399,10 @@ mod tests {
         // 8 threads share 2 workers, 300 times each, so most calls wait. A release that did
         // not wake a waiter would leave threads asleep with a worker idle: the receive below
         // would time out. Each worker is a flag that must be free when lent.
-        let pool = Arc::new(Pool::new(vec![AtomicBool::new(false), AtomicBool::new(false)]));
+        let pool = Arc::new(Pool::new(vec![
+            AtomicBool::new(false),
+            AtomicBool::new(false),
+        ]));
         let busy = Arc::new(AtomicUsize::new(0));
         let (done_tx, done_rx) = mpsc::channel();
         for _ in 0..8 {
