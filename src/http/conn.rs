@@ -608,8 +608,7 @@ thread_local! {
     static DATE: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((-1, String::new())) };
 }
 
-/// The `Date` header value, formatted at most once a second per thread.
-/// Appends the `Date` value (cached for the second).
+/// Appends the `Date` header value, formatted at most once a second per thread.
 fn push_date(out: &mut Vec<u8>) {
     let now = crate::timefmt::now();
     DATE.with(|cell| {
@@ -711,8 +710,7 @@ mod tests {
         for (k, v) in headers {
             fields.push(k, v.as_bytes());
         }
-        let headers = fields;
-        match body_framing(&headers, http10, 100) {
+        match body_framing(&fields, http10, 100) {
             Ok(Framing::Length(n)) => Ok(n),
             Ok(Framing::Chunked) => Ok(usize::MAX),
             Err(Next::Reject(r)) => Err(r.status),
