@@ -44,6 +44,23 @@ pub enum UserCmd {
     /// Manage group membership
     #[command(subcommand)]
     Group(GroupCmd),
+    /// List or revoke the consents a user gave to apps
+    #[command(subcommand)]
+    Consent(ConsentCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConsentCmd {
+    /// List the apps the user approved, and for which scopes
+    List {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget the user's consent to an app (by client_id or name) and revoke the grants it led
+    /// to: the app's refresh tokens stop working, and the user is asked again at the next
+    /// sign-in (unless the app skips consent)
+    Revoke { name: String, client: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -243,6 +260,43 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
                 println!("{} was not in group {group}", u.username);
             }
         }
+        UserCmd::Consent(ConsentCmd::List { name, json }) => {
+            let u = find(store, &name)?;
+            let rows = store.consents_of(&u.id)?;
+            if json {
+                let rows: Vec<Value> = rows
+                    .iter()
+                    .map(|(client, scope, at)| {
+                        json!({"client_id": client, "scope": scope, "created_at": at})
+                    })
+                    .collect();
+                super::print_json(&Value::Array(rows));
+            } else if rows.is_empty() {
+                println!("{} has not approved any app", u.username);
+            } else {
+                for (client, scope, at) in rows {
+                    println!("{client}  {}  {scope}", crate::timefmt::rfc3339(at));
+                }
+            }
+        }
+        UserCmd::Consent(ConsentCmd::Revoke { name, client }) => {
+            let u = find(store, &name)?;
+            let c = store
+                .client_by_id_or_name(&client)?
+                .ok_or_else(|| Error::Msg(format!("no client {client:?}")))?;
+            let n = store.revoke_consent(&u.id, &c.client_id, now)?;
+            if n == 0 {
+                println!(
+                    "{} had not approved {}; its grants are revoked anyway",
+                    u.username, c.name
+                );
+            } else {
+                println!(
+                    "{}'s consent to {} is revoked, and so are its grants",
+                    u.username, c.name
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -265,7 +319,12 @@ impl UserCmd {
             UserCmd::Group(GroupCmd::Remove { name, group }) => {
                 Some(("user_group_removed", format!("{name} {group}")))
             }
-            UserCmd::List { .. } | UserCmd::Show { .. } => None,
+            UserCmd::Consent(ConsentCmd::Revoke { name, client }) => {
+                Some(("user_consent_revoked", format!("{name} {client}")))
+            }
+            UserCmd::List { .. }
+            | UserCmd::Show { .. }
+            | UserCmd::Consent(ConsentCmd::List { .. }) => None,
         }
     }
 }

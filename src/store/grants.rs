@@ -60,23 +60,36 @@ pub(super) fn revoke_user_tx(
     user_id: &str,
     now: i64,
 ) -> Result<(), StoreError> {
+    revoke_grants_tx(tx, user_id, None, now)?;
+    exec_tx(tx, "DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+    Ok(())
+}
+
+/// Revokes a user's grants — only those of `client_id` when given — and their access tokens.
+pub(super) fn revoke_grants_tx(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    client_id: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
     exec_tx(
         tx,
         "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) \
          SELECT t.jti, t.expires_at FROM grant_tokens t JOIN grants g ON g.id = t.grant_id \
-         WHERE g.user_id = ?1 AND t.expires_at > ?2 \
+         WHERE g.user_id = ?1 AND (?3 IS NULL OR g.client_id = ?3) AND t.expires_at > ?2 \
          UNION ALL \
          SELECT r.access_jti, r.access_expires_at FROM refresh_tokens r \
          JOIN grants g ON g.id = r.grant_id \
-         WHERE g.user_id = ?1 AND r.access_jti IS NOT NULL AND r.access_expires_at > ?2",
-        params![user_id, now],
+         WHERE g.user_id = ?1 AND (?3 IS NULL OR g.client_id = ?3) \
+         AND r.access_jti IS NOT NULL AND r.access_expires_at > ?2",
+        params![user_id, now, client_id],
     )?;
     exec_tx(
         tx,
-        "UPDATE grants SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
-        params![user_id, now],
+        "UPDATE grants SET revoked_at = ?2 \
+         WHERE user_id = ?1 AND (?3 IS NULL OR client_id = ?3) AND revoked_at IS NULL",
+        params![user_id, now, client_id],
     )?;
-    exec_tx(tx, "DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
     Ok(())
 }
 

@@ -19,7 +19,7 @@ pub mod grants;
 mod keys;
 mod migrations;
 pub mod rules;
-mod sessions;
+pub mod sessions;
 mod settings;
 mod tokens;
 pub mod users;

@@ -1,8 +1,8 @@
 //! Browser sessions, remembered consents and server secrets.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, exec_tx};
 
 /// A browser session as stored (the id itself is only in the cookie).
 #[derive(Debug, Clone)]
@@ -114,18 +114,37 @@ impl Store {
         client_id: &str,
         scope: &[String],
     ) -> Result<bool, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT scope FROM consents WHERE user_id = ?1 AND client_id = ?2")?;
-        let rows = stmt.query_map(params![user_id, client_id], |r| r.get::<_, String>(0))?;
-        for row in rows {
-            let approved = row?;
-            let approved: Vec<&str> = approved.split(' ').collect();
-            if scope.iter().all(|s| approved.contains(&s.as_str())) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        consent_covers(&self.conn, user_id, client_id, scope)
+    }
+
+    /// Forgets every consent the user gave the client and revokes the grants it led to (their
+    /// refresh tokens stop working, their access tokens are revoked by jti). Returns how many
+    /// consents were forgotten.
+    pub fn revoke_consent(
+        &mut self,
+        user_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        self.with_tx(|tx| {
+            let n = exec_tx(
+                tx,
+                "DELETE FROM consents WHERE user_id = ?1 AND client_id = ?2",
+                params![user_id, client_id],
+            )?;
+            super::grants::revoke_grants_tx(tx, user_id, Some(client_id), now)?;
+            Ok(n)
+        })
+    }
+
+    /// The clients a user consented to, with the scopes of each consent and when it was given.
+    pub fn consents_of(&self, user_id: &str) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT client_id, scope, created_at FROM consents WHERE user_id = ?1 \
+             ORDER BY client_id, created_at",
+        )?;
+        let rows = stmt.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Remembers that the user approved `scope` for the client.
@@ -169,4 +188,25 @@ impl Store {
         )?;
         read(self)?.ok_or(StoreError::NotFound)
     }
+}
+
+/// True if the user approved `scope` or a superset of it for the client, read on `conn` (a
+/// worker's connection, or the writer's inside a grant's transaction).
+pub fn consent_covers(
+    conn: &Connection,
+    user_id: &str,
+    client_id: &str,
+    scope: &[String],
+) -> Result<bool, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT scope FROM consents WHERE user_id = ?1 AND client_id = ?2")?;
+    let rows = stmt.query_map(params![user_id, client_id], |r| r.get::<_, String>(0))?;
+    for row in rows {
+        let approved = row?;
+        let approved: Vec<&str> = approved.split(' ').collect();
+        if scope.iter().all(|s| approved.contains(&s.as_str())) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
