@@ -12,6 +12,8 @@ use crate::app::Worker;
 use crate::crypto::{random_token, sha256};
 use crate::http::form::{Form, encode_component, encode_pairs};
 use crate::http::{Method, Req, Resp};
+use crate::oauth::grants::authorization_code::GRANT_TYPE;
+use crate::oauth::policy::{self, Refusal};
 use crate::oauth::{pkce, redirect_uri, scope};
 use crate::store::grants::NewCode;
 use crate::store::{Client, StoreError};
@@ -245,7 +247,7 @@ pub fn parse(w: &Worker, form: &Form) -> Result<AuthRequest, Failure> {
             ));
         }
     }
-    if !client.allows_grant("authorization_code") {
+    if !client.allows_grant(GRANT_TYPE) {
         return Err(fail(
             &target,
             "unauthorized_client",
@@ -273,19 +275,22 @@ pub fn parse(w: &Worker, form: &Form) -> Result<AuthRequest, Failure> {
             "registration is not supported",
         ));
     }
-    let scope = match get("scope")? {
-        None => client.scopes.clone(),
-        Some(raw) => {
-            scope::parse(raw).ok_or_else(|| fail(&target, "invalid_scope", "scope is malformed"))?
-        }
+    let requested = match get("scope")? {
+        None => None,
+        Some(raw) => Some(
+            scope::parse(raw)
+                .ok_or_else(|| fail(&target, "invalid_scope", "scope is malformed"))?,
+        ),
     };
-    if !scope::is_subset(&scope, &client.scopes) {
-        return Err(fail(
+    // `offline_access` needs the refresh_token grant, not a registered scope (OIDC Core §11);
+    // the consent page asks for it in plain words.
+    let scope = scope::grant_for(&client, requested).map_err(|_| {
+        fail(
             &target,
             "invalid_scope",
             "requested scope is not allowed for this client",
-        ));
-    }
+        )
+    })?;
     let code_challenge = match (get("code_challenge")?, get("code_challenge_method")?) {
         (Some(c), Some("S256")) if pkce::valid_challenge(c) => Some(c.to_string()),
         (Some(_), Some("S256")) => {
@@ -453,36 +458,43 @@ fn decide(w: &mut Worker, req: &Req, ar: &AuthRequest, now: i64) -> Result<Resp,
         }
         _ => return Ok(to_login(ar)),
     };
-    // `client add --allow-group`: people outside the groups get no code at all.
-    if !ar.client.allowed_groups.is_empty()
-        && !session
-            .user
-            .groups
-            .iter()
-            .any(|g| ar.client.allowed_groups.contains(g))
-    {
-        log::info!(target: "latchkey::security", "{} is not in a group allowed to use client {}", session.user.username, ar.client.client_id);
-        return Err(Failure::Redirect {
+    // A reused session passes the same checks as a fresh sign-in (oauth::policy).
+    let prompt_consent = ar.prompt_consent;
+    let store = &w.store;
+    let refusal = policy::still_allowed(
+        &ar.client,
+        Some(&session.user),
+        &[GRANT_TYPE],
+        &ar.scope,
+        |u, c, s| Ok(!prompt_consent && store.has_consent(u, c, s)?),
+    )?;
+    match refusal {
+        Ok(()) => issue_code(w, ar, &session, now),
+        Err(Refusal::NoConsent) if ar.prompt_none => Err(Failure::Redirect {
             target: ar.target.clone(),
-            error: "access_denied",
-            description: "the user may not use this application",
-        });
+            error: "consent_required",
+            description: "the user has not approved this application",
+        }),
+        Err(Refusal::NoConsent) => consent_page(w, req, ar, &session),
+        Err(refused) => Err(refused_failure(ar, &session, refused)),
     }
-    let consented = ar.client.skip_consent
-        || (!ar.prompt_consent
-            && w.store
-                .has_consent(&session.user.id, &ar.client.client_id, &ar.scope)?);
-    if !consented {
-        if ar.prompt_none {
-            return Err(Failure::Redirect {
-                target: ar.target.clone(),
-                error: "consent_required",
-                description: "the user has not approved this application",
-            });
-        }
-        return consent_page(w, req, ar, &session);
+}
+
+/// The redirect for a signed-in user whom the client's rules refuse.
+fn refused_failure(ar: &AuthRequest, s: &session::Session, r: Refusal) -> Failure {
+    log::info!(target: "latchkey::security", "{} refused at client {}: {}", s.user.username, ar.client.client_id, r.description());
+    let (error, description) = match r {
+        Refusal::GrantNotAllowed => (
+            "unauthorized_client",
+            "the client may not use the authorization code flow",
+        ),
+        _ => ("access_denied", "the user may not use this application"),
+    };
+    Failure::Redirect {
+        target: ar.target.clone(),
+        error,
+        description,
     }
-    issue_code(w, ar, &session, now)
 }
 
 fn to_login(ar: &AuthRequest) -> Resp {
@@ -564,6 +576,18 @@ pub fn handle_consent(w: &mut Worker, req: &Req, now: i64) -> Resp {
         };
         match form.get("decision").ok().flatten() {
             Some("approve") => {
+                // The consent form can be posted for any request: the group and grant checks
+                // that led to the page are made again before anything is remembered.
+                let refusal = policy::still_allowed(
+                    &ar.client,
+                    Some(&s.user),
+                    &[GRANT_TYPE],
+                    &ar.scope,
+                    |_, _, _| Ok(true),
+                )?;
+                if let Err(refused) = refusal {
+                    return Err(refused_failure(&ar, &s, refused));
+                }
                 w.store
                     .insert_consent(&s.user.id, &ar.client.client_id, &ar.scope, now)?;
                 issue_code(w, &ar, &s, now)

@@ -7,6 +7,7 @@ pub mod error;
 pub mod grants;
 pub mod introspect;
 pub mod pkce;
+pub mod policy;
 pub mod redirect_uri;
 pub mod revocations;
 pub mod revoke;

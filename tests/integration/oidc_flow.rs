@@ -2702,3 +2702,441 @@ fn discovery_lists_the_openid_connect_metadata_and_the_jwks_both_keys() {
         DecodingKey::from_jwk(jwk).unwrap();
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// offline_access (OIDC Core §11)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn offline_access_is_granted_to_clients_with_the_refresh_grant_whatever_their_scopes() {
+    let server = Server::start();
+    add_user(&server, "alice", &[]);
+    let mut b = Browser::new(&server);
+
+    // Registered with the default scopes, which do not name offline_access.
+    let rp = add_rp(&server, "Vaultwarden", &[]);
+    let shown: Value =
+        serde_json::from_str(&server.cli_ok(&["client", "show", "Vaultwarden", "--json"])).unwrap();
+    assert!(
+        !shown["scopes"].to_string().contains("offline_access"),
+        "{shown}"
+    );
+    let pkce = Pkce::new();
+    let authz = Authz::new(&rp, &pkce).set("scope", "openid profile email offline_access");
+    let r = b.get(&authz.url());
+    let r = b.submit_login(&location(&r), "alice", PASSWORD);
+    let consent = b.get(&location(&r));
+    assert_eq!(consent.status, 200, "{}", consent.text());
+    assert!(
+        consent.text().contains("Stay connected while you are away"),
+        "the consent page names offline access in plain words: {}",
+        consent.text()
+    );
+    let r = b.decide(&consent, "approve");
+    let code = code_from(&server, &location(&r), CB, Some(STATE));
+    let t = rp.tokens(&server, &code, &pkce);
+    assert_eq!(t.json["scope"], "openid profile email offline_access");
+    let t2 = Tokens::from(&rp.refresh(&server, t.refresh(), None));
+    assert_eq!(
+        t2.json["scope"], "openid profile email offline_access",
+        "a refresh keeps offline_access"
+    );
+    assert!(t2.refresh.is_some());
+
+    // Without the refresh_token grant: dropped, not an error — even when registered with it.
+    for (name, extra) in [
+        ("No Refresh", &[][..]),
+        (
+            "Registered With It",
+            &["--scope", "openid profile offline_access"][..],
+        ),
+    ] {
+        let rp = add_rp_with(&server, name, CB, &["authorization_code"], extra);
+        let pkce = Pkce::new();
+        let authz = Authz::new(&rp, &pkce).set("scope", "openid offline_access");
+        let page = b.get(&authz.url());
+        assert_eq!(page.status, 200, "{name}: {}", page.text());
+        assert!(
+            !page.text().contains("Stay connected"),
+            "{name}: offline access is not asked for when it cannot be granted"
+        );
+        let r = b.decide(&page, "approve");
+        let code = code_from(&server, &location(&r), CB, Some(STATE));
+        let t = rp.tokens(&server, &code, &pkce);
+        assert_eq!(t.json["scope"], "openid", "{name}: {}", t.json);
+        assert!(t.refresh.is_none(), "{name}: no refresh token: {}", t.json);
+        assert!(t.id.is_some(), "{name}");
+    }
+
+    // Any other scope the client lacks is still invalid_scope.
+    let r = b.get(
+        &Authz::new(&rp, &Pkce::new())
+            .set("scope", "openid offline_access admin")
+            .url(),
+    );
+    assert_error_redirect(&server, &r, CB, "invalid_scope", Some(STATE));
+}
+
+// ---------------------------------------------------------------------------------------------
+// What was checked at sign-in holds later too (oauth::policy)
+// ---------------------------------------------------------------------------------------------
+
+/// A user `alice` in group `family`, and a client open to that group only (consent asked).
+fn family_app(server: &Server) -> Rp {
+    add_user(server, "alice", &["--group", "family"]);
+    add_rp(server, "Family App", &["--allow-group", "family"])
+}
+
+/// Sets a client's grant types in the database (the CLI has no command for it yet).
+fn set_grants(server: &Server, rp: &Rp, grants: &[&str]) {
+    let grants = serde_json::to_string(grants).unwrap();
+    db(&server.data_dir)
+        .execute(
+            "UPDATE clients SET grant_types = ?1 WHERE client_id = ?2",
+            rusqlite::params![grants, rp.id],
+        )
+        .unwrap();
+}
+
+/// Asserts a token-endpoint error, waiting up to 2 s for a change to reach the server.
+fn refused_soon(what: &str, mut request: impl FnMut() -> Response, status: u16, error: &str) {
+    crate::support::eventually(Duration::from_secs(2), what, || {
+        let r = request();
+        r.status == status && r.json()["error"] == error
+    });
+}
+
+#[test]
+fn a_refresh_checks_the_sign_in_again() {
+    let server = Server::start();
+    let rp = family_app(&server);
+    let mut b = Browser::new(&server);
+    let pkce = Pkce::new();
+    let code = login_code(&server, &mut b, "alice", &Authz::new(&rp, &pkce));
+    let mut t = rp.tokens(&server, &code, &pkce);
+    let rotate = |t: &mut Tokens| {
+        *t = Tokens::from(&rp.refresh(&server, t.refresh(), None));
+    };
+    rotate(&mut t);
+
+    // Out of the allowed group: refused; the token is not spent, and works once back in.
+    server.cli_ok(&["user", "group", "remove", "alice", "family"]);
+    let r = rp.refresh(&server, t.refresh(), None);
+    r.assert_oauth_error(400, "invalid_grant");
+    assert_eq!(
+        r.json()["error_description"],
+        "the user may no longer use this application"
+    );
+    server.cli_ok(&["user", "group", "add", "alice", "family"]);
+    rotate(&mut t);
+
+    // The consent gone (as any path that removes it would leave it): refused.
+    let conn = db(&server.data_dir);
+    let sub: String = conn
+        .query_row("SELECT id FROM users WHERE username = 'alice'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let consent: (String, i64) = conn
+        .query_row(
+            "SELECT scope, created_at FROM consents WHERE user_id = ?1",
+            [&sub],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    conn.execute("DELETE FROM consents WHERE user_id = ?1", [&sub])
+        .unwrap();
+    let r = rp.refresh(&server, t.refresh(), None);
+    r.assert_oauth_error(400, "invalid_grant");
+    assert_eq!(
+        r.json()["error_description"],
+        "the user's consent for this application was revoked"
+    );
+    conn.execute(
+        "INSERT INTO consents (user_id, client_id, scope, created_at) VALUES (?1, ?2, ?3, ?4)",
+        rusqlite::params![sub, rp.id, consent.0, consent.1],
+    )
+    .unwrap();
+    rotate(&mut t);
+
+    // The client lost the grant its tokens come from, then the refresh grant itself.
+    set_grants(&server, &rp, &["refresh_token"]);
+    refused_soon(
+        "no authorization_code",
+        || rp.refresh(&server, t.refresh(), None),
+        400,
+        "unauthorized_client",
+    );
+    set_grants(&server, &rp, &["authorization_code"]);
+    refused_soon(
+        "no refresh_token",
+        || rp.refresh(&server, t.refresh(), None),
+        400,
+        "unauthorized_client",
+    );
+    set_grants(&server, &rp, &["authorization_code", "refresh_token"]);
+    crate::support::eventually(Duration::from_secs(2), "the grants are back", || {
+        rp.refresh(&server, t.refresh(), None).status == 200
+    });
+    // (That rotated the token; a fresh grant for the last checks.)
+    let pkce = Pkce::new();
+    let code = code_via(&server, &mut b, &Authz::new(&rp, &pkce));
+    let t = rp.tokens(&server, &code, &pkce);
+
+    // `user consent revoke`: refused, and its access tokens are revoked too.
+    let listed: Value =
+        serde_json::from_str(&server.cli_ok(&["user", "consent", "list", "alice", "--json"]))
+            .unwrap();
+    assert_eq!(listed[0]["client_id"], rp.id.as_str(), "{listed}");
+    server.cli_ok(&["user", "consent", "revoke", "alice", "Family App"]);
+    rp.refresh(&server, t.refresh(), None)
+        .assert_oauth_error(400, "invalid_grant");
+    assert_revoked_soon(&server, &t.access);
+    assert_eq!(
+        server
+            .cli_ok(&["user", "consent", "list", "alice", "--json"])
+            .trim(),
+        "[]"
+    );
+
+    // A disabled user, and a removed client.
+    let pkce = Pkce::new();
+    let code = code_via(&server, &mut b, &Authz::new(&rp, &pkce));
+    let t = rp.tokens(&server, &code, &pkce);
+    let conn = db(&server.data_dir);
+    conn.execute("UPDATE users SET disabled = 1 WHERE id = ?1", [&sub])
+        .unwrap();
+    let r = rp.refresh(&server, t.refresh(), None);
+    r.assert_oauth_error(400, "invalid_grant");
+    assert_eq!(
+        r.json()["error_description"],
+        "the user is no longer active"
+    );
+    conn.execute("UPDATE users SET disabled = 0 WHERE id = ?1", [&sub])
+        .unwrap();
+    Tokens::from(&rp.refresh(&server, t.refresh(), None));
+    server.cli_ok(&["client", "remove", "Family App"]);
+    refused_soon(
+        "client removed",
+        || rp.refresh(&server, "x", None),
+        401,
+        "invalid_client",
+    );
+}
+
+#[test]
+fn a_code_is_redeemed_only_while_the_sign_in_still_holds() {
+    let server = Server::start();
+    let rp = family_app(&server);
+    let mut b = Browser::new(&server);
+    let pkce = Pkce::new();
+    let code = login_code(&server, &mut b, "alice", &Authz::new(&rp, &pkce));
+    // Removed from the group between the code and its redemption.
+    server.cli_ok(&["user", "group", "remove", "alice", "family"]);
+    let r = rp.exchange(&server, &code, Some(&pkce.verifier));
+    r.assert_oauth_error(400, "invalid_grant");
+    assert_eq!(
+        r.json()["error_description"],
+        "the user may no longer use this application"
+    );
+    server.cli_ok(&["user", "group", "add", "alice", "family"]);
+
+    // The consent revoked between the code and its redemption.
+    let pkce = Pkce::new();
+    let code = code_via(&server, &mut b, &Authz::new(&rp, &pkce));
+    server.cli_ok(&["user", "consent", "revoke", "alice", &rp.id]);
+    let r = rp.exchange(&server, &code, Some(&pkce.verifier));
+    r.assert_oauth_error(400, "invalid_grant");
+    assert_eq!(
+        r.json()["error_description"],
+        "the user's consent for this application was revoked"
+    );
+
+    // The client lost the authorization_code grant.
+    let pkce = Pkce::new();
+    let code = code_via(&server, &mut b, &Authz::new(&rp, &pkce));
+    set_grants(&server, &rp, &["refresh_token"]);
+    refused_soon(
+        "no authorization_code",
+        || rp.exchange(&server, &code, Some(&pkce.verifier)),
+        400,
+        "unauthorized_client",
+    );
+}
+
+#[test]
+fn a_reused_session_at_authorize_checks_the_sign_in_again() {
+    let server = Server::start();
+    let rp = family_app(&server);
+    let mut b = Browser::new(&server);
+    let authz = Authz::new(&rp, &Pkce::new());
+    login_code(&server, &mut b, "alice", &authz);
+    // Signed in and approved: straight back with a code.
+    let r = b.get(&authz.url());
+    assert_eq!(r.status, 303, "{}", r.text());
+    code_from(&server, &location(&r), CB, Some(STATE));
+
+    // Out of the group: access_denied, with no code.
+    server.cli_ok(&["user", "group", "remove", "alice", "family"]);
+    let r = b.get(&authz.url());
+    assert_error_redirect(&server, &r, CB, "access_denied", Some(STATE));
+    server.cli_ok(&["user", "group", "add", "alice", "family"]);
+
+    // Consent revoked: the consent page again (and consent_required for prompt=none).
+    server.cli_ok(&["user", "consent", "revoke", "alice", "Family App"]);
+    let none = authz.clone().set("prompt", "none");
+    let r = b.get(&none.url());
+    assert_error_redirect(&server, &r, CB, "consent_required", Some(STATE));
+    let page = b.get(&authz.url());
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(page.text().contains("action=\"/consent\""));
+    let r = b.decide(&page, "approve");
+    code_from(&server, &location(&r), CB, Some(STATE));
+
+    // The client lost the authorization_code grant: unauthorized_client.
+    set_grants(&server, &rp, &["refresh_token"]);
+    crate::support::eventually(Duration::from_secs(2), "grant removed", || {
+        let r = b.get(&authz.url());
+        r.status == 303
+            && query_param(&location(&r), "error").as_deref() == Some("unauthorized_client")
+    });
+    set_grants(&server, &rp, &["authorization_code", "refresh_token"]);
+    crate::support::eventually(Duration::from_secs(2), "grant back", || {
+        let r = b.get(&authz.url());
+        r.status == 303 && query_param(&location(&r), "code").is_some()
+    });
+
+    // Disabled (even without `user disable`'s own clean-up): the session no longer counts.
+    db(&server.data_dir)
+        .execute("UPDATE users SET disabled = 1 WHERE username = 'alice'", [])
+        .unwrap();
+    let r = b.get(&authz.url());
+    assert_eq!(r.status, 303);
+    assert!(location(&r).starts_with("/login?"), "{}", location(&r));
+
+    // A removed client: an error page, the browser goes nowhere.
+    server.cli_ok(&["client", "remove", "Family App"]);
+    crate::support::eventually(Duration::from_secs(2), "client removed", || {
+        check_error_page(&b.get(&authz.url()), 400).is_ok()
+    });
+}
+
+#[test]
+fn the_consent_form_cannot_grant_what_the_client_refuses() {
+    // The consent form carries the whole authorization request. Posting it for a client the
+    // user may not use must not give a code, whatever consent page the form came from.
+    let server = Server::start();
+    add_user(&server, "alice", &["--group", "family"]);
+    add_user(&server, "bob", &[]);
+    let family = add_rp(&server, "Family App", &["--allow-group", "family"]);
+    let open = add_rp(&server, "Open App", &[]);
+    let mut b = Browser::new(&server);
+    let open_authz = Authz::new(&open, &Pkce::new());
+    let r = b.get(&open_authz.url());
+    let r = b.submit_login(&location(&r), "bob", PASSWORD);
+    let page = b.get(&location(&r));
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    let csrf = hidden_input(&html, "csrf").unwrap();
+    let family_request = Authz::new(&family, &Pkce::new()).query();
+    let r = b.post(
+        "/consent",
+        &[
+            ("csrf", &csrf),
+            ("request", &family_request),
+            ("decision", "approve"),
+        ],
+    );
+    assert_error_redirect(&server, &r, CB, "access_denied", Some(STATE));
+    let sub: String = db(&server.data_dir)
+        .query_row("SELECT id FROM users WHERE username = 'bob'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let consents: i64 = db(&server.data_dir)
+        .query_row(
+            "SELECT COUNT(*) FROM consents WHERE user_id = ?1",
+            [&sub],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(consents, 0, "nothing was remembered");
+    // The form of the page itself still works (control).
+    let r = b.decide(&page, "approve");
+    code_from(&server, &location(&r), CB, Some(STATE));
+}
+
+#[test]
+fn client_credentials_follow_every_change_to_the_client() {
+    let server = Server::start();
+    let out: Value = serde_json::from_str(&server.cli_ok(&[
+        "client",
+        "add",
+        "worker",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "jobs:read jobs:write",
+        "--json",
+    ]))
+    .unwrap();
+    let id = out["client_id"].as_str().unwrap().to_string();
+    let secret = out["client_secret"].as_str().unwrap().to_string();
+    let ask = |secret: &str, scope: &str| {
+        server.post_form(
+            "/token",
+            &encode_form(&[("grant_type", "client_credentials"), ("scope", scope)]),
+            &basic_header(&id, secret),
+        )
+    };
+    assert_eq!(ask(&secret, "jobs:write").status, 200);
+    let conn = db(&server.data_dir);
+    // A scope taken away.
+    conn.execute(
+        "UPDATE clients SET scopes = 'jobs:read' WHERE client_id = ?1",
+        [&id],
+    )
+    .unwrap();
+    refused_soon(
+        "scope removed",
+        || ask(&secret, "jobs:write"),
+        400,
+        "invalid_scope",
+    );
+    assert_eq!(ask(&secret, "jobs:read").status, 200);
+    // The grant taken away.
+    conn.execute(
+        "UPDATE clients SET grant_types = '[\"authorization_code\"]' WHERE client_id = ?1",
+        [&id],
+    )
+    .unwrap();
+    refused_soon(
+        "grant removed",
+        || ask(&secret, "jobs:read"),
+        400,
+        "unauthorized_client",
+    );
+    conn.execute(
+        "UPDATE clients SET grant_types = '[\"client_credentials\"]' WHERE client_id = ?1",
+        [&id],
+    )
+    .unwrap();
+    crate::support::eventually(Duration::from_secs(2), "grant back", || {
+        ask(&secret, "jobs:read").status == 200
+    });
+    // The secret rotated: the old one stops working at once.
+    let rotated: Value =
+        serde_json::from_str(&server.cli_ok(&["client", "rotate-secret", "worker", "--json"]))
+            .unwrap();
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_string();
+    ask(&secret, "jobs:read").assert_oauth_error(401, "invalid_client");
+    assert_eq!(ask(&new_secret, "jobs:read").status, 200);
+    // Removed.
+    server.cli_ok(&["client", "remove", "worker"]);
+    refused_soon(
+        "client removed",
+        || ask(&new_secret, "jobs:read"),
+        401,
+        "invalid_client",
+    );
+}

@@ -11,8 +11,10 @@ use crate::http::Resp;
 use crate::http::form::Form;
 use crate::oauth::error::OAuthError;
 use crate::oauth::grants::tokens::{self, Minted};
+use crate::oauth::policy::{self, Refusal};
 use crate::oauth::{pkce, redirect_uri};
 use crate::store::grants::{self as g, CodeRow};
+use crate::store::sessions::consent_covers;
 use crate::store::users;
 use crate::store::{Client, User};
 
@@ -79,9 +81,18 @@ pub fn exchange(
         if row.expires_at <= now {
             return Ok(Err(OAuthError::invalid_grant("authorization code expired")));
         }
-        let user = match users::user_tx(tx, &row.user_id)? {
-            Some(u) if !u.disabled => u,
-            _ => return Ok(Err(OAuthError::invalid_grant("the user is no longer active"))),
+        // The sign-in is checked again: group, consent and user may have changed since the
+        // code was issued, and POST /consent is not the only way a code comes to exist.
+        let user = users::user_tx(tx, &row.user_id)?;
+        let scope: Vec<String> = row.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
+        if let Err(refused) = policy::still_allowed(client, user.as_ref(), &[GRANT_TYPE], &scope, |u, c, s| {
+            consent_covers(tx, u, c, s)
+        })? {
+            log::info!(target: "latchkey::security", "code refused for client {}: {}", client.client_id, refused.description());
+            return Ok(Err(refused.token_error()));
+        }
+        let Some(user) = user else {
+            return Ok(Err(Refusal::UserInactive.token_error()));
         };
         if !g::use_code_tx(tx, &hash, &minted.grant_id, now)? {
             return Ok(Err(OAuthError::invalid_grant("authorization code was already used")));

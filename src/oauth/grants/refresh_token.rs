@@ -11,9 +11,12 @@ use crate::crypto::sha256;
 use crate::http::Resp;
 use crate::http::form::Form;
 use crate::oauth::error::OAuthError;
+use crate::oauth::grants::authorization_code;
 use crate::oauth::grants::tokens::{self, Minted};
+use crate::oauth::policy::{self, Refusal};
 use crate::oauth::scope;
 use crate::store::grants::{self as g, GrantRow};
+use crate::store::sessions::consent_covers;
 use crate::store::users;
 use crate::store::{Client, User};
 
@@ -65,11 +68,19 @@ pub fn exchange(
         if row.idle_expires_at <= now || grant.expires_at <= now {
             return Ok(Err(OAuthError::invalid_grant("refresh token expired")));
         }
-        let user = match users::user_tx(tx, &grant.user_id)? {
-            Some(u) if !u.disabled => u,
-            _ => return Ok(Err(OAuthError::invalid_grant("the user is no longer active"))),
-        };
         let family: Vec<String> = row.scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect();
+        // Everything the sign-in checked, checked again now.
+        let user = users::user_tx(tx, &grant.user_id)?;
+        let grants = [authorization_code::GRANT_TYPE, GRANT_TYPE];
+        if let Err(refused) = policy::still_allowed(client, user.as_ref(), &grants, &family, |u, c, s| {
+            consent_covers(tx, u, c, s)
+        })? {
+            log::info!(target: "latchkey::security", "refresh refused for client {}: {}", client.client_id, refused.description());
+            return Ok(Err(refused.token_error()));
+        }
+        let Some(user) = user else {
+            return Ok(Err(Refusal::UserInactive.token_error()));
+        };
         // Never wider than granted, and re-checked against what the client may have today.
         let granted: Vec<String> = match &requested {
             Some(r) if !scope::is_subset(r, &family) => {
@@ -78,7 +89,7 @@ pub fn exchange(
             Some(r) => r.clone(),
             None => family.clone(),
         };
-        let granted: Vec<String> = granted.into_iter().filter(|s| client.scopes.contains(s)).collect();
+        let granted: Vec<String> = granted.into_iter().filter(|s| scope::permits(client, s)).collect();
         if !g::use_refresh_tx(tx, &row.grant_id, &hash, now)? {
             revoked = g::revoke_grant_tx(tx, &grant.id, now)?;
             return Ok(Err(OAuthError::invalid_grant("refresh token was already used")));

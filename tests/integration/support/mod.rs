@@ -421,3 +421,16 @@ pub fn read_response(s: &mut TcpStream, head_request: bool) -> Option<Response> 
         body,
     })
 }
+
+/// Polls `f` every 20 ms until it holds, failing the test with `what` if it does not within
+/// `limit` (a change made by the CLI reaches a running server within a second).
+pub fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
