@@ -212,6 +212,11 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
     watch_signals(stop.clone(), tls.clone())?;
     let maintenance = spawn_maintenance(Arc::clone(&app), &db_path, writer, stop.clone())?;
 
+    // Before the announcement, so that whoever waits for it can scrape at once.
+    let metrics = match args.metrics_listen {
+        Some(addr) => Some(spawn_metrics(addr)?),
+        None => None,
+    };
     log::info!("issuer {issuer}");
     log::info!("database {}", db_path.display());
     log::info!("{workers} workers");
@@ -222,10 +227,6 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
     let _ = out.flush();
     drop(out);
 
-    let metrics = match args.metrics_listen {
-        Some(addr) => Some(spawn_metrics(addr)?),
-        None => None,
-    };
     let left = server.run();
     if let Some((handle, thread)) = metrics {
         handle.stop();
