@@ -549,7 +549,9 @@ mod tests {
         };
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let a1 = Slot::take(&stats, ip("10.0.0.1"), &config).ok().unwrap();
-        let a2 = Slot::take(&stats, ip("::ffff:10.0.0.1"), &config).ok().unwrap();
+        let a2 = Slot::take(&stats, ip("::ffff:10.0.0.1"), &config)
+            .ok()
+            .unwrap();
         assert!(
             matches!(
                 Slot::take(&stats, ip("10.0.0.1"), &config),
@@ -560,7 +562,9 @@ mod tests {
         let b = Slot::take(&stats, ip("10.0.0.2"), &config).ok().unwrap();
         // An IPv6 host counts by its /64.
         let v1 = Slot::take(&stats, ip("2001:db8::1"), &config).ok().unwrap();
-        let v2 = Slot::take(&stats, ip("2001:db8::2:3"), &config).ok().unwrap();
+        let v2 = Slot::take(&stats, ip("2001:db8::2:3"), &config)
+            .ok()
+            .unwrap();
         assert!(matches!(
             Slot::take(&stats, ip("2001:db8::ffff"), &config),
             Err(Refusal::PerAddress)

@@ -144,14 +144,12 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
     // No account has a longer name, and no password longer than MAX_LEN was ever set: such a
     // sign-in fails before any lookup or hash, and an over-long name never enters the
     // per-account throttle (whose keys an attacker could otherwise choose freely).
-    let long_name = username.len() > 4 * MAX_USERNAME_CHARS
-        || username.chars().count() > MAX_USERNAME_CHARS;
+    let long_name =
+        username.len() > 4 * MAX_USERNAME_CHARS || username.chars().count() > MAX_USERNAME_CHARS;
     let oversized = long_name || password.len() > password::MAX_LEN;
     let account_key = (!long_name).then(|| username_key(&username));
     let (accounts, addresses) = w.app.throttles();
-    let account_lock = account_key
-        .as_deref()
-        .and_then(|k| accounts.locked(k, now));
+    let account_lock = account_key.as_deref().and_then(|k| accounts.locked(k, now));
     if let Some(wait) = account_lock.max(addresses.locked(&ip_key, now)) {
         log::info!(target: "latchkey::security", "login throttled from {ip_key}");
         crate::metrics::METRICS.login_throttled();

@@ -67,7 +67,8 @@ fn post_login(b: &Browser, csrf: &str, user: &str, password: &str, extra: &str) 
         ("username", user),
         ("password", password),
     ]);
-    b.server.post_form("/login", &body, &format!("{}{extra}", b.cookie_header()))
+    b.server
+        .post_form("/login", &body, &format!("{}{extra}", b.cookie_header()))
 }
 
 /// The text of the page's error message, if any.
@@ -130,7 +131,10 @@ fn a_flood_of_long_usernames_leaves_the_throttle_tables_and_memory_bounded() {
         "VmRSS {rss_kib} kB after the flood, {rss_before} kB before"
     );
     let rss_metric = metric_value(&text, "process_resident_memory_bytes").unwrap();
-    assert!(rss_metric > 0.0 && rss_metric < 40.0 * 1024.0 * 1024.0, "{text}");
+    assert!(
+        rss_metric > 0.0 && rss_metric < 40.0 * 1024.0 * 1024.0,
+        "{text}"
+    );
 }
 
 #[test]
