@@ -31,8 +31,8 @@ pub struct App {
     keys: RwLock<Arc<KeyRing>>,
     settings: RwLock<Arc<Settings>>,
     csrf_key: Vec<u8>,
-    account_throttle: Throttle,
-    address_throttle: Throttle,
+    account_throttle: Arc<Throttle>,
+    address_throttle: Arc<Throttle>,
     api_keys: RwLock<Arc<KeyIndex>>,
     rate_limiter: RateLimiter,
     usage: Usage,
@@ -52,8 +52,8 @@ impl App {
             keys: RwLock::new(Arc::new(keys)),
             settings: RwLock::new(Arc::new(settings)),
             csrf_key,
-            account_throttle: Throttle::new(ACCOUNT_FREE_FAILURES, MAX_LOCK),
-            address_throttle: Throttle::new(ADDRESS_FREE_FAILURES, MAX_LOCK),
+            account_throttle: Arc::new(Throttle::new(ACCOUNT_FREE_FAILURES, MAX_LOCK)),
+            address_throttle: Arc::new(Throttle::new(ADDRESS_FREE_FAILURES, MAX_LOCK)),
             api_keys: RwLock::new(Arc::new(KeyIndex::default())),
             rate_limiter: RateLimiter::default(),
             usage: Usage::default(),
@@ -151,6 +151,14 @@ impl App {
     /// The login throttles: per account, per client address.
     pub fn throttles(&self) -> (&Throttle, &Throttle) {
         (&self.account_throttle, &self.address_throttle)
+    }
+
+    /// Shared handles to the login throttles (per account, per address), for `/metrics`.
+    pub fn throttle_handles(&self) -> (Arc<Throttle>, Arc<Throttle>) {
+        (
+            Arc::clone(&self.account_throttle),
+            Arc::clone(&self.address_throttle),
+        )
     }
 
     /// The current key ring.

@@ -168,7 +168,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: 10,
         min: 1,
         max: 300,
-        help: "seconds a request head may take from its first byte (applies at start)",
+        help: "seconds from accept to a connection's first request head, and from the first byte of a later one (applies at start)",
     },
     SettingSpec {
         key: "http.body_timeout",
@@ -183,6 +183,13 @@ pub const SETTINGS: &[SettingSpec] = &[
         min: 1,
         max: 65_536,
         help: "open connections beyond this get 503 (applies at start)",
+    },
+    SettingSpec {
+        key: "http.max_connections_per_address",
+        default: 256,
+        min: 1,
+        max: 65_536,
+        help: "open connections from one address (IPv6: one /64) beyond this get 503; trusted proxies are exempt (applies at start)",
     },
 ];
 

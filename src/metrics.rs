@@ -4,8 +4,11 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
+
+use crate::accounts::throttle::Throttle;
+use crate::server::ConnStats;
 
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -26,6 +29,10 @@ pub struct Metrics {
     api_key_rejected: AtomicU64,
     rate_limited: AtomicU64,
     db_errors: AtomicU64,
+    /// The main server's connection counts, once it runs.
+    connections: OnceLock<Arc<ConnStats>>,
+    /// The login throttles (per account, per address), once the server runs.
+    login_throttles: OnceLock<(Arc<Throttle>, Arc<Throttle>)>,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -64,7 +71,19 @@ impl Metrics {
             api_key_rejected: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
             db_errors: AtomicU64::new(0),
+            connections: OnceLock::new(),
+            login_throttles: OnceLock::new(),
         }
+    }
+
+    /// Shows these connection counts (of the public listener). Only the first call counts.
+    pub fn watch_connections(&self, stats: Arc<ConnStats>) {
+        let _ = self.connections.set(stats);
+    }
+
+    /// Shows the sizes of these login throttle tables. Only the first call counts.
+    pub fn watch_login_throttles(&self, account: Arc<Throttle>, address: Arc<Throttle>) {
+        let _ = self.login_throttles.set((account, address));
     }
 
     /// Counts a request to `endpoint` (a route path, or "other") answered with `status`.
@@ -225,8 +244,55 @@ impl Metrics {
                 load(v)
             );
         }
+        if let Some(c) = self.connections.get() {
+            let (max, per_address) = c.refused();
+            let _ = writeln!(
+                out,
+                "# HELP latchkey_open_connections Connections open on the public listener.\n\
+                 # TYPE latchkey_open_connections gauge\nlatchkey_open_connections {}\n\
+                 # HELP latchkey_connections_refused_total Connections answered 503 at accept, by \
+                 the cap that refused them.\n\
+                 # TYPE latchkey_connections_refused_total counter\n\
+                 latchkey_connections_refused_total{{cap=\"max_connections\"}} {max}\n\
+                 latchkey_connections_refused_total{{cap=\"per_address\"}} {per_address}",
+                c.open()
+            );
+        }
+        if let Some((account, address)) = self.login_throttles.get() {
+            let _ = writeln!(
+                out,
+                "# HELP latchkey_login_throttle_entries Keys held by a login throttle table (at \
+                 most {}).\n# TYPE latchkey_login_throttle_entries gauge\n\
+                 latchkey_login_throttle_entries{{table=\"account\"}} {}\n\
+                 latchkey_login_throttle_entries{{table=\"address\"}} {}",
+                crate::accounts::throttle::MAX_ENTRIES,
+                account.len(),
+                address.len()
+            );
+        }
+        if let Some(rss) = resident_bytes() {
+            let _ = writeln!(
+                out,
+                "# HELP process_resident_memory_bytes Resident memory of the process (VmRSS).\n\
+                 # TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}"
+            );
+        }
         out
     }
+}
+
+/// The process's resident memory in bytes, from `/proc/self/status` (Linux; `None` elsewhere).
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    kb.checked_mul(1024)
 }
 
 #[cfg(test)]
@@ -262,5 +328,38 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("latchkey_logins_total 0"), "{text}");
+    }
+
+    #[test]
+    fn renders_connections_throttle_sizes_and_resident_memory() {
+        let m = Metrics::new();
+        let text = m.render();
+        assert!(!text.contains("latchkey_open_connections"), "{text}");
+        m.watch_connections(Arc::new(ConnStats::default()));
+        let (account, address) = (
+            Arc::new(Throttle::new(1, 60)),
+            Arc::new(Throttle::new(1, 60)),
+        );
+        account.fail("a", 0);
+        address.fail("1.2.3.4", 0);
+        address.fail("1.2.3.5", 0);
+        m.watch_login_throttles(account, address);
+        let text = m.render();
+        for line in [
+            "latchkey_open_connections 0",
+            "latchkey_connections_refused_total{cap=\"max_connections\"} 0",
+            "latchkey_connections_refused_total{cap=\"per_address\"} 0",
+            "latchkey_login_throttle_entries{table=\"account\"} 1",
+            "latchkey_login_throttle_entries{table=\"address\"} 2",
+            "# TYPE latchkey_open_connections gauge",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
+        let rss: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        assert!(rss > 1024 * 1024, "{rss}");
     }
 }

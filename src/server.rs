@@ -7,18 +7,28 @@
 //! keep-alive connection never holds a worker while it is idle (the failure DESIGN.md measured
 //! in tiny_http). Beyond `max_connections` open connections, new ones get a 503.
 //!
+//! One peer cannot take every slot: beyond `max_connections_per_address` open connections from
+//! one address (an IPv6 peer counts by its /64, the block one host or household is given), its
+//! new ones get the same 503. Addresses in `uncapped` — the trusted reverse proxies, which carry
+//! many clients over their connections and whose real clients cannot be known at accept — are
+//! held only to the global cap. The counts are exact: a connection's slot is taken on the accept
+//! thread and given back by a guard however its thread ends, and an address leaves the table
+//! when its count reaches zero, so the table holds at most one entry per open connection.
+//!
 //! Stopping: [`StopHandle::stop`] sets a flag and wakes the accept loop; idle connections see
 //! the flag within 200 ms and close; requests in flight finish and their responses carry
 //! `Connection: close`; [`Server::run`] returns when every connection is gone or the drain
 //! deadline passes.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::forward::proxy::Cidr;
 use crate::http::conn::{Conn, Limits, Next};
 use crate::http::tls::{Stream, Tls};
 use crate::http::{Method, Req, Resp};
@@ -112,6 +122,10 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Open connections beyond this get a 503.
     pub max_connections: usize,
+    /// Open connections from one address (IPv6: one /64) beyond this get a 503.
+    pub max_connections_per_address: usize,
+    /// Peers not held to `max_connections_per_address` (the trusted proxies).
+    pub uncapped: Vec<Cidr>,
     /// Serve TLS with this certificate (reloadable) instead of plain HTTP.
     pub tls: Option<Arc<Tls>>,
 }
@@ -121,8 +135,55 @@ impl Default for ServerConfig {
         ServerConfig {
             limits: Limits::default(),
             max_connections: 1024,
+            max_connections_per_address: 1024,
+            uncapped: Vec::new(),
             tls: None,
         }
+    }
+}
+
+/// What a server counts about its connections (shown on `/metrics`).
+#[derive(Default)]
+pub struct ConnStats {
+    open: AtomicUsize,
+    refused_max: AtomicU64,
+    refused_per_address: AtomicU64,
+    /// Open connections by address (IPv6 by /64), of peers held to the per-address cap.
+    by_address: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl ConnStats {
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Connections refused so far: (over `max_connections`, over the per-address cap).
+    pub fn refused(&self) -> (u64, u64) {
+        (
+            self.refused_max.load(Ordering::Relaxed),
+            self.refused_per_address.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Addresses with open connections that count against the per-address cap.
+    pub fn capped_addresses(&self) -> usize {
+        self.by_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// The key a peer is counted under: an IPv4 address (IPv4-mapped IPv6 included) as itself, an
+/// IPv6 address by its /64.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & (u128::MAX << 64)).into()),
+        },
     }
 }
 
@@ -174,16 +235,69 @@ pub struct Server<W> {
     handler: Arc<Handler<W>>,
     config: ServerConfig,
     stop: Arc<AtomicBool>,
-    open: Arc<AtomicUsize>,
+    stats: Arc<ConnStats>,
 }
 
-/// Decrements the open-connection count when a connection thread ends, however it ends.
-struct OpenGuard(Arc<AtomicUsize>);
+/// One open connection's slot: given back (the open count, and its address's count, which
+/// leaves the table at zero) when the connection thread ends, however it ends — or when the
+/// thread could not be started.
+struct Slot {
+    stats: Arc<ConnStats>,
+    address: Option<IpAddr>,
+}
 
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+impl Slot {
+    /// Takes a slot for a connection from `peer`, or says which cap refuses it.
+    fn take(stats: &Arc<ConnStats>, peer: IpAddr, config: &ServerConfig) -> Result<Slot, Refusal> {
+        if stats.open.load(Ordering::SeqCst) >= config.max_connections {
+            return Err(Refusal::Max);
+        }
+        let address = if config.uncapped.iter().any(|c| c.contains(peer)) {
+            None
+        } else {
+            let key = address_key(peer);
+            let mut by_address = stats
+                .by_address
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let n = by_address.get(&key).copied().unwrap_or(0);
+            if n >= config.max_connections_per_address {
+                return Err(Refusal::PerAddress);
+            }
+            by_address.insert(key, n + 1);
+            Some(key)
+        };
+        stats.open.fetch_add(1, Ordering::SeqCst);
+        Ok(Slot {
+            stats: Arc::clone(stats),
+            address,
+        })
     }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(key) = self.address {
+            let mut by_address = self
+                .stats
+                .by_address
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(n) = by_address.get_mut(&key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    by_address.remove(&key);
+                }
+            }
+        }
+        self.stats.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Why a new connection was refused.
+enum Refusal {
+    Max,
+    PerAddress,
 }
 
 impl<W: Send + 'static> Server<W> {
@@ -205,7 +319,7 @@ impl<W: Send + 'static> Server<W> {
             handler,
             config,
             stop: Arc::new(AtomicBool::new(false)),
-            open: Arc::new(AtomicUsize::new(0)),
+            stats: Arc::new(ConnStats::default()),
         })
     }
 
@@ -243,27 +357,43 @@ impl<W: Send + 'static> Server<W> {
 
     /// The number of open connections.
     pub fn open_connections(&self) -> usize {
-        self.open.load(Ordering::SeqCst)
+        self.stats.open()
+    }
+
+    /// The connection counts, shared (they stay current while the server runs).
+    pub fn stats(&self) -> Arc<ConnStats> {
+        Arc::clone(&self.stats)
     }
 
     /// Accepts and serves until stopped, then waits (boundedly) for open connections to
     /// finish. Returns the number of connections still open when it gave up waiting.
     pub fn run(self) -> usize {
-        for stream in self.listener.incoming() {
+        loop {
+            let accepted = self.listener.accept();
             if self.stop.load(Ordering::SeqCst) {
                 break;
             }
-            let Ok(stream) = stream else {
+            let Ok((stream, peer)) = accepted else {
                 // EMFILE and friends: back off briefly rather than spin.
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             };
-            if self.open.load(Ordering::SeqCst) >= self.config.max_connections {
-                refuse(stream);
-                continue;
-            }
-            self.open.fetch_add(1, Ordering::SeqCst);
-            let guard = OpenGuard(Arc::clone(&self.open));
+            let accepted_at = Instant::now();
+            let slot = match Slot::take(&self.stats, peer.ip(), &self.config) {
+                Ok(slot) => slot,
+                Err(why) => {
+                    let counter = match why {
+                        Refusal::Max => &self.stats.refused_max,
+                        Refusal::PerAddress => {
+                            log::debug!("connection from {peer} over the per-address cap");
+                            &self.stats.refused_per_address
+                        }
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    refuse(stream);
+                    continue;
+                }
+            };
             let pools = Arc::clone(&self.pools);
             let handler = Arc::clone(&self.handler);
             let stop = Arc::clone(&self.stop);
@@ -273,8 +403,17 @@ impl<W: Send + 'static> Server<W> {
                 .name("conn".into())
                 .stack_size(CONN_STACK)
                 .spawn(move || {
-                    let _guard = guard;
-                    serve_connection(stream, tls.as_deref(), &pools, &*handler, &limits, &stop);
+                    let _slot = slot;
+                    serve_connection(
+                        stream,
+                        peer,
+                        accepted_at,
+                        tls.as_deref(),
+                        &pools,
+                        &*handler,
+                        &limits,
+                        &stop,
+                    );
                 });
             if let Err(e) = spawned {
                 log::error!("cannot start a connection thread: {e}");
@@ -282,10 +421,10 @@ impl<W: Send + 'static> Server<W> {
         }
         drop(self.listener);
         let deadline = Instant::now() + DRAIN;
-        while self.open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        while self.stats.open() > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        self.open.load(Ordering::SeqCst)
+        self.stats.open()
     }
 }
 
@@ -308,15 +447,20 @@ fn refuse(mut stream: TcpStream) {
     while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site, each argument a different part of the server"
+)]
 fn serve_connection<W>(
     stream: TcpStream,
+    peer: SocketAddr,
+    accepted: Instant,
     tls: Option<&Tls>,
     pools: &Pools<W>,
     handler: &Handler<W>,
     limits: &Limits,
     stop: &AtomicBool,
 ) {
-    let Ok(peer) = stream.peer_addr() else { return };
     let stream = match tls {
         Some(t) => match t.accept(stream) {
             Ok(s) => s,
@@ -327,7 +471,7 @@ fn serve_connection<W>(
         },
         None => Stream::Plain(stream),
     };
-    let Ok(mut conn) = Conn::new(stream, peer) else {
+    let Ok(mut conn) = Conn::new(stream, peer, accepted) else {
         return;
     };
     if conn.set_write_timeout(limits.body_timeout).is_err() {
@@ -392,6 +536,53 @@ mod tests {
         let mut line = String::new();
         let _ = BufReader::new(stream).read_line(&mut line);
         line
+    }
+
+    #[test]
+    fn slots_count_per_address_exactly_and_forget_addresses_at_zero() {
+        let stats = Arc::new(ConnStats::default());
+        let config = ServerConfig {
+            max_connections: 10,
+            max_connections_per_address: 2,
+            uncapped: vec![Cidr::parse("192.0.2.1/32").unwrap()],
+            ..ServerConfig::default()
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let a1 = Slot::take(&stats, ip("10.0.0.1"), &config).ok().unwrap();
+        let a2 = Slot::take(&stats, ip("::ffff:10.0.0.1"), &config)
+            .ok()
+            .unwrap();
+        assert!(
+            matches!(
+                Slot::take(&stats, ip("10.0.0.1"), &config),
+                Err(Refusal::PerAddress)
+            ),
+            "IPv4-mapped IPv6 counts as the IPv4 address"
+        );
+        let b = Slot::take(&stats, ip("10.0.0.2"), &config).ok().unwrap();
+        // An IPv6 host counts by its /64.
+        let v1 = Slot::take(&stats, ip("2001:db8::1"), &config).ok().unwrap();
+        let v2 = Slot::take(&stats, ip("2001:db8::2:3"), &config)
+            .ok()
+            .unwrap();
+        assert!(matches!(
+            Slot::take(&stats, ip("2001:db8::ffff"), &config),
+            Err(Refusal::PerAddress)
+        ));
+        // The trusted proxy is held to the global cap only.
+        let proxy: Vec<Slot> = (0..5)
+            .map(|_| Slot::take(&stats, ip("192.0.2.1"), &config).ok().unwrap())
+            .collect();
+        assert_eq!(stats.open(), 10);
+        assert!(matches!(
+            Slot::take(&stats, ip("10.0.0.3"), &config),
+            Err(Refusal::Max)
+        ));
+        assert_eq!(stats.capped_addresses(), 3);
+        drop(a1);
+        assert_eq!(stats.capped_addresses(), 3);
+        drop((a2, b, v1, v2, proxy));
+        assert_eq!((stats.open(), stats.capped_addresses()), (0, 0));
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //!
 //! A failed login says the same thing whether the user exists or not and takes the same time
 //! (a dummy argon2 verification). Failures are throttled per account and per client address;
-//! a locked key gets a 429 page without its password being checked. After a successful POST
+//! a locked key gets a 429 page without its password being checked. A username longer than any
+//! account may have, or a password longer than [`password::MAX_LEN`], fails the same way
+//! without a lookup or a hash, and counts against the address only. After a successful POST
 //! the browser is sent on with 303 (RFC 9700 §4.12).
 
-use crate::accounts::{csrf, password, session};
+use crate::accounts::{MAX_USERNAME_CHARS, csrf, password, session};
 use crate::app::Worker;
 use crate::http::form::Form;
 use crate::http::{Req, Resp};
@@ -139,12 +141,16 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
         .to_string();
     let password = form.get("password").ok().flatten().unwrap_or("");
     let ip_key = crate::forward::proxy::client_ip(req, &w.app.config.trusted_proxies).to_string();
-    let account_key = username_key(&username);
+    // No account has a longer name, and no password longer than MAX_LEN was ever set: such a
+    // sign-in fails before any lookup or hash, and an over-long name never enters the
+    // per-account throttle (whose keys an attacker could otherwise choose freely).
+    let long_name =
+        username.len() > 4 * MAX_USERNAME_CHARS || username.chars().count() > MAX_USERNAME_CHARS;
+    let oversized = long_name || password.len() > password::MAX_LEN;
+    let account_key = (!long_name).then(|| username_key(&username));
     let (accounts, addresses) = w.app.throttles();
-    if let Some(wait) = accounts
-        .locked(&account_key, now)
-        .max(addresses.locked(&ip_key, now))
-    {
+    let account_lock = account_key.as_deref().and_then(|k| accounts.locked(k, now));
+    if let Some(wait) = account_lock.max(addresses.locked(&ip_key, now)) {
         log::info!(target: "latchkey::security", "login throttled from {ip_key}");
         crate::metrics::METRICS.login_throttled();
         w.app
@@ -157,11 +163,15 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
         )
         .with("Retry-After", wait.to_string());
     }
-    let user = match w.store.user_by_name(&username) {
-        Ok(u) => u,
-        Err(e) => {
-            log::error!("login: {e}");
-            return ui::message(500, "Something went wrong", "Try again in a moment.");
+    let user = if oversized {
+        None
+    } else {
+        match w.store.user_by_name(&username) {
+            Ok(u) => u,
+            Err(e) => {
+                log::error!("login: {e}");
+                return ui::message(500, "Something went wrong", "Try again in a moment.");
+            }
         }
     };
     let ok = match &user {
@@ -172,6 +182,7 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
                 false
             }
         },
+        _ if oversized => false,
         _ => {
             password::verify_dummy(password);
             false
@@ -188,9 +199,14 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
             w.app
                 .audit()
                 .record(now, "anonymous", "login", &target, "failed", &ip_key);
-            let lock = accounts
-                .fail(&account_key, now)
-                .max(addresses.fail(&ip_key, now));
+            // An oversized sign-in counts against its address like any failure (it is one,
+            // and a flood of them is abuse from there), but not against an account: it
+            // cannot be a guess at one.
+            let account_lock = match &account_key {
+                Some(k) if !oversized => accounts.fail(k, now),
+                _ => None,
+            };
+            let lock = account_lock.max(addresses.fail(&ip_key, now));
             // The typed name is logged only when it is a real account: people type passwords
             // into the username field.
             let who = user
@@ -217,7 +233,9 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
             );
         }
     };
-    accounts.reset(&account_key);
+    if let Some(k) = &account_key {
+        accounts.reset(k);
+    }
     crate::metrics::METRICS.login();
     w.app.audit().record(
         now,

@@ -6,10 +6,13 @@ pub mod password;
 pub mod session;
 pub mod throttle;
 
+/// The longest username, in characters.
+pub const MAX_USERNAME_CHARS: usize = 64;
+
 /// Checks a username for `user add` / `user rename`: 1–64 characters, no whitespace or control
 /// characters (it is typed into a login form and shown in headers).
 pub fn validate_username(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.chars().count() > 64 {
+    if name.is_empty() || name.chars().count() > MAX_USERNAME_CHARS {
         return Err("a username has 1 to 64 characters".into());
     }
     if name.chars().any(|c| c.is_whitespace() || c.is_control()) {

@@ -181,6 +181,13 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
             ..Limits::default()
         },
         max_connections: usize::try_from(settings.get("http.max_connections")).unwrap_or(1024),
+        max_connections_per_address: usize::try_from(
+            settings.get("http.max_connections_per_address"),
+        )
+        .unwrap_or(256),
+        // A trusted proxy carries many clients, which cannot be told apart at accept: only the
+        // global cap holds it.
+        uncapped: app.config.trusted_proxies.clone(),
         tls: tls.clone(),
     };
     // Password sign-ins wait for an argon2 hash: they get workers of their own, two per
@@ -198,10 +205,18 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
     let server = Server::new(listener, pool, Arc::new(router::route), server_config)
         .map_err(|e| Error::io("cannot start the server", e))?
         .with_side_pool(sign_in, router::is_password_sign_in);
+    crate::metrics::METRICS.watch_connections(server.stats());
+    let (account_throttle, address_throttle) = app.throttle_handles();
+    crate::metrics::METRICS.watch_login_throttles(account_throttle, address_throttle);
     let stop = server.stop_handle();
     watch_signals(stop.clone(), tls.clone())?;
     let maintenance = spawn_maintenance(Arc::clone(&app), &db_path, writer, stop.clone())?;
 
+    // Before the announcement, so that whoever waits for it can scrape at once.
+    let metrics = match args.metrics_listen {
+        Some(addr) => Some(spawn_metrics(addr)?),
+        None => None,
+    };
     log::info!("issuer {issuer}");
     log::info!("database {}", db_path.display());
     log::info!("{workers} workers");
@@ -212,10 +227,6 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
     let _ = out.flush();
     drop(out);
 
-    let metrics = match args.metrics_listen {
-        Some(addr) => Some(spawn_metrics(addr)?),
-        None => None,
-    };
     let left = server.run();
     if let Some((handle, thread)) = metrics {
         handle.stop();

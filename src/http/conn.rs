@@ -1,9 +1,12 @@
 //! Reading requests from, and writing responses to, one connection (RFC 9112).
 //!
 //! A [`Conn`] keeps a buffer across requests, so pipelined requests that arrive together are
-//! served in order. Every read has a deadline: an idle keep-alive connection is closed after
-//! the idle timeout, a request head must arrive within the header timeout from its first byte
-//! (a client trickling headers is cut off), and a body within the body timeout.
+//! served in order. Every read has a deadline: a new connection must deliver its first request
+//! head within the header timeout from accept (a connection that says nothing is closed then,
+//! and with TLS the handshake, which happens inside that first read, counts within the same
+//! budget); between requests of a keep-alive connection the idle timeout applies, and a later
+//! head must arrive within the header timeout from its first byte (a client trickling headers
+//! is cut off); a body within the body timeout.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -18,7 +21,8 @@ use super::{Headers, Method, Req, Resp};
 pub struct Limits {
     /// How long a keep-alive connection may wait for its next request.
     pub idle_timeout: Duration,
-    /// How long a request head may take from its first byte.
+    /// How long the first request head of a connection may take from accept, and a later one
+    /// from its first byte.
     pub header_timeout: Duration,
     /// How long a request body may take once the head is read.
     pub body_timeout: Duration,
@@ -68,6 +72,8 @@ pub struct Conn {
     /// The read timeout last set on the socket: a keep-alive connection waits for each next
     /// request with the same 200 ms slices, and setting them again is a system call per request.
     read_timeout: Option<Duration>,
+    /// When the connection was accepted, until its first request is read.
+    accepted: Option<Instant>,
 }
 
 enum Wait {
@@ -82,14 +88,16 @@ fn reject(status: u16, error: &str, description: &str) -> Next {
 }
 
 impl Conn {
-    /// Wraps an accepted stream.
-    pub fn new(stream: Stream, peer: SocketAddr) -> io::Result<Conn> {
+    /// Wraps a stream accepted at `accepted` (the first request head is due within the header
+    /// timeout from then).
+    pub fn new(stream: Stream, peer: SocketAddr, accepted: Instant) -> io::Result<Conn> {
         stream.tcp().set_nodelay(true)?;
         Ok(Conn {
             stream,
             peer,
             buf: Vec::with_capacity(READ_CHUNK),
             read_timeout: None,
+            accepted: Some(accepted),
         })
     }
 
@@ -162,6 +170,10 @@ impl Conn {
     /// Reads the next request. `stop` is the server's stop flag: while waiting for a request to
     /// start, a set flag closes the connection; a request already started is read to the end.
     pub fn next_request(&mut self, limits: &Limits, stop: &AtomicBool) -> Next {
+        // The first request's head is due within the header timeout from accept, however the
+        // time is spent (silence, a TLS handshake, a trickle); later ones wait up to the idle
+        // timeout for their first byte.
+        let first_deadline = self.accepted.take().map(|a| a + limits.header_timeout);
         // RFC 9112 §2.2: ignore empty lines before a request line.
         let skip = self
             .buf
@@ -170,7 +182,8 @@ impl Conn {
             .count();
         self.buf.drain(..skip);
         if self.buf.is_empty() {
-            let idle_deadline = Instant::now() + limits.idle_timeout;
+            let idle_deadline =
+                first_deadline.unwrap_or_else(|| Instant::now() + limits.idle_timeout);
             loop {
                 match self.fill(idle_deadline, Some(stop)) {
                     Wait::Data => {
@@ -189,7 +202,8 @@ impl Conn {
                 }
             }
         }
-        let head_deadline = Instant::now() + limits.header_timeout;
+        let head_deadline =
+            first_deadline.unwrap_or_else(|| Instant::now() + limits.header_timeout);
         loop {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut parsed = httparse::Request::new(&mut headers);

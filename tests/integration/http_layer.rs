@@ -8,15 +8,11 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{Response, Server, basic_header, latchkey_ok, read_response};
+use crate::support::{Response, Server, basic_header, proc_status, read_response};
 
 /// A server whose `http.*` settings are set with the CLI before it starts.
 fn start_with_settings(settings: &[(&str, &str)]) -> Server {
-    Server::start_with(&[], |dir| {
-        for (key, value) in settings {
-            latchkey_ok(dir, &["settings", "set", key, value]);
-        }
-    })
+    Server::start_with_settings(&[], settings)
 }
 
 /// A keep-alive `GET path` (HTTP/1.1, no `Connection` header).
@@ -111,16 +107,6 @@ fn assert_token(r: &Response) {
     assert_eq!(r.status, 200, "body: {}", r.text());
     assert_eq!(r.json()["token_type"], "Bearer", "body: {}", r.text());
     assert!(r.json()["access_token"].is_string(), "body: {}", r.text());
-}
-
-/// The value of `field` (e.g. "Threads", "VmRSS") in /proc/<pid>/status, as a number.
-fn proc_status(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 fn fd_limit() -> u64 {

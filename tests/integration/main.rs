@@ -5,6 +5,7 @@
 
 mod support;
 
+mod abuse;
 mod apikeys;
 mod browser_e2e;
 mod cli;

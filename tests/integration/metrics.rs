@@ -1,18 +1,10 @@
 //! Prometheus metrics on their own listener (`serve --metrics-listen`), not on the public one.
 
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::support::{Server, read_response};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::{Server, free_port, metric_value as value, read_response};
 
 fn get(port: u16, path: &str) -> crate::support::Response {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -20,14 +12,6 @@ fn get(port: u16, path: &str) -> crate::support::Response {
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
         .unwrap();
     read_response(&mut s, false).unwrap()
-}
-
-/// The counter line `name{labels} value`, if present.
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(series) && l.as_bytes().get(series.len()) == Some(&b' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 #[test]

@@ -107,6 +107,16 @@ impl Server {
         Self::start_in(data_dir, extra)
     }
 
+    /// Starts a server with extra `serve` arguments after setting these settings with the CLI
+    /// (the `http.*` ones apply at start).
+    pub fn start_with_settings(extra: &[&str], settings: &[(&str, &str)]) -> Server {
+        Self::start_with(extra, |dir| {
+            for (key, value) in settings {
+                latchkey_ok(dir, &["settings", "set", key, value]);
+            }
+        })
+    }
+
     /// Starts a server on an existing data directory.
     pub fn start_in(data_dir: PathBuf, extra: &[&str]) -> Server {
         let mut child = Command::new(bin())
@@ -433,4 +443,42 @@ pub fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> D
         assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A TCP port that was free a moment ago (for a second listener such as `--metrics-listen`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The value of `field` (e.g. "Threads", "VmRSS") in /proc/<pid>/status, as a number.
+pub fn proc_status(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The value of the series `name{labels}` in a Prometheus text exposition, if present.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l.as_bytes().get(series.len()) == Some(&b' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// `GET /metrics` from a metrics listener on 127.0.0.1:`port`; the body.
+pub fn scrape_metrics(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut s, false).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.text()
 }
