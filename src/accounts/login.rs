@@ -59,11 +59,29 @@ fn login_page(
     resp
 }
 
-/// `GET /login`.
+/// The return URL of a query that nginx built without encoding it, as in
+/// `error_page 401 =302 https://auth.example.org/login?rd=$scheme://$http_host$request_uri`:
+/// the query starts with `rd=` and a literal `http://` or `https://` (an encoded one starts
+/// `http%3A`), so everything after `rd=` is the URL, its own `?` and `&` included, taken as it
+/// came (its escapes are the URL's, not the form's). `None` for any other query.
+fn unencoded_rd(query: &str) -> Option<&str> {
+    let url = query.strip_prefix("rd=")?;
+    (url.starts_with("https://") || url.starts_with("http://")).then_some(url)
+}
+
+/// `GET /login`. The forward-auth return URL comes in `rd`, form-encoded (latchkey's own
+/// redirects) or raw (nginx's `error_page … ?rd=$scheme://$http_host$request_uri`).
 pub fn show(w: &mut Worker, req: &Req, now: i64) -> Resp {
-    let form = Form::parse(req.query.as_bytes()).unwrap_or_default();
+    let raw_rd = unencoded_rd(&req.query);
+    let form = match raw_rd {
+        Some(_) => Form::default(),
+        None => Form::parse(req.query.as_bytes()).unwrap_or_default(),
+    };
     let return_to = safe_return_to(form.get("return_to").ok().flatten());
-    let rd = forward_target(w, &form);
+    let rd = match raw_rd {
+        Some(raw) => checked_target(w, raw),
+        None => forward_target(w, &form),
+    };
     // Signed in already (e.g. through an OIDC app) and sent here by forward auth: no password
     // needed, only the forward-auth cookie.
     if let Some(rd) = &rd {
@@ -88,7 +106,11 @@ pub fn show(w: &mut Worker, req: &Req, now: i64) -> Resp {
 
 /// The forward-auth return URL of a login form, if present and allowed.
 fn forward_target(w: &Worker, form: &Form) -> Option<String> {
-    let raw = form.get("rd").ok().flatten()?;
+    checked_target(w, form.get("rd").ok().flatten()?)
+}
+
+/// `raw` if it is an allowed return URL ([`crate::forward::redirect::validate`]).
+fn checked_target(w: &Worker, raw: &str) -> Option<String> {
     let ok = crate::forward::redirect::validate(raw, &w.app.rules());
     if ok.is_none() {
         log::info!(target: "latchkey::security", "login: refused a return URL outside the protected hosts");
@@ -310,6 +332,34 @@ pub fn home(w: &mut Worker, req: &Req, now: i64) -> Resp {
         Err(e) => {
             log::error!("home: {e}");
             ui::message(500, "Something went wrong", "Try again in a moment.")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unencoded_rd;
+
+    #[test]
+    fn an_unencoded_rd_is_the_rest_of_the_query() {
+        assert_eq!(
+            unencoded_rd("rd=https://app.example/x?a=1&b=2"),
+            Some("https://app.example/x?a=1&b=2")
+        );
+        assert_eq!(
+            unencoded_rd("rd=http://app.example/a%20b+c"),
+            Some("http://app.example/a%20b+c")
+        );
+        for q in [
+            "",
+            "rd=",
+            "rd=https%3A%2F%2Fapp.example%2F",
+            "return_to=/&rd=https://app.example/",
+            "rd=//evil.example/",
+            "rd=javascript:alert(1)",
+            "xrd=https://app.example/",
+        ] {
+            assert_eq!(unencoded_rd(q), None, "{q:?}");
         }
     }
 }

@@ -1,12 +1,16 @@
 //! `latchkey rule`: forward-auth access rules. Evaluated in order; the first rule matching the
-//! request's host, path and method decides; no match is a denial.
+//! request's host (and port), path and method decides — wildcard rules included, in their
+//! place; no match is a denial. What `--host` accepts: [`crate::forward::rules`].
 
 use clap::{ArgGroup, Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::accounts::validate_group;
 use crate::error::Error;
-use crate::forward::rules::{Action, RuleSet, normalize_path};
+use crate::forward::proxy::raw_path_of_url;
+use crate::forward::rules::{
+    Action, HOST_FORMS, HostPattern, RuleSet, ambiguous_path, normalize_path,
+};
 use crate::oauth::scope;
 use crate::store::Store;
 use crate::timefmt::now;
@@ -40,7 +44,8 @@ pub enum RuleCmd {
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("action").required(true).args(["allow_group", "allow_user", "allow_any_user", "bypass", "deny"])))]
 pub struct AddArgs {
-    /// The exact host, e.g. grafana.home.example.org
+    /// The host: grafana.home.example.org, *.home.example.org (subdomains only), 192.168.1.5 or
+    /// [fd00::5], each optionally with :PORT (then only that port matches)
     #[arg(long)]
     host: String,
     /// An exact path, or a prefix ending in '*' (default: every path)
@@ -72,14 +77,9 @@ pub struct AddArgs {
 pub fn run(store: &mut Store, cmd: RuleCmd) -> Result<(), Error> {
     match cmd {
         RuleCmd::Add(a) => {
-            let host = a.host.trim().to_ascii_lowercase();
-            if host.is_empty()
-                || !host
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-            {
-                return Err(Error::Usage(format!("--host {host:?} is not a host name")));
-            }
+            let host = HostPattern::parse(&a.host)
+                .map_err(|why| Error::Usage(format!("--host {:?}: {why}; {HOST_FORMS}", a.host)))?
+                .to_string();
             if !a.path.starts_with('/')
                 || a.path.chars().any(|c| c.is_whitespace() || c.is_control())
             {
@@ -175,10 +175,23 @@ pub fn run(store: &mut Store, cmd: RuleCmd) -> Result<(), Error> {
             let parsed =
                 url::Url::parse(&url).map_err(|_| Error::Usage(format!("{url:?} is not a URL")))?;
             let host = parsed.host_str().unwrap_or("").to_ascii_lowercase();
+            let port = parsed.port_or_known_default().unwrap_or(0);
             let rules = RuleSet::load(store)?;
             let method = method.to_ascii_uppercase();
-            let Some(rule) = rules.find(&host, parsed.path(), &method) else {
-                println!("DENY: no rule matches {method} {host}{}", parsed.path());
+            let raw_path = raw_path_of_url(&url);
+            if let Some(why) = ambiguous_path(raw_path) {
+                println!(
+                    "DENY: the path {raw_path:?} is ambiguous ({why}); forward auth refuses it \
+                     before any rule"
+                );
+                return Ok(());
+            }
+            let Some(rule) = rules.find(&host, port, parsed.path(), &method) else {
+                let shown = match parsed.port() {
+                    Some(p) => format!("{host}:{p}"),
+                    None => host,
+                };
+                println!("DENY: no rule matches {method} {shown}{}", parsed.path());
                 return Ok(());
             };
             let who = match &user {

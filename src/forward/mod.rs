@@ -6,7 +6,9 @@
 //! - 302 to latchkey's login page (Traefik/Caddy) or 401 (nginx, whose `error_page 401` does
 //!   the redirect) for a browser that is not signed in; 401 with a Bearer challenge for
 //!   everything else (`Accept: application/json`, scripts);
-//! - 403 for a signed-in user the rule does not admit, a `deny` rule, or no matching rule.
+//! - 403 for a signed-in user the rule does not admit, a `deny` rule, no matching rule, or an
+//!   ambiguous path (see [`rules`]: `..;`, backslashes, encoded separators and dots, double
+//!   encoding, NUL, invalid UTF-8 escapes), refused before any rule is consulted.
 //!
 //! It fails closed: any error is a denial, never a 200. Every answer is `no-store`.
 
@@ -63,8 +65,12 @@ fn decide(w: &mut Worker, req: &Req, now: i64) -> Resp {
         log::info!(target: "latchkey::security", "forward auth from {} without trusted proxy headers: denied", req.peer.ip());
         return denied("This request did not come through a trusted proxy.");
     };
+    if let Some(why) = rules::ambiguous_path(orig.raw_path) {
+        log::info!(target: "latchkey::security", "forward auth for {}: ambiguous path ({why}): denied", orig.host);
+        return denied("This address is ambiguous, so it is not allowed.");
+    }
     let rules = w.app.rules();
-    let Some(rule) = rules.find(&orig.host, orig.path(), &orig.method) else {
+    let Some(rule) = rules.find(&orig.host, orig.port, orig.path(), &orig.method) else {
         return denied("No access rule covers this address.");
     };
     match rule.action {

@@ -6,10 +6,17 @@
 //! `-Host` and `-Uri`; nginx `auth_request` is configured to send `X-Original-URL` (and
 //! `X-Original-Method`). When both are present the `X-Forwarded-*` set wins: Caddy and Traefik
 //! set those themselves but pass a client's own `X-Original-URL` through untouched.
+//!
+//! The original request's port is the one in `X-Forwarded-Host` or `X-Original-URL`, or the
+//! scheme's default; a malformed port (`app.test:`, `app.test:x`, `app.test:99999`) makes the
+//! request unreadable, hence denied. The raw path is kept as the proxy sent it (before the URL
+//! parser, which would resolve `%2e%2e` and turn `\` into `/`), for
+//! [`crate::forward::rules::ambiguous_path`].
 
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+use crate::forward::rules::{default_port, parse_port};
 use crate::http::Req;
 
 /// An address range, `10.0.0.0/8` or `::1/128` (a bare address is a /32 or /128).
@@ -120,8 +127,12 @@ pub struct Original<'a> {
     pub host: Cow<'a, str>,
     /// `host[:port]` as sent, for rebuilding the URL.
     pub authority: Cow<'a, str>,
-    /// Path and query as sent.
+    /// The effective port: the authority's, or the scheme's default.
+    pub port: u16,
+    /// Path and query as sent (`X-Original-URL`: as the URL parser serialises them).
     pub uri: Cow<'a, str>,
+    /// The path exactly as the proxy sent it, before any parser read it.
+    pub raw_path: &'a str,
     pub dialect: Dialect,
 }
 
@@ -137,15 +148,41 @@ impl Original<'_> {
     }
 }
 
-fn host_without_port(authority: &str) -> Cow<'_, str> {
+/// `host[:port]` → (the host in lower case, an IPv6 address with its brackets; the port if one
+/// is given). `None` when malformed: no host, `[` without `]`, anything but `:PORT` after the
+/// host, or a port that is not 1–65535.
+fn split_authority(authority: &str) -> Option<(Cow<'_, str>, Option<u16>)> {
     let a = authority.trim();
-    match a.strip_prefix('[') {
-        Some(v6) => match v6.find(']') {
-            Some(end) => lower(a.get(..end + 2).unwrap_or(a)),
-            None => Cow::Owned(format!("[{}]", v6.to_ascii_lowercase())),
+    let (host, port) = match a.strip_prefix('[') {
+        Some(v6) => {
+            let end = v6.find(']')?;
+            let host = a.get(..end + 2)?;
+            match a.get(end + 2..)? {
+                "" => (host, None),
+                rest => (host, Some(rest.strip_prefix(':')?)),
+            }
+        }
+        None => match a.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (a, None),
         },
-        None => lower(a.split(':').next().unwrap_or("")),
+    };
+    if host.is_empty() {
+        return None;
     }
+    let port = match port {
+        Some(p) => Some(parse_port(p)?),
+        None => None,
+    };
+    Some((lower(host), port))
+}
+
+/// The path of an absolute URL exactly as written: from the first `/` or `\` after the
+/// authority up to `?` or `#` (empty when there is none).
+pub fn raw_path_of_url(raw: &str) -> &str {
+    let rest = raw.split_once("://").map(|(_, r)| r).unwrap_or(raw);
+    let path = rest.find(['/', '\\', '?', '#']).and_then(|i| rest.get(i..));
+    path.and_then(|p| p.split(['?', '#']).next()).unwrap_or("")
 }
 
 /// `s` in lower case, copied only if it has upper-case letters.
@@ -205,12 +242,15 @@ pub fn original<'a>(req: &'a Req, trusted: &[Cidr]) -> Option<Original<'a>> {
         if !uri.starts_with('/') {
             return None;
         }
+        let (host, port) = split_authority(authority)?;
         return Some(Original {
             method: upper(method.unwrap_or("GET")),
             scheme,
-            host: host_without_port(authority),
+            host,
             authority: Cow::Borrowed(authority),
+            port: port.unwrap_or_else(|| default_port(scheme)),
             uri: Cow::Borrowed(uri),
+            raw_path: uri.split('?').next().unwrap_or(""),
             dialect: Dialect::Forwarded,
         });
     }
@@ -220,7 +260,7 @@ pub fn original<'a>(req: &'a Req, trusted: &[Cidr]) -> Option<Original<'a>> {
     // parser would then judge `/` instead of the path the app serves. Refuse them.
     let authority_raw = raw
         .split_once("://")
-        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+        .map(|(_, rest)| rest.split(['/', '\\', '?', '#']).next().unwrap_or(""))
         .unwrap_or("");
     if raw.contains('#') || authority_raw.ends_with(':') || authority_raw.is_empty() {
         return None;
@@ -233,6 +273,7 @@ pub fn original<'a>(req: &'a Req, trusted: &[Cidr]) -> Option<Original<'a>> {
         return None;
     }
     let host = url.host_str()?.to_ascii_lowercase();
+    let port = url.port_or_known_default()?;
     let authority = match url.port() {
         Some(p) => format!("{host}:{p}"),
         None => host.clone(),
@@ -248,9 +289,11 @@ pub fn original<'a>(req: &'a Req, trusted: &[Cidr]) -> Option<Original<'a>> {
         } else {
             "http"
         },
-        host: Cow::Owned(host_without_port(&host).into_owned()),
+        host: Cow::Owned(host),
         authority: Cow::Owned(authority),
+        port,
         uri: Cow::Owned(uri),
+        raw_path: raw_path_of_url(raw),
         dialect: Dialect::OriginalUrl,
     })
 }
@@ -300,17 +343,52 @@ mod tests {
     }
 
     #[test]
-    fn host_without_port_lower_cases_and_borrows_when_it_can() {
+    fn split_authority_lower_cases_and_borrows_when_it_can() {
         assert!(matches!(
-            host_without_port("app.test"),
-            Cow::Borrowed("app.test")
+            split_authority("app.test"),
+            Some((Cow::Borrowed("app.test"), None))
         ));
-        assert_eq!(host_without_port(" App.Test:8443 "), "app.test");
-        assert_eq!(host_without_port("[::1]:8080"), "[::1]");
-        assert_eq!(host_without_port("[FE80::1]"), "[fe80::1]");
-        assert_eq!(host_without_port("[::1"), "[::1]");
+        let split = |a: &str| split_authority(a).map(|(h, p)| (h.into_owned(), p));
+        assert_eq!(
+            split(" App.Test:8443 "),
+            Some(("app.test".into(), Some(8443)))
+        );
+        assert_eq!(split("[::1]:8080"), Some(("[::1]".into(), Some(8080))));
+        assert_eq!(split("[FE80::1]"), Some(("[fe80::1]".into(), None)));
+        assert_eq!(
+            split("192.168.1.5:9000"),
+            Some(("192.168.1.5".into(), Some(9000)))
+        );
+        for bad in [
+            "[::1",
+            "[::1]x",
+            "[::1]:",
+            "app.test:",
+            "app.test:#",
+            "app.test:?",
+            "app.test:0",
+            "app.test:65536",
+            "app.test:80:80",
+            "::1",
+            ":80",
+            "",
+        ] {
+            assert_eq!(split(bad), None, "{bad:?}");
+        }
         assert!(matches!(upper("GET"), Cow::Borrowed("GET")));
         assert_eq!(upper("post"), "POST");
+    }
+
+    #[test]
+    fn raw_paths_of_urls_are_taken_before_parsing() {
+        assert_eq!(
+            raw_path_of_url("http://a.test/x/%2e%2e/y?q=1"),
+            "/x/%2e%2e/y"
+        );
+        assert_eq!(raw_path_of_url("http://a.test\\x\\..\\y"), "\\x\\..\\y");
+        assert_eq!(raw_path_of_url("http://a.test:80/p;a/b#f"), "/p;a/b");
+        assert_eq!(raw_path_of_url("http://a.test?x=/y"), "");
+        assert_eq!(raw_path_of_url("http://a.test"), "");
     }
 
     #[test]

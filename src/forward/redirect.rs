@@ -1,5 +1,7 @@
 //! Where a browser may be sent back after signing in for a protected app: only an http(s) URL
-//! on a host that a rule protects, parsed with a real URL parser. Everything oauth2-proxy had to
+//! whose host and (effective) port some rule's host pattern covers — the same matching as
+//! forward auth itself, so a wildcard rule covers its subdomains, not the apex, and a rule with
+//! a port only that port — parsed with a real URL parser. Everything oauth2-proxy had to
 //! fix open redirects for is refused: `//evil`, `/\evil`, `https:evil`, user information,
 //! other schemes, and whitespace or control characters anywhere.
 
@@ -23,5 +25,6 @@ pub fn validate(raw: &str, rules: &RuleSet) -> Option<String> {
         return None;
     }
     let host = url.host_str()?.to_ascii_lowercase();
-    rules.protects(&host).then(|| url.to_string())
+    let port = url.port_or_known_default()?;
+    rules.protects(&host, port).then(|| url.to_string())
 }

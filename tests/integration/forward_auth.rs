@@ -2155,11 +2155,25 @@ fn rule_add_usage_errors_exit_2_and_add_nothing() {
         // Bad hosts.
         &["--host", "", "--deny"],
         &["--host", "x.test/evil", "--deny"],
-        &["--host", "x.test:80", "--deny"],
         &["--host", "http://x.test", "--deny"],
         &["--host", "x test", "--deny"],
         &["--host", "user@x.test", "--deny"],
-        &["--host", "*.x.test", "--deny"],
+        // Bad ports, IP literals and wildcards.
+        &["--host", "x.test:", "--deny"],
+        &["--host", "x.test:0", "--deny"],
+        &["--host", "x.test:65536", "--deny"],
+        &["--host", "x.test:http", "--deny"],
+        &["--host", "x.test:80:80", "--deny"],
+        &["--host", "192.168.1.05", "--deny"],
+        &["--host", "1.2.3", "--deny"],
+        &["--host", "[fd00::5", "--deny"],
+        &["--host", "[x.test]:80", "--deny"],
+        &["--host", "fd00::5:99999", "--deny"],
+        &["--host", "*", "--deny"],
+        &["--host", "*.test", "--deny"],
+        &["--host", "a.*.test", "--deny"],
+        &["--host", "*x.test", "--deny"],
+        &["--host", "*.*.x.test", "--deny"],
         // No host.
         &["--deny"],
         // Bad paths, methods, groups, scopes.
@@ -2211,5 +2225,415 @@ fn rule_move_out_of_range_reports_the_real_position_or_refuses() {
         } else {
             assert_eq!(out.status.code(), Some(2), "move to {to}");
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. Hosts with ports, IP literals and wildcards; ambiguous paths (issue 15)
+// ---------------------------------------------------------------------------------------------
+
+/// The standard setup plus, after its rules (9–16; hosts given in other spellings are stored
+/// canonical):
+///
+/// 9.  192.168.1.5:8080 /* allow group admins
+/// 10. 192.168.1.5:9000 /* allow user bob
+/// 11. [fd00::5]:8443 /* allow group admins
+/// 12. *.wild.test /* allow group admins
+/// 13. svc.test:443 /* bypass
+/// 14. fd00::6 /* bypass (no port: every port)
+/// 15. pub.test /public/* bypass
+/// 16. pub.test /* deny
+fn hosts_setup(dir: &Path) {
+    standard(dir);
+    for rule in [
+        &["--host", "192.168.1.5:8080", "--allow-group", "admins"][..],
+        &["--host", "192.168.1.5:9000", "--allow-user", "bob"],
+        &["--host", "[FD00:0::5]:8443", "--allow-group", "admins"],
+        &["--host", "*.Wild.test", "--allow-group", "admins"],
+        &["--host", "svc.test:443", "--bypass"],
+        &["--host", "fd00::6", "--bypass"],
+        &["--host", "pub.test", "--path", "/public/*", "--bypass"],
+        &["--host", "pub.test", "--deny"],
+    ] {
+        add_rule(dir, rule);
+    }
+}
+
+/// `X-Forwarded-*` headers with this scheme.
+fn fwd_s(scheme: &str, host: &str, uri: &str) -> String {
+    format!("X-Forwarded-Proto: {scheme}\r\nX-Forwarded-Host: {host}\r\nX-Forwarded-Uri: {uri}\r\n")
+}
+
+#[test]
+fn rules_with_ports_decide_per_port_and_default_ports_count() {
+    let server = Server::start_with(&[], hosts_setup);
+    let alice = sign_in(&server, "alice", "http://192.168.1.5:8080/x");
+    let bob = sign_in(&server, "bob", "http://192.168.1.5:9000/x");
+    let (a, b) = (fa_cookie(&alice), fa_cookie(&bob));
+    let alice_ok = assert_alice;
+    let bob_ok = |r: &Response| assert_allowed(r, "bob", "Bob", "", "");
+    // One address, two ports, two decisions — in both dialects.
+    alice_ok(&ask(
+        &server,
+        &format!("{}{a}", fwd("192.168.1.5:8080", "/x")),
+    ));
+    alice_ok(&ask(
+        &server,
+        &format!("{}{a}", orig("http://192.168.1.5:8080/x")),
+    ));
+    assert_denied(&ask(
+        &server,
+        &format!("{}{a}", fwd("192.168.1.5:9000", "/x")),
+    ));
+    assert_denied(&ask(
+        &server,
+        &format!("{}{a}", orig("http://192.168.1.5:9000/x")),
+    ));
+    bob_ok(&ask(
+        &server,
+        &format!("{}{b}", fwd("192.168.1.5:9000", "/x")),
+    ));
+    bob_ok(&ask(
+        &server,
+        &format!("{}{b}", orig("http://192.168.1.5:9000/x")),
+    ));
+    assert_denied(&ask(
+        &server,
+        &format!("{}{b}", fwd("192.168.1.5:8080", "/x")),
+    ));
+    // Another port, or none (80), or another address: no rule.
+    for host in ["192.168.1.5", "192.168.1.5:8081", "192.168.1.6:8080"] {
+        assert_denied(&ask(&server, &format!("{}{a}", fwd(host, "/x"))));
+        assert_denied(&ask(
+            &server,
+            &format!("{}{a}", orig(&format!("http://{host}/x"))),
+        ));
+    }
+    // An anonymous browser on a port with a rule is sent to sign in, with the port in rd.
+    assert_to_login(
+        &server,
+        &ask(
+            &server,
+            &format!("{}{}", fwd("192.168.1.5:8080", "/x"), html()),
+        ),
+        "http://192.168.1.5:8080/x",
+    );
+    // The scheme's default port: https without a port is 443, http is 80.
+    assert_bypass(&ask(&server, &fwd_s("https", "svc.test", "/")));
+    assert_bypass(&ask(&server, &fwd_s("http", "svc.test:443", "/")));
+    assert_bypass(&ask(&server, &fwd_s("https", "SVC.test:443", "/")));
+    assert_bypass(&ask(&server, &orig("https://svc.test/")));
+    assert_bypass(&ask(&server, &orig("https://svc.test:443/")));
+    assert_denied(&ask(&server, &fwd_s("http", "svc.test", "/")));
+    assert_denied(&ask(&server, &fwd_s("https", "svc.test:8443", "/")));
+    assert_denied(&ask(&server, &orig("http://svc.test/")));
+    // IPv6 literals arrive bracketed, with or without a port, in any spelling of the address.
+    for host in ["[fd00::5]:8443", "[FD00:0:0::5]:8443"] {
+        alice_ok(&ask(&server, &format!("{}{a}", fwd(host, "/x"))));
+        alice_ok(&ask(
+            &server,
+            &format!("{}{a}", orig(&format!("http://{host}/x"))),
+        ));
+    }
+    for host in ["[fd00::5]", "[fd00::5]:8444", "[fd00::7]:8443"] {
+        assert_denied(&ask(&server, &format!("{}{a}", fwd(host, "/x"))));
+    }
+    for host in ["[fd00::6]", "[fd00::6]:1", "[fd00:0::6]:65535"] {
+        assert_bypass(&ask(&server, &fwd(host, "/")));
+    }
+    // A port that is not one makes the request unreadable: denied, never matched on the host.
+    for host in [
+        "svc.test:",
+        "svc.test:x",
+        "svc.test:0",
+        "svc.test:65536",
+        "svc.test:443:443",
+        "[fd00::6",
+        "[fd00::6]x",
+        "fd00::6",
+    ] {
+        assert_denied(&ask(&server, &fwd_s("https", host, "/")));
+    }
+}
+
+#[test]
+fn wildcard_rules_cover_subdomains_but_not_the_apex() {
+    let server = Server::start_with(&[], hosts_setup);
+    let alice = sign_in(&server, "alice", "http://app.wild.test/");
+    let a = fa_cookie(&alice);
+    for host in ["app.wild.test", "a.b.wild.test:8443", "APP.Wild.Test"] {
+        let r = ask(&server, &format!("{}{a}", fwd(host, "/x")));
+        assert_eq!(r.status, 200, "{host}: {}", r.text());
+        assert_eq!(r.header("remote-user"), Some("alice"), "{host}");
+        let r = ask(
+            &server,
+            &format!("{}{a}", orig(&format!("https://{host}/x"))),
+        );
+        assert_eq!(r.header("remote-user"), Some("alice"), "{host}");
+    }
+    // The apex, and names that only end like it, match no rule: 403 even for a browser that
+    // is not signed in (there is nothing to sign in for).
+    for host in [
+        "wild.test",
+        "evilwild.test",
+        "wild.test.evil",
+        ".wild.test",
+        "a..wild.test",
+    ] {
+        assert_denied(&ask(&server, &format!("{}{a}", fwd(host, "/x"))));
+        assert_denied(&ask(&server, &format!("{}{}", fwd(host, "/x"), html())));
+    }
+    assert_denied(&ask(&server, &format!("{}{a}", orig("http://wild.test/x"))));
+    // A subdomain without a session is sent to sign in.
+    assert_to_login(
+        &server,
+        &ask(
+            &server,
+            &format!("{}{}", fwd("new.wild.test", "/p"), html()),
+        ),
+        "http://new.wild.test/p",
+    );
+}
+
+#[test]
+fn return_urls_follow_the_rules_hosts_and_ports() {
+    let server = Server::start_with(&[], hosts_setup);
+    for rd in [
+        "http://192.168.1.5:8080/x",
+        "http://192.168.1.5:9000/",
+        "https://[fd00::5]:8443/x",
+        "http://[fd00::6]:1234/",
+        "https://x.wild.test/",
+        "http://a.b.wild.test:8443/p?q=1",
+        "https://svc.test/",
+        "http://svc.test:443/",
+        // A rule without a port covers every port.
+        "https://app.test:8443/p",
+    ] {
+        let mut b = Browser::new(&server);
+        let r = login_with_rd(&mut b, "alice", rd, rd);
+        assert_eq!(r.status, 303, "{rd}: {}", r.text());
+        assert_eq!(r.header("location"), Some(rd), "{rd}");
+        assert!(set_cookie(&r, "latchkey-fa").is_some(), "{rd}");
+    }
+    for rd in [
+        "http://192.168.1.5/x",
+        "http://192.168.1.5:8081/x",
+        "http://192.168.1.6:8080/x",
+        "https://[fd00::5]/x",
+        "https://[fd00::7]:8443/x",
+        "https://wild.test/",
+        "https://evilwild.test/",
+        "http://svc.test/",
+        "https://svc.test:8443/",
+    ] {
+        assert_rd_refused(&server, rd);
+    }
+}
+
+/// Paths that a backend may read differently from RFC 3986, against `pub.test /public/*
+/// bypass` in front of `pub.test /* deny`: every one is refused with the 403 page, in both
+/// dialects; plain paths still get the bypass and the deny.
+#[test]
+fn ambiguous_paths_are_refused_before_any_rule() {
+    let server = Server::start_with(&[], hosts_setup);
+    let alice = sign_in(&server, "alice", "http://app.test/");
+    let a = fa_cookie(&alice);
+    assert_bypass(&ask(&server, &fwd("pub.test", "/public/x")));
+    assert_bypass(&ask(&server, &orig("http://pub.test/public/x?y=%2f")));
+    assert_bypass(&ask(&server, &fwd("pub.test", "/public/a/../b/%61")));
+    assert_denied(&ask(&server, &fwd("pub.test", "/admin")));
+    assert_denied(&ask(&server, &orig("http://pub.test/admin")));
+    let forms = [
+        "/public/..;/admin",
+        "/public/..;x=1/admin",
+        "/public/..%3b/admin",
+        "/public/%2e%2e/admin",
+        "/public/%2E%2E/admin",
+        "/public/.%2e/admin",
+        "/public/..%2fadmin",
+        "/public/..%2Fadmin",
+        "/public\\..\\admin",
+        "/public/..\\admin",
+        "/public/%5c../admin",
+        "/public/%5C..%5Cadmin",
+        "/public/%c0%ae%c0%ae/admin",
+        "/public/%c0%af../admin",
+        "/public/%e0%80%af../admin",
+        "/public/%ff/../admin",
+        "/public/%252e%252e/admin",
+        "/public/%252fadmin",
+        "/public/%00/../admin",
+        "/public/%0d%0a/../admin",
+        "/public/%u002e%u002e/admin",
+        "/public/%zz/../admin",
+    ];
+    for path in forms {
+        for headers in [
+            fwd("pub.test", path),
+            fwd("pub.test", &format!("{path}?q=1")),
+            orig(&format!("http://pub.test{path}")),
+            orig(&format!("https://pub.test:443{path}?q=1")),
+        ] {
+            // Neither anonymous nor signed in: the path is refused, not judged.
+            for extra in [String::new(), a.clone(), html()] {
+                let r = ask(&server, &format!("{headers}{extra}"));
+                assert_eq!(r.status, 403, "{headers:?} got {}: {}", r.status, r.text());
+                assert_denied(&r);
+            }
+        }
+    }
+    // On an allow rule too: alice is admitted to app.test, but not by an ambiguous path.
+    assert_eq!(
+        ask(&server, &format!("{}{a}", fwd("app.test", "/x;y"))).status,
+        403
+    );
+    assert_eq!(
+        ask(&server, &format!("{}{a}", fwd("app.test", "/x"))).status,
+        200
+    );
+}
+
+/// nginx's `error_page 401 =302 …/login?rd=$scheme://$http_host$request_uri` does not encode
+/// `rd`: the login page takes the rest of the query as the URL, still checked.
+#[test]
+fn login_recovers_an_unencoded_rd_with_its_own_query() {
+    let server = start();
+    let rd = "http://app.test/x/a%20b?a=1&b=2+3&rd=4";
+    let mut b = Browser::new(&server);
+    let page = b.get(&format!("/login?rd={rd}"));
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    assert_eq!(hidden_input(&html, "rd").as_deref(), Some(rd));
+    let r = b.post(
+        "/login",
+        &[
+            ("csrf", &hidden_input(&html, "csrf").unwrap()),
+            ("return_to", &hidden_input(&html, "return_to").unwrap()),
+            ("rd", rd),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.header("location"), Some(rd));
+    assert!(set_cookie(&r, "latchkey-fa").is_some());
+    // Signed in: the same unencoded link sends the browser straight back.
+    let r = b.get(&format!("/login?rd={rd}"));
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.header("location"), Some(rd));
+    // The encoded form still works, and an unencoded URL is validated like any other.
+    let mut fresh = Browser::new(&server);
+    let encoded = fresh.get(&format!("/login?rd={}", form_encode(rd)));
+    assert_eq!(hidden_input(&encoded.text(), "rd").as_deref(), Some(rd));
+    for bad in [
+        "http://evil.example/?x=http://app.test/",
+        "http://app.test@evil.example/?a=1&b=2",
+        "https://sub.app.test/?a=1",
+    ] {
+        let mut fresh = Browser::new(&server);
+        let page = fresh.get(&format!("/login?rd={bad}"));
+        assert_eq!(page.status, 200, "{bad}");
+        assert_eq!(
+            hidden_input(&page.text(), "rd").as_deref(),
+            Some(""),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn rule_add_accepts_ports_ip_literals_and_wildcards_in_canonical_form() {
+    let dir = crate::support::temp_dir("rules").join("data");
+    for (given, stored) in [
+        ("App.Test:8443", "app.test:8443"),
+        ("192.168.1.5", "192.168.1.5"),
+        ("192.168.1.5:9000", "192.168.1.5:9000"),
+        ("[FD00:0::5]", "[fd00::5]"),
+        ("fd00::5", "[fd00::5]"),
+        ("[fd00::5]:8080", "[fd00::5]:8080"),
+        ("*.Home.Test", "*.home.test"),
+        ("*.home.test:8443", "*.home.test:8443"),
+    ] {
+        add_rule(&dir, &["--host", given, "--deny"]);
+        let list: Value =
+            serde_json::from_str(&latchkey_ok(&dir, &["rule", "list", "--json"])).unwrap();
+        let last = list.as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["host"], stored, "{given}");
+        let mut keys: Vec<&String> = last.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["action", "host", "id", "method", "path", "scope", "subject"],
+            "rule list --json keeps its shape"
+        );
+    }
+    let text = latchkey_ok(&dir, &["rule", "list"]);
+    assert!(text.contains("#7 * *.home.test/* -> deny"), "{text}");
+    assert!(text.contains("#6 * [fd00::5]:8080/* -> deny"), "{text}");
+    // A refused host says what is expected.
+    let out = latchkey(&dir, &["rule", "add", "--host", "x.test:0", "--deny"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1 to 65535") && err.contains("*.example.org") && err.contains("[fd00::5]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rule_test_shows_ports_wildcards_and_ambiguous_paths() {
+    let dir = crate::support::temp_dir("rules").join("data");
+    hosts_setup(&dir);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["http://192.168.1.5:8080/x", "--user", "alice"],
+            "ALLOW alice: decided by rule #9 * 192.168.1.5:8080/* -> allow group admins",
+        ),
+        (
+            &["http://192.168.1.5:8080/x", "--user", "bob"],
+            "DENY (bob is not admitted): decided by rule #9 * 192.168.1.5:8080/* -> allow group admins",
+        ),
+        (
+            &["http://192.168.1.5:9000/x", "--user", "bob"],
+            "ALLOW bob: decided by rule #10 * 192.168.1.5:9000/* -> allow user bob",
+        ),
+        (
+            &["http://192.168.1.5/x"],
+            "DENY: no rule matches GET 192.168.1.5/x",
+        ),
+        (
+            &["https://[fd00:0::5]:8443/"],
+            "SIGN-IN REQUIRED: decided by rule #11 * [fd00::5]:8443/* -> allow group admins",
+        ),
+        (
+            &["https://a.b.wild.test/"],
+            "SIGN-IN REQUIRED: decided by rule #12 * *.wild.test/* -> allow group admins",
+        ),
+        (
+            &["https://wild.test/"],
+            "DENY: no rule matches GET wild.test/",
+        ),
+        (
+            &["https://svc.test/"],
+            "ALLOW (no sign-in needed): decided by rule #13 * svc.test:443/* -> bypass (no sign-in)",
+        ),
+        (
+            &["http://svc.test:8443/"],
+            "DENY: no rule matches GET svc.test:8443/",
+        ),
+        (
+            &["http://pub.test/public/..;/admin"],
+            "DENY: the path \"/public/..;/admin\" is ambiguous (a ';' path parameter); forward auth refuses it before any rule",
+        ),
+        (
+            &["http://pub.test/public/%2e%2e/admin"],
+            "DENY: the path \"/public/%2e%2e/admin\" is ambiguous (an encoded '.' or '..' segment); forward auth refuses it before any rule",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut all = vec!["rule", "test"];
+        all.extend_from_slice(args);
+        assert_eq!(latchkey_ok(&dir, &all).trim(), *want, "{args:?}");
     }
 }

@@ -6,8 +6,10 @@
 //!
 //! For each proxy: an anonymous browser is sent to latchkey's login page and comes back signed
 //! in; the app then sees `Remote-User` and the other headers; a user outside the allowed group
-//! gets 403; an API key with the rule's scope passes; and forged `Remote-*`, `X-Forwarded-*`,
-//! `X-Original-URL` and `Host` headers change nothing.
+//! gets 403; an API key with the rule's scope passes; forged `Remote-*`, `X-Forwarded-*`,
+//! `X-Original-URL` and `Host` headers change nothing; and rules for one address on two ports,
+//! a wildcard (not its apex) and an IPv6 literal with a port each decide for their own
+//! listener. For nginx also: the `rd` pattern where nginx builds the login URL itself.
 //!
 //! nginx and caddy must be installed (`scripts/test` installs them with apt-get). They are run as
 //! plain child processes with their own configuration in a temporary directory (never the
@@ -219,8 +221,8 @@ fn replace(text: &str, file: &str, placeholder: &str, with: &str) -> String {
 }
 
 /// packaging/examples/nginx.conf for this test: plain HTTP on 127.0.0.1:`port` instead of 443
-/// with certificates, app.test/auth.test for the example hosts, and the real addresses of
-/// latchkey and the app; wrapped in a minimal main config whose paths all lie in `dir`.
+/// with certificates, app.test/wiki.test/auth.test for the example hosts, and the real addresses
+/// of latchkey and the app (both example apps are the one test app); wrapped in a minimal main config whose paths all lie in `dir`.
 /// `edit` may change the example (after the substitutions) for a variant.
 fn nginx_config(
     dir: &Path,
@@ -244,9 +246,18 @@ fn nginx_config(
         .collect::<Vec<_>>()
         .join("\n");
     c = replace(&c, FILE, "dash.home.example.org", "app.test");
+    c = replace(&c, FILE, "wiki.home.example.org", "wiki.test");
+    // The second app's login URL is latchkey's issuer here.
+    c = replace(
+        &c,
+        FILE,
+        "https://auth.home.example.org/login?rd=",
+        &format!("http://{latchkey}/login?rd="),
+    );
     c = replace(&c, FILE, "auth.home.example.org", "auth.test");
     c = replace(&c, FILE, "127.0.0.1:8080", &latchkey.to_string());
     c = replace(&c, FILE, "127.0.0.1:3000", &app.to_string());
+    c = replace(&c, FILE, "127.0.0.1:3001", &app.to_string());
     let c = edit(c);
     let d = dir.display();
     // `user root` keeps the workers able to use the temporary directories when the tests run
@@ -267,8 +278,14 @@ fn nginx_config(
 
 /// packaging/examples/Caddyfile for this test: its two sites as http://app.test:`port` and
 /// http://auth.test:`port` on 127.0.0.1, the real addresses of latchkey and the app, and global
-/// options that keep Caddy away from its admin API and certificates.
-fn caddy_config(port: u16, latchkey: SocketAddr, app: SocketAddr) -> String {
+/// options that keep Caddy away from its admin API and certificates. `edit` may change the
+/// example (after the substitutions) for a variant.
+fn caddy_config(
+    port: u16,
+    latchkey: SocketAddr,
+    app: SocketAddr,
+    edit: &dyn Fn(String) -> String,
+) -> String {
     const FILE: &str = "Caddyfile";
     let mut c = example(FILE);
     c = replace(
@@ -285,6 +302,7 @@ fn caddy_config(port: u16, latchkey: SocketAddr, app: SocketAddr) -> String {
     );
     c = replace(&c, FILE, "127.0.0.1:8080", &latchkey.to_string());
     c = replace(&c, FILE, "127.0.0.1:3000", &app.to_string());
+    let c = edit(c);
     format!("{{\n\tadmin off\n\tauto_https off\n\tdefault_bind 127.0.0.1\n}}\n\n{c}")
 }
 
@@ -298,8 +316,8 @@ struct Proxy {
 }
 
 impl Proxy {
-    /// Starts `kind` in front of `app`, asking `latchkey`. `edit` changes the nginx example for a
-    /// variant (identity otherwise).
+    /// Starts `kind` in front of `app`, asking `latchkey`. `edit` changes the example config for
+    /// a variant (identity otherwise).
     fn start(
         kind: Kind,
         latchkey: SocketAddr,
@@ -334,7 +352,7 @@ impl Proxy {
                     config
                 }
                 Kind::Caddy => {
-                    let config = caddy_config(port, latchkey, app);
+                    let config = caddy_config(port, latchkey, app, edit);
                     let file = dir.join("Caddyfile");
                     std::fs::write(&file, &config).unwrap();
                     cmd.arg("run")
@@ -410,7 +428,13 @@ impl Proxy {
 
     /// Sends a request head (ending in an empty line) and reads the response.
     fn raw(&self, head: &str) -> Response {
-        let mut s = TcpStream::connect(self.addr).unwrap();
+        self.raw_at(self.addr, head)
+    }
+
+    /// [`Proxy::raw`] to another of the proxy's listeners.
+    fn raw_at(&self, addr: SocketAddr, head: &str) -> Response {
+        let mut s = TcpStream::connect(addr)
+            .unwrap_or_else(|e| panic!("{} on {addr}: {e}", self.kind.name()));
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.write_all(head.as_bytes()).unwrap();
         read_response(&mut s, false).unwrap_or_else(|| {
@@ -424,13 +448,25 @@ impl Proxy {
 
     /// `GET path` with `Host: host` and these extra headers.
     fn get_as(&self, host: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+        self.get_at(self.addr, host, path, headers)
+    }
+
+    /// [`Proxy::get_as`] on another of the proxy's listeners.
+    fn get_at(
+        &self,
+        addr: SocketAddr,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Response {
         let extra: String = headers
             .iter()
             .map(|(k, v)| format!("{k}: {v}\r\n"))
             .collect();
-        self.raw(&format!(
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}\r\n"
-        ))
+        self.raw_at(
+            addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}\r\n"),
+        )
     }
 
     /// `GET path` on the protected app (`Host: app.test:PORT`).
@@ -502,6 +538,7 @@ fn create_key(data_dir: &Path, name: &str, scope: &str) -> String {
 /// 2. `app.test /` (exactly) bypass (a public landing page),
 /// 3. `app.test` (every path) for group admins, and API keys / tokens with scope `app:read`,
 /// 4. `open.test` bypass (another host that needs no sign-in),
+/// 5. `wiki.test` (nginx's second example app) for group admins,
 ///
 /// plus the API keys `robot` (scope `app:read`) and `weak` (scope `other`).
 struct World {
@@ -549,6 +586,7 @@ fn world_with(kind: Kind, edit: &dyn Fn(String) -> String) -> World {
                 "app:read",
             ],
             &["--host", "open.test", "--bypass"],
+            &["--host", "wiki.test", "--allow-group", "admins"],
         ] {
             let mut args = vec!["rule", "add"];
             args.extend_from_slice(rule);
@@ -580,7 +618,13 @@ impl World {
         let mut headers = vec![HTML];
         headers.extend_from_slice(forged);
         let r = self.proxy.get(path, &headers);
-        blocked(&r, what);
+        self.assert_login_redirect(&r, &self.proxy.app_url(path), what)
+    }
+
+    /// Asserts `r` sends a browser to latchkey's login page with `rd` = `url` (encoded, as
+    /// latchkey's own redirects have it); returns the login URL.
+    fn assert_login_redirect(&self, r: &Response, url: &str, what: &str) -> String {
+        blocked(r, what);
         assert_eq!(
             r.status,
             302,
@@ -589,12 +633,12 @@ impl World {
             r.text(),
             self.server.logs()
         );
-        let to = location(&r);
+        let to = location(r);
         let login = format!("{}/login?rd=", self.server.issuer());
         assert!(to.starts_with(&login), "{what}: not sent to {login}…: {to}");
         assert_eq!(
             query_param(&to, "rd").as_deref(),
-            Some(self.proxy.app_url(path).as_str()),
+            Some(url),
             "{what}: rd names the page asked for: {to}"
         );
         assert!(
@@ -609,6 +653,12 @@ impl World {
     /// Signs in at the login page `login_url` (as a browser sent there by the proxy) and returns
     /// the browser and where latchkey sent it back to.
     fn sign_in(&self, login_url: &str, user: &str) -> (Browser<'_>, String) {
+        let rd = query_param(login_url, "rd").unwrap_or_default();
+        self.sign_in_for(login_url, &rd, user)
+    }
+
+    /// [`World::sign_in`] at a login page that must keep `rd` as the page to return to.
+    fn sign_in_for(&self, login_url: &str, rd: &str, user: &str) -> (Browser<'_>, String) {
         let mut b = Browser::new(&self.server);
         let page = b.get(login_url);
         assert_eq!(page.status, 200, "login page: {}", page.text());
@@ -616,18 +666,14 @@ impl World {
         let field = |name: &str| {
             hidden_input(&html, name).unwrap_or_else(|| panic!("no hidden {name} in {html}"))
         };
-        let (csrf, return_to, rd) = (field("csrf"), field("return_to"), field("rd"));
-        assert_eq!(
-            Some(rd.as_str()),
-            query_param(login_url, "rd").as_deref(),
-            "the login form keeps rd"
-        );
+        let (csrf, return_to, kept) = (field("csrf"), field("return_to"), field("rd"));
+        assert_eq!(kept, rd, "the login form keeps rd");
         let r = b.post(
             "/login",
             &[
                 ("csrf", &csrf),
                 ("return_to", &return_to),
-                ("rd", &rd),
+                ("rd", &kept),
                 ("username", user),
                 ("password", PASSWORD),
             ],
@@ -929,4 +975,251 @@ fn nginx_with_http_host_in_x_original_url_is_not_fooled_by_the_host_header() {
         let r = p.get_as(host, "/private", &[HTML]);
         blocked(&r, &format!("Host: {host}"));
     }
+}
+
+/// nginx's other common pattern (the example's second app, wiki.test): `error_page 401 =302
+/// …/login?rd=$scheme://$http_host$request_uri`, where nginx does not encode `rd`. The login page
+/// still recovers the whole URL, query included, and the browser comes back to it; the first
+/// pattern (latchkey's encoded `Location`) keeps working on the same nginx.
+#[test]
+fn nginx_sends_browsers_to_login_with_an_rd_it_builds_itself() {
+    let w = world(Kind::Nginx);
+    let p = &w.proxy;
+    let path = "/private/page?tab=1&q=a%2Fb";
+    w.assert_sent_to_login(path, &[], "app.test: latchkey's Location");
+
+    let wiki = format!("wiki.test:{}", p.addr.port());
+    let url = format!("http://{wiki}{path}");
+    let r = p.get_as(&wiki, path, &[HTML]);
+    blocked(&r, "wiki.test, anonymous");
+    assert_eq!(r.status, 302, "{:?}\n{}", r.headers, r.text());
+    let to = location(&r);
+    assert_eq!(
+        to,
+        format!("{}/login?rd={url}", w.server.issuer()),
+        "nginx's own rd, not encoded"
+    );
+    let (alice, back) = w.sign_in_for(&to, &url, "alice");
+    assert_eq!(back, url, "back to the whole URL, its query included");
+    let cookie = World::fa_cookie(&alice);
+    let seen = reached(
+        &p.get_as(&wiki, path, &[HTML, (cookie.0, &cookie.1)]),
+        "alice on wiki.test",
+    );
+    assert!(
+        seen.request_line.starts_with(&format!("GET {path} HTTP/")),
+        "{}",
+        seen.request_line
+    );
+    assert_eq!(seen.values("remote-user"), ["alice"]);
+
+    // Bob signs in the same way, but wiki.test is for admins only.
+    let (bob, bob_back) = w.sign_in_for(&to, &url, "bob");
+    assert_eq!(bob_back, url);
+    let bob_cookie = World::fa_cookie(&bob);
+    let r = p.get_as(&wiki, path, &[HTML, (bob_cookie.0, &bob_cookie.1)]);
+    blocked(&r, "bob on wiki.test");
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    // In this pattern every 401 is the redirect, scripts' too.
+    let r = p.get_as(&wiki, path, &[]);
+    blocked(&r, "wiki.test, script");
+    assert_eq!(r.status, 302, "{}", r.text());
+}
+
+/// A free port on a loopback address (`127.0.0.1` or `[::1]`), failing the test loudly when the
+/// address cannot be used: the IPv6 checks never skip.
+fn free_port(ip: &str) -> u16 {
+    let l = TcpListener::bind(format!("{ip}:0")).unwrap_or_else(|e| {
+        panic!(
+            "cannot listen on {ip} ({e}): these tests need it (for ::1, `ip -6 addr show lo` \
+             must list it); they fail rather than skip"
+        )
+    });
+    l.local_addr().unwrap().port()
+}
+
+/// The example's protected nginx server block (after [`nginx_config`]'s substitutions).
+fn nginx_app_block(c: &str) -> String {
+    let start = c
+        .find("# The protected app.\nserver {")
+        .expect("nginx.conf has its protected app block");
+    let len = c[start..]
+        .find("\n}\n")
+        .expect("the block ends with a closing brace")
+        + 3;
+    c[start..start + len].to_string()
+}
+
+/// `block` with its `listen` line(s) replaced by `listen`, and its `server_name` by `name`.
+fn nginx_variant(block: &str, listen: &str, name: &str) -> String {
+    let mut listened = false;
+    let mut out = Vec::new();
+    for line in block.lines() {
+        let t = line.trim_start();
+        if t.starts_with("listen ") {
+            if !listened {
+                out.push(listen.to_string());
+                listened = true;
+            }
+        } else if t.starts_with("server_name ") {
+            out.push(format!("    server_name {name};"));
+        } else {
+            out.push(line.to_string());
+        }
+    }
+    assert!(listened, "the block has a listen line");
+    out.join("\n") + "\n"
+}
+
+/// One proxy in front of one app, with listeners beyond its own: 127.0.0.1:P1, 127.0.0.1:P2 and
+/// [::1]:P3 for the app as an address and port, and `*.example.test` / `example.test` on the
+/// proxy's own port (nginx: the example's block for a wildcard, with `$host` as the example
+/// says; Caddy: more addresses for the example's site). The rules:
+///
+/// 1. `127.0.0.1:P1` for group admins (alice),
+/// 2. `127.0.0.1:P2` for group family (bob),
+/// 3. `*.example.test` for group admins,
+/// 4. `[::1]:P3` for group family.
+///
+/// Returns the world and the listeners P1, P2, P3.
+fn hosts_world(kind: Kind) -> (World, [SocketAddr; 3]) {
+    let p3 = free_port("[::1]");
+    let (p1, p2) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
+    let server = Server::start_with(&[], |dir| {
+        add_user(dir, "alice", &["--group", "admins"]);
+        add_user(dir, "bob", &["--group", "family"]);
+        for (host, group) in [
+            (format!("127.0.0.1:{p1}"), "admins"),
+            (format!("127.0.0.1:{p2}"), "family"),
+            ("*.example.test".to_string(), "admins"),
+            (format!("[::1]:{p3}"), "family"),
+        ] {
+            cli_ok(
+                dir,
+                &["rule", "add", "--host", &host, "--allow-group", group],
+            );
+        }
+    });
+    let app = EchoApp::start();
+    let edit = move |c: String| -> String {
+        match kind {
+            Kind::Nginx => {
+                let block = nginx_app_block(&c);
+                let by_address = nginx_variant(
+                    &block,
+                    &format!("    listen 127.0.0.1:{p1};\n    listen 127.0.0.1:{p2};"),
+                    "127.0.0.1",
+                );
+                let v6 = nginx_variant(&block, &format!("    listen [::1]:{p3};"), "[::1]");
+                let own_listen = block
+                    .lines()
+                    .find(|l| l.trim_start().starts_with("listen "))
+                    .unwrap_or_default()
+                    .to_string();
+                let wildcard = replace(
+                    &nginx_variant(&block, &own_listen, "*.example.test example.test"),
+                    "nginx.conf",
+                    "$scheme://$server_name:$server_port$request_uri",
+                    "$scheme://$host:$server_port$request_uri",
+                );
+                format!("{c}\n{by_address}\n{v6}\n{wildcard}")
+            }
+            Kind::Caddy => {
+                let start = c
+                    .find("\nhttp://app.test:")
+                    .expect("the Caddyfile's protected site")
+                    + 1;
+                let (head, site) = c.split_at(start);
+                let (address, body) = site.split_once(" {\n").expect("a site block");
+                let port = address.rsplit(':').next().unwrap_or_default();
+                format!(
+                    "{head}{address}, http://*.example.test:{port}, http://example.test:{port}, \
+                     http://127.0.0.1:{p1}, http://127.0.0.1:{p2} {{\n{body}\n\
+                     http://[::1]:{p3} {{\n\tbind ::1\n{body}"
+                )
+            }
+        }
+    };
+    let proxy = Proxy::start(kind, server.addr, app.addr, &edit);
+    let addr = |s: String| s.parse::<SocketAddr>().unwrap();
+    let listeners = [
+        addr(format!("127.0.0.1:{p1}")),
+        addr(format!("127.0.0.1:{p2}")),
+        addr(format!("[::1]:{p3}")),
+    ];
+    let world = World {
+        server,
+        proxy,
+        _app: app,
+        robot_key: String::new(),
+        weak_key: String::new(),
+    };
+    (world, listeners)
+}
+
+/// Two apps on one address with different ports and rules, a wildcard rule that does not cover
+/// its apex, and an IPv6 literal with a port: each listener gets its own decision.
+fn ports_wildcards_and_ipv6(kind: Kind) {
+    let (w, [a1, a2, a3]) = hosts_world(kind);
+    let p = &w.proxy;
+    let anonymous = |a: SocketAddr, path: &str| p.get_at(a, &a.to_string(), path, &[HTML]);
+
+    // Port 1 is for admins: alice signs in there and comes back to it.
+    let url1 = format!("http://{a1}/one?x=1");
+    let login = w.assert_login_redirect(&anonymous(a1, "/one?x=1"), &url1, "port 1, anonymous");
+    let (alice, back) = w.sign_in(&login, "alice");
+    assert_eq!(back, url1);
+    // Port 2 is for family: bob signs in there.
+    let url2 = format!("http://{a2}/two");
+    let login = w.assert_login_redirect(&anonymous(a2, "/two"), &url2, "port 2, anonymous");
+    let (bob, back) = w.sign_in(&login, "bob");
+    assert_eq!(back, url2);
+
+    let (ac, bc) = (World::fa_cookie(&alice), World::fa_cookie(&bob));
+    let alice_at = |a: SocketAddr, host: &str| p.get_at(a, host, "/p", &[HTML, (ac.0, &ac.1)]);
+    let bob_at = |a: SocketAddr, host: &str| p.get_at(a, host, "/p", &[HTML, (bc.0, &bc.1)]);
+    let user =
+        |r: &Response, what: &str| -> String { reached(r, what).values("remote-user").join(",") };
+    let refused = |r: &Response, what: &str| {
+        blocked(r, what);
+        assert_eq!(r.status, 403, "{what}: {}", r.text());
+    };
+    let (h1, h2, h3) = (a1.to_string(), a2.to_string(), a3.to_string());
+    assert_eq!(user(&alice_at(a1, &h1), "alice on port 1"), "alice");
+    refused(&alice_at(a2, &h2), "alice on port 2");
+    assert_eq!(user(&bob_at(a2, &h2), "bob on port 2"), "bob");
+    refused(&bob_at(a1, &h1), "bob on port 1");
+
+    // IPv6 literal with a port, for family.
+    let url3 = format!("http://{h3}/six");
+    assert!(url3.starts_with("http://[::1]:"), "{url3}");
+    w.assert_login_redirect(&anonymous(a3, "/six"), &url3, "[::1], anonymous");
+    assert_eq!(user(&bob_at(a3, &h3), "bob on [::1]"), "bob");
+    refused(&alice_at(a3, &h3), "alice on [::1]");
+
+    // The wildcard covers app.example.test, not example.test itself (no rule: 403 even for an
+    // anonymous browser, which is not offered a sign-in).
+    let own = p.addr;
+    let sub = format!("app.example.test:{}", own.port());
+    let apex = format!("example.test:{}", own.port());
+    let r = p.get_at(own, &sub, "/w", &[HTML]);
+    w.assert_login_redirect(&r, &format!("http://{sub}/w"), "subdomain, anonymous");
+    assert_eq!(
+        user(&alice_at(own, &sub), "alice on the subdomain"),
+        "alice"
+    );
+    refused(&bob_at(own, &sub), "bob on the subdomain");
+    refused(&alice_at(own, &apex), "alice on the apex");
+    refused(&p.get_at(own, &apex, "/w", &[HTML]), "the apex, anonymous");
+}
+
+#[test]
+fn nginx_decides_per_port_wildcard_and_ipv6_address() {
+    ports_wildcards_and_ipv6(Kind::Nginx);
+}
+
+#[test]
+fn caddy_decides_per_port_wildcard_and_ipv6_address() {
+    ports_wildcards_and_ipv6(Kind::Caddy);
 }
