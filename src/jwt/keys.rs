@@ -400,8 +400,11 @@ pub fn promote_due(store: &mut Store, now: i64) -> Result<usize, Error> {
     Ok(store.promote_due_keys(now, KEEP_AFTER_SIGNING)?)
 }
 
-/// New keys, one per algorithm: `(kid, alg, pkcs8)`.
-fn generate_all(now: i64) -> Result<Vec<(String, &'static str, Vec<u8>)>, Error> {
+/// A generated key: kid, algorithm, PKCS#8 document.
+type Generated = (String, &'static str, Vec<u8>);
+
+/// New keys, one per algorithm.
+fn generate_all(now: i64) -> Result<Vec<Generated>, Error> {
     ALGS.iter()
         .map(|&alg| {
             let (pkcs8, key) = SigningKey::generate(alg, now)?;

@@ -252,7 +252,8 @@ mod tests {
         migrate(&mut conn).unwrap();
         assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
         assert!(keys_rev(&conn) > before, "running servers reload the keys");
-        let rows: Vec<(String, String, Vec<u8>, i64, i64, Option<i64>, Option<i64>)> = conn
+        type Row = (String, String, Vec<u8>, i64, i64, Option<i64>, Option<i64>);
+        let rows: Vec<Row> = conn
             .prepare(
                 "SELECT kid, status, pkcs8, created_at, activate_at, deactivated_at, retire_after \
                  FROM signing_keys ORDER BY rowid",

@@ -1,8 +1,8 @@
 //! API keys (issue 4) against the real binary: the key format (checked with a CRC-32 and a base62
 //! encoder written here, independent of latchkey's), storage (only SHA-256 digests, read back
 //! with `rusqlite`), the check endpoint `GET /v1/apikeys/verify` and every bad input the issue
-//! lists, introspection, refusals at other endpoints, revocation and owner switches reaching a
-//! running server within a second, rotation, rate limits shared by workers, batched usage
+//! lists, introspection, refusals at other endpoints, revocation (by the CLI, and by any client
+//! at `/revoke`) and owner switches reaching a running server within a second, rotation, rate limits shared by workers, batched usage
 //! counting, and the CLI's argument errors.
 //!
 //! Keys a test needs from its first request are created before the server starts (in the

@@ -354,8 +354,8 @@ fn server_with_key(key: &OwnKey) -> Server {
         )
         .unwrap();
         conn.execute(
-            "INSERT INTO signing_keys (kid, alg, pkcs8, status, created_at) \
-                 VALUES (?1, 'ES256', ?2, 'active', ?3)",
+            "INSERT INTO signing_keys (kid, alg, pkcs8, status, created_at, activate_at) \
+                 VALUES (?1, 'ES256', ?2, 'active', ?3, ?3)",
             rusqlite::params![key.kid, key.pkcs8, now()],
         )
         .unwrap();
