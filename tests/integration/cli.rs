@@ -1122,7 +1122,13 @@ fn a_rotated_key_is_published_at_once_and_signs_only_after_the_jwks_max_age() {
         assert_eq!(verify(&server, t).claims["client_id"], c.id);
         assert_active(&introspect(&server, &rs, t));
     }
-    // The database agrees (the server's maintenance, or `keys list` itself, promoted them).
+    // The database agrees: the server's maintenance thread records the switch (`keys list`
+    // would too, were no server running).
+    eventually(
+        Duration::from_millis(1500),
+        "the switch recorded by the server",
+        || server.logs().contains("2 rotated signing keys now sign"),
+    );
     let keys = keys_of(&server.data_dir, "ES256");
     let (old, new) = (&keys[&kid1], &keys[&kid2]);
     assert_eq!(old["status"], "retiring", "{old}");
