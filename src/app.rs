@@ -127,6 +127,18 @@ impl App {
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(index);
     }
 
+    /// Marks the key of digest `hash` revoked in the index now (see [`KeyIndex::with_revoked`]).
+    /// A reload that read the database just before the revocation was written may still
+    /// replace this index with its older copy; the revision the revocation bumped makes the
+    /// maintenance thread's next round (within a quarter of a second) load it again.
+    pub fn revoke_indexed_api_key(&self, hash: &[u8; 32]) {
+        let mut index = self
+            .api_keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        *index = Arc::new(index.with_revoked(hash));
+    }
+
     /// The per-key rate limiter.
     pub fn rate_limiter(&self) -> &RateLimiter {
         &self.rate_limiter

@@ -143,6 +143,13 @@ pub const SETTINGS: &[SettingSpec] = &[
         help: "seconds a refresh token works without being used (idle)",
     },
     SettingSpec {
+        key: "jwks.max_age",
+        default: 300,
+        min: 0,
+        max: 86_400,
+        help: "seconds resource servers may cache /jwks.json; a rotated key signs only after this",
+    },
+    SettingSpec {
         key: "audit.retention_days",
         default: 90,
         min: 1,

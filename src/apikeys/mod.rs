@@ -30,7 +30,7 @@ pub struct KeyEntry {
 }
 
 /// Every key by the digest of its value.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct KeyIndex {
     by_hash: HashMap<[u8; 32], Arc<KeyEntry>>,
 }
@@ -60,6 +60,19 @@ impl KeyIndex {
             );
         }
         Ok(KeyIndex { by_hash })
+    }
+
+    /// This index with the key of digest `hash` marked revoked (unchanged if it is unknown):
+    /// a revocation at `/revoke` counts at once in this process, before the reload that the
+    /// database change triggers.
+    pub fn with_revoked(&self, hash: &[u8; 32]) -> KeyIndex {
+        let mut index = self.clone();
+        if let Some(entry) = index.by_hash.get_mut(hash) {
+            let mut revoked = KeyEntry::clone(entry);
+            revoked.revoked = true;
+            *entry = Arc::new(revoked);
+        }
+        index
     }
 
     /// Number of keys known.

@@ -190,6 +190,15 @@ pub fn check(data_dir: &Path, a: CheckArgs) -> Result<(), Error> {
                         ),
                     }
                 }
+                let next = info.keys.iter().filter(|k| k.status == "next").count();
+                if next > 0 {
+                    report(
+                        true,
+                        format!(
+                            "{next} new key(s) published, not yet signing (a rotation is pending)"
+                        ),
+                    );
+                }
                 let retiring = info.keys.iter().filter(|k| k.status == "retiring").count();
                 if retiring > 0 {
                     report(

@@ -74,6 +74,7 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
     for kid in ensure_keys(&mut store, now())? {
         log::info!("generated signing key {kid}");
     }
+    crate::jwt::keys::promote_due(&mut store, now())?;
     let settings = Settings::load(&store)?;
     let keys = KeyRing::load(&store)?;
 
@@ -316,8 +317,9 @@ fn watch_signals(stop: StopHandle, tls: Option<Arc<Tls>>) -> Result<(), Error> {
     Ok(())
 }
 
-/// The background thread: reloads keys and settings when another process changed them, and
-/// periodically deletes expired rows and retires keys whose time has come.
+/// The background thread: reloads keys and settings when another process changed them, records
+/// the switch to a rotated signing key when its time has come, and periodically deletes expired
+/// rows and retires keys whose time has come.
 fn spawn_maintenance(
     app: Arc<App>,
     db_path: &Path,
@@ -357,6 +359,16 @@ fn spawn_maintenance(
                         && let Err(e) = load_revocations(&app, &store)
                     {
                         log::debug!("cannot read revocations, will retry: {e}");
+                    }
+                }
+                // A rotated key's time has come: every worker already signs with it (the key
+                // ring picks by time); record the switch so the database says so too. The
+                // write bumps the keys revision, so the ring is reloaded below.
+                if app.keys().next_due(now()) {
+                    match crate::jwt::keys::promote_due(&mut store, now()) {
+                        Ok(n) if n > 0 => log::info!("{n} rotated signing keys now sign"),
+                        Ok(_) => {}
+                        Err(e) => log::error!("cannot record the signing-key switch: {e}"),
                     }
                 }
                 match store.revisions() {
@@ -414,12 +426,7 @@ fn reload(
                     "signing keys reloaded: {}",
                     ring.keys()
                         .iter()
-                        .map(|k| format!(
-                            "{} {}{}",
-                            k.alg.as_str(),
-                            k.kid,
-                            if k.active { " (active)" } else { "" }
-                        ))
+                        .map(|k| format!("{} {} ({})", k.alg.as_str(), k.kid, k.state.as_str()))
                         .collect::<Vec<_>>()
                         .join(", ")
                 );

@@ -92,7 +92,7 @@ pub struct Spec<'a> {
 pub fn sign(app: &App, spec: &Spec<'_>, now: i64) -> Result<Issued, OAuthError> {
     let keys = app.keys();
     let key = keys
-        .active(Alg::Es256)
+        .active(Alg::Es256, now)
         .ok_or_else(|| OAuthError::server("no active ES256 signing key"))?;
     let claims = Claims {
         iss: app.config.issuer.clone(),

@@ -60,7 +60,7 @@ pub fn issue(app: &App, spec: &IdTokenSpec<'_>, now: i64) -> Result<String, OAut
     let alg = Alg::parse(&spec.client.id_token_alg).unwrap_or(Alg::Rs256);
     let keys = app.keys();
     let key = keys
-        .active(alg)
+        .active(alg, now)
         .ok_or_else(|| OAuthError::server(format!("no active {} signing key", alg.as_str())))?;
     let mut claims = user_claims(spec.user, spec.scope);
     claims.insert("iss".into(), json!(app.config.issuer));

@@ -1,5 +1,7 @@
-//! `GET /jwks.json`: every published key (active and retiring) as a public JWK. Cacheable, unlike
-//! token responses; the lifetime is short so a rotation reaches resource servers quickly.
+//! `GET /jwks.json`: every published key (next, active and retiring) as a public JWK. Cacheable,
+//! unlike token responses, for the `jwks.max_age` setting (default 300 s): short, so a rotation
+//! reaches resource servers quickly, and the time a rotated key waits before it signs (see
+//! `jwt::keys`).
 
 use crate::app::Worker;
 use crate::http::{Req, Resp};
@@ -9,7 +11,10 @@ use crate::oauth::error::OAuthError;
 pub fn handle(w: &mut Worker, _req: &Req, _now: i64) -> Result<Resp, OAuthError> {
     let mut resp = Resp::empty(200)
         .with("Content-Type", "application/jwk-set+json")
-        .with("Cache-Control", "public, max-age=300");
+        .with(
+            "Cache-Control",
+            format!("public, max-age={}", w.app.settings().get("jwks.max_age")),
+        );
     resp.body = w.app.keys().jwks_json().to_vec();
     Ok(resp)
 }

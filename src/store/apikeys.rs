@@ -134,6 +134,15 @@ impl Store {
         Ok(rows.next().transpose()?)
     }
 
+    /// The key whose value has this SHA-256 digest, revoked or not.
+    pub fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM api_keys WHERE hash = ?1"))?;
+        let mut rows = stmt.query_map([hash.as_slice()], from_row)?;
+        Ok(rows.next().transpose()?)
+    }
+
     /// Revokes a key now. `NotFound` if there is no such key.
     pub fn revoke_api_key(&mut self, id: &str, now: i64) -> Result<(), StoreError> {
         let n = self.exec(

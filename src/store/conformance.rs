@@ -16,6 +16,7 @@ const CASES: &[(&str, Case)] = &[
     ("client_secret_rotation", client_secret_rotation),
     ("keys_first_key_once", keys_first_key_once),
     ("keys_rotation_and_retirement", keys_rotation_and_retirement),
+    ("keys_next_then_promoted", keys_next_then_promoted),
     ("revocations_and_gc", revocations_and_gc),
     ("settings_round_trip", settings_round_trip),
     ("revisions_follow_changes", revisions_follow_changes),
@@ -220,20 +221,25 @@ fn keys_first_key_once(s: &mut Store) {
 
 fn keys_rotation_and_retirement(s: &mut Store) {
     s.insert_first_key("k1", "ES256", b"pk1", 10).unwrap();
-    s.activate_key("k2", "ES256", b"pk2", 20, 100).unwrap();
+    assert_eq!(s.live_keys().unwrap()[0].activate_at, 10);
+    s.activate_keys_now(&[("k2", "ES256", b"pk2")], 20, 100)
+        .unwrap();
     let live = s.live_keys().unwrap();
     assert_eq!(live.len(), 2);
     assert_eq!(
         (live[0].kid.as_str(), live[0].status.as_str()),
         ("k2", "active")
     );
+    assert_eq!(live[0].activate_at, 20);
     assert_eq!(
         (live[1].kid.as_str(), live[1].status.as_str()),
         ("k1", "retiring")
     );
     assert_eq!(live[1].retire_after, Some(100));
+    assert_eq!(live[1].deactivated_at, Some(20));
     // A second rotation keeps exactly one active key.
-    s.activate_key("k3", "ES256", b"pk3", 30, 200).unwrap();
+    s.activate_keys_now(&[("k3", "ES256", b"pk3")], 30, 200)
+        .unwrap();
     let active = s
         .live_keys()
         .unwrap()
@@ -243,10 +249,11 @@ fn keys_rotation_and_retirement(s: &mut Store) {
     assert_eq!(active, 1);
     // A kid that exists is a conflict and changes nothing.
     assert!(matches!(
-        s.activate_key("k3", "ES256", b"x", 31, 300),
+        s.activate_keys_now(&[("k3", "ES256", b"x")], 31, 300),
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(s.live_keys().unwrap()[0].kid, "k3");
+    assert_eq!(s.live_keys().unwrap()[0].status, "active");
 
     assert_eq!(s.retire_due_keys(99).unwrap(), 0);
     assert_eq!(s.retire_due_keys(100).unwrap(), 1);
@@ -258,6 +265,74 @@ fn keys_rotation_and_retirement(s: &mut Store) {
         "a retired key's private part is erased"
     );
     assert!(s.live_keys().unwrap().iter().all(|k| k.kid != "k1"));
+}
+
+fn keys_next_then_promoted(s: &mut Store) {
+    use super::NextOutcome;
+    s.insert_first_key("a1", "ES256", b"pa1", 10).unwrap();
+    s.insert_first_key("r1", "RS256", b"pr1", 10).unwrap();
+    let both = [("a2", "ES256", &b"pa2"[..]), ("r2", "RS256", &b"pr2"[..])];
+    assert_eq!(s.add_next_keys(&both, 20, 50).unwrap(), NextOutcome::Added);
+    let next: Vec<_> = s
+        .live_keys()
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.status == "next")
+        .collect();
+    assert_eq!(next.len(), 2);
+    assert!(
+        next.iter()
+            .all(|k| k.activate_at == 50 && k.created_at == 20)
+    );
+    // While they wait, another rotation is refused and changes nothing.
+    let again = [("a3", "ES256", &b"pa3"[..]), ("r3", "RS256", &b"pr3"[..])];
+    assert!(matches!(
+        s.add_next_keys(&again, 21, 51).unwrap(),
+        NextOutcome::Pending {
+            activate_at: 50,
+            ..
+        }
+    ));
+    assert_eq!(s.all_keys().unwrap().len(), 4);
+    // Two next keys of one algorithm cannot exist, even written past the check.
+    assert!(
+        s.conn
+            .execute(
+                "INSERT INTO signing_keys (kid, alg, pkcs8, status, created_at, activate_at) \
+                 VALUES ('a4', 'ES256', X'00', 'next', 22, 60)",
+                [],
+            )
+            .is_err()
+    );
+    assert_eq!(s.promote_due_keys(49, 1_000).unwrap(), 0);
+    assert_eq!(s.promote_due_keys(70, 1_000).unwrap(), 2);
+    for k in s.all_keys().unwrap() {
+        match k.kid.as_str() {
+            "a2" | "r2" => assert_eq!(k.status, "active"),
+            _ => {
+                assert_eq!(k.status, "retiring");
+                // Stopped signing when the next key started, not when this write happened.
+                assert_eq!(k.deactivated_at, Some(50));
+                assert_eq!(k.retire_after, Some(1_050));
+            }
+        }
+    }
+    assert_eq!(s.promote_due_keys(80, 1_000).unwrap(), 0);
+    // An emergency rotation withdraws a pending key.
+    assert_eq!(
+        s.add_next_keys(&again, 90, 400).unwrap(),
+        NextOutcome::Added
+    );
+    let mut withdrawn = s
+        .activate_keys_now(
+            &[("a5", "ES256", b"pa5"), ("r5", "RS256", b"pr5")],
+            95,
+            2_000,
+        )
+        .unwrap();
+    withdrawn.sort();
+    assert_eq!(withdrawn, ["a3", "r3"]);
+    assert!(s.all_keys().unwrap().iter().all(|k| k.status != "next"));
 }
 
 fn revocations_and_gc(s: &mut Store) {
@@ -310,7 +385,11 @@ fn revisions_follow_changes(s: &mut Store) {
     s.insert_first_key("k1", "ES256", b"pk", 1).unwrap();
     let k1 = rev(s, "keys");
     assert!(k1 > k0);
-    s.activate_key("k2", "ES256", b"pk2", 2, 10).unwrap();
+    s.add_next_keys(&[("k2", "ES256", b"pk2")], 2, 10).unwrap();
+    let k2 = rev(s, "keys");
+    assert!(k2 > k1);
+    s.promote_due_keys(10, 100).unwrap();
+    assert!(rev(s, "keys") > k2);
     assert!(rev(s, "keys") > k1);
     s.set_setting("x", "1").unwrap();
     assert!(rev(s, "settings") > s0);

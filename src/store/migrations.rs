@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0008_revoked_revision.sql"),
     include_str!("sql/0009_token_families.sql"),
     include_str!("sql/0010_access_in_refresh_row.sql"),
+    include_str!("sql/0011_key_prepublication.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -226,5 +227,125 @@ mod tests {
                 "{gone} is still there"
             );
         }
+    }
+
+    #[test]
+    fn key_prepublication_keeps_every_key_row_and_its_guards() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        at_version(&conn, 10);
+        conn.execute_batch(
+            "INSERT INTO signing_keys (kid, alg, pkcs8, status, created_at, retire_after) VALUES
+               ('old', 'ES256', X'', 'retired', 100, 86900),
+               ('prev', 'ES256', X'02', 'retiring', 200, 87000),
+               ('cur', 'ES256', X'03', 'active', 300, NULL),
+               ('rsa', 'RS256', X'04', 'active', 150, NULL),
+               ('byhand', 'RS256', X'', 'retired', 120, NULL);",
+        )
+        .unwrap();
+        let keys_rev = |c: &Connection| -> i64 {
+            c.query_row("SELECT rev FROM revisions WHERE name = 'keys'", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        let before = keys_rev(&conn);
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        assert!(keys_rev(&conn) > before, "running servers reload the keys");
+        type Row = (String, String, Vec<u8>, i64, i64, Option<i64>, Option<i64>);
+        let rows: Vec<Row> = conn
+            .prepare(
+                "SELECT kid, status, pkcs8, created_at, activate_at, deactivated_at, retire_after \
+                 FROM signing_keys ORDER BY rowid",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let row = |kid: &str,
+                   status: &str,
+                   pkcs8: &[u8],
+                   t: i64,
+                   stop: Option<i64>,
+                   retire: Option<i64>| {
+            (
+                kid.to_string(),
+                status.to_string(),
+                pkcs8.to_vec(),
+                t,
+                t,
+                stop,
+                retire,
+            )
+        };
+        assert_eq!(
+            rows,
+            vec![
+                row("old", "retired", b"", 100, Some(200), Some(86_900)),
+                row("prev", "retiring", &[2], 200, Some(300), Some(87_000)),
+                row("cur", "active", &[3], 300, None, None),
+                row("rsa", "active", &[4], 150, None, None),
+                row("byhand", "retired", b"", 120, None, None),
+            ]
+        );
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = 'signing_keys'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(sql.contains("STRICT"), "{sql}");
+        let insert = |kid: &str, alg: &str, status: &str| {
+            conn.execute(
+                "INSERT INTO signing_keys (kid, alg, pkcs8, status, created_at, activate_at) \
+                 VALUES (?1, ?2, X'05', ?3, 400, 700)",
+                [kid, alg, status],
+            )
+        };
+        // 'next' is a status now; one per algorithm, as 'active' is; others are still refused.
+        let rev = keys_rev(&conn);
+        insert("n1", "ES256", "next").unwrap();
+        assert!(keys_rev(&conn) > rev, "the insert trigger is back");
+        insert("n2", "RS256", "next").unwrap();
+        assert!(
+            insert("n3", "ES256", "next").is_err(),
+            "two next ES256 keys"
+        );
+        assert!(
+            insert("a2", "ES256", "active").is_err(),
+            "two active ES256 keys"
+        );
+        assert!(
+            insert("x", "ES256", "pending").is_err(),
+            "an unknown status"
+        );
+        let rev = keys_rev(&conn);
+        conn.execute(
+            "UPDATE signing_keys SET status = 'active' WHERE kid = 'nope'",
+            [],
+        )
+        .unwrap();
+        conn.execute("DELETE FROM signing_keys WHERE kid = 'n2'", [])
+            .unwrap();
+        assert!(keys_rev(&conn) > rev, "update and delete triggers are back");
+        let rev = keys_rev(&conn);
+        conn.execute(
+            "UPDATE signing_keys SET status = 'retiring' WHERE kid = 'cur'",
+            [],
+        )
+        .unwrap();
+        assert!(keys_rev(&conn) > rev);
     }
 }

@@ -38,7 +38,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use checkpoint::Checkpointer;
 pub use clients::{Client, NewClient};
-pub use keys::KeyRow;
+pub use keys::{KeyRow, NextOutcome};
 pub use migrations::SCHEMA_VERSION;
 pub use sessions::SessionRow;
 pub use users::User;

@@ -1,8 +1,8 @@
 //! API keys (issue 4) against the real binary: the key format (checked with a CRC-32 and a base62
 //! encoder written here, independent of latchkey's), storage (only SHA-256 digests, read back
 //! with `rusqlite`), the check endpoint `GET /v1/apikeys/verify` and every bad input the issue
-//! lists, introspection, refusals at other endpoints, revocation and owner switches reaching a
-//! running server within a second, rotation, rate limits shared by workers, batched usage
+//! lists, introspection, refusals at other endpoints, revocation (by the CLI, and by any client
+//! at `/revoke`) and owner switches reaching a running server within a second, rotation, rate limits shared by workers, batched usage
 //! counting, and the CLI's argument errors.
 //!
 //! Keys a test needs from its first request are created before the server starts (in the
@@ -917,6 +917,198 @@ fn revocation_reaches_the_running_server_within_one_second() {
     assert_not_logged(&server, &k.key);
 }
 
+/// `GET /api/forward-auth` for `http://app.test/` with `key` in `X-API-Key`.
+fn forward_auth(server: &Server, key: &str) -> Response {
+    get_with(
+        server,
+        "/api/forward-auth",
+        &format!(
+            "X-Forwarded-Proto: http\r\nX-Forwarded-Host: app.test\r\nX-Forwarded-Uri: /\r\n\
+             Accept: application/json\r\nX-API-Key: {key}\r\n"
+        ),
+    )
+}
+
+/// `POST /revoke` with `token=key` and these extra header lines.
+fn revoke(server: &Server, body: &str, headers: &str) -> Response {
+    let r = server.post_form("/revoke", body, headers);
+    assert_eq!(r.header("cache-control"), Some("no-store"), "{r:?}");
+    r
+}
+
+/// The audit log's `apikey_revoked` events, polled until there are `n` (the server writes its
+/// events every two seconds).
+fn revoked_events(data_dir: &Path, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(6);
+    loop {
+        let events: Vec<Value> = cli_json(data_dir, &["audit", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "apikey_revoked")
+            .cloned()
+            .collect();
+        if events.len() >= n || Instant::now() > deadline {
+            return events;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// RFC 7009 for a leaked key: any client that authenticates revokes it at `/revoke`, and it is
+/// refused at once by the verify endpoint, introspection and forward auth; the audit log names
+/// the client. Unknown, malformed and already revoked keys get 200 and change nothing; a wrong
+/// client secret is still `invalid_client` and revokes nothing.
+#[test]
+fn a_leaked_key_is_revoked_through_the_revocation_endpoint_by_any_client() {
+    let made = Mutex::new(Vec::new());
+    let server = Server::start_with(&[], |dir| {
+        for name in ["leaked", "bystander", "found-by-an-app"] {
+            made.lock()
+                .unwrap()
+                .push(create_key(dir, name, &["--scope", "app:read"]));
+        }
+        let out = latchkey(
+            dir,
+            &[
+                "rule",
+                "add",
+                "--host",
+                "app.test",
+                "--allow-any-user",
+                "--scope",
+                "app:read",
+            ],
+        );
+        assert!(out.status.success(), "{out:?}");
+    });
+    let keys = made.into_inner().unwrap();
+    let (k, other, third) = (&keys[0], &keys[1], &keys[2]);
+    // The finder is not the key's owner nor any client the key has to do with.
+    let finder = server.client("finder", "");
+    let rs = server.client("resource-server", "");
+    let public: Value = serde_json::from_str(&cli_ok(
+        &server.data_dir,
+        &[
+            "client",
+            "add",
+            "spa",
+            "--public",
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            "http://127.0.0.1/cb",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let public_id = public["client_id"].as_str().unwrap().to_string();
+    for key in [&k.key, &other.key, &third.key] {
+        assert_ok(&check(&server, key));
+        assert_active(&introspect(&server, &rs, key));
+        assert_eq!(forward_auth(&server, key).status, 200);
+    }
+
+    // Wrong credentials revoke nothing: 401 invalid_client, as for any token.
+    let wrong = revoke(
+        &server,
+        &format!("token={}", k.key),
+        &basic_header(&finder.id, "not-the-secret"),
+    );
+    assert_error(&wrong, 401, "invalid_client");
+    let anonymous = revoke(&server, &format!("token={}", k.key), "");
+    assert_error(&anonymous, 401, "invalid_client");
+    // Unknown and malformed keys: 200 (RFC 7009 §2.2), and nothing changes.
+    for bad in [
+        forge_key(),
+        flip_body_char(&k.key),
+        format!("{}x", k.key),
+        k.key[..k.key.len() - 1].to_string(),
+        "lk_".to_string(),
+        "lk_short".to_string(),
+    ] {
+        let r = revoke(
+            &server,
+            &format!("token={}&token_type_hint=access_token", form_encode(&bad)),
+            &basic_header(&finder.id, &finder.secret),
+        );
+        assert_eq!(r.status, 200, "{bad}: {}", r.text());
+        assert!(r.body.is_empty(), "{}", r.text());
+    }
+    assert_ok(&check(&server, &k.key));
+
+    // The finder revokes the leaked key.
+    let r = revoke(
+        &server,
+        &format!("token={}", k.key),
+        &basic_header(&finder.id, &finder.secret),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body.is_empty(), "{}", r.text());
+    // Refused at once, everywhere.
+    assert_invalid_token(&check(&server, &k.key), "API key revoked");
+    assert_inactive(&introspect(&server, &rs, &k.key));
+    let fa = forward_auth(&server, &k.key);
+    assert_eq!(fa.status, 401, "{:?} {}", fa.headers, fa.text());
+    assert!(
+        fa.header("www-authenticate")
+            .is_some_and(|c| c.contains("error=\"invalid_token\"")),
+        "{:?}",
+        fa.headers
+    );
+    assert_eq!(fa.json()["error"], "invalid_token", "{}", fa.text());
+    // Only that key.
+    assert_ok(&check(&server, &other.key));
+    assert_eq!(forward_auth(&server, &other.key).status, 200);
+    let shown = cli_json(&server.data_dir, &["apikey", "show", &k.id, "--json"]);
+    assert_eq!(shown["status"], "revoked");
+    assert!(shown["revoked_at"].as_i64().unwrap() >= now() - 60);
+    // Revoking again: 200, and no second event.
+    let again = revoke(
+        &server,
+        &format!("token={}", k.key),
+        &basic_header(&rs.id, &rs.secret),
+    );
+    assert_eq!(again.status, 200, "{}", again.text());
+
+    // A public client (it names itself; the key is the proof) may revoke a key it found too.
+    let r = revoke(
+        &server,
+        &format!("token={}&client_id={}", third.key, form_encode(&public_id)),
+        "",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_invalid_token(&check(&server, &third.key), "API key revoked");
+
+    // The audit log names the client that revoked each key, and nothing secret.
+    let events = revoked_events(&server.data_dir, 2);
+    assert_eq!(events.len(), 2, "{events:?}");
+    let by_target = |id: &str| {
+        events
+            .iter()
+            .find(|e| e["target"] == id)
+            .unwrap_or_else(|| panic!("no event for {id}: {events:?}"))
+            .clone()
+    };
+    let e = by_target(&k.id);
+    assert_eq!(e["actor"], format!("client:{}", finder.id), "{e}");
+    assert_eq!(e["outcome"], "ok", "{e}");
+    assert_eq!(e["address"], "127.0.0.1", "{e}");
+    assert_eq!(e["count"], 1, "{e}");
+    assert_eq!(by_target(&third.id)["actor"], format!("client:{public_id}"));
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(
+        !all.contains(secret_tail(&k.key)),
+        "the key is in the audit log"
+    );
+    // Still refused after the reload the database change triggers (every 250 ms).
+    std::thread::sleep(Duration::from_millis(600));
+    assert_invalid_token(&check(&server, &k.key), "API key revoked");
+    assert_ok(&check(&server, &other.key));
+    assert_not_logged(&server, &k.key);
+    assert_not_logged(&server, &third.key);
+}
+
 #[test]
 fn an_expired_key_is_refused() {
     let (server, keys) = server_with_keys(&[], &[("short-lived", &["--expires-in", "1"])]);
@@ -1557,18 +1749,18 @@ fn a_key_used_every_way_never_reaches_logs_or_responses() {
             "grant_type=client_credentials",
             &basic_header(&client.id, key),
         ),
-        server.post_form(
-            "/revoke",
-            &format!("token={key}"),
-            &basic_header(&client.id, &client.secret),
-        ),
     ];
     // Exhaust the rate limit.
     for _ in 0..6 {
         responses.push(check(&server, key));
     }
     assert_eq!(responses.last().unwrap().status, 429);
-    cli_ok(&server.data_dir, &["apikey", "revoke", &k.id]);
+    // Revoked through the revocation endpoint (which revokes an API key).
+    responses.push(server.post_form(
+        "/revoke",
+        &format!("token={key}"),
+        &basic_header(&client.id, &client.secret),
+    ));
     let (r, _) = poll_key(&server, key, Duration::from_secs(5), |r| r.status == 401);
     responses.push(r);
     for r in &responses {

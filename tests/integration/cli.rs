@@ -838,7 +838,7 @@ fn keys_list_and_rotate() {
     }
 
     let t0 = now();
-    let rotated = json_out(&dir, &["keys", "rotate", "--json"]);
+    let rotated = json_out(&dir, &["keys", "rotate", "--now", "--json"]);
     let t1 = now();
     let new_kids: Vec<String> = rotated["active"]
         .as_array()
@@ -870,7 +870,7 @@ fn keys_list_and_rotate() {
         "retire_after {retire_after} later than needed"
     );
 
-    let human = latchkey_ok(&dir, &["keys", "rotate"]);
+    let human = latchkey_ok(&dir, &["keys", "rotate", "--now"]);
     let kid3 = keys_with_status(&dir, "active")[0]["kid"]
         .as_str()
         .unwrap()
@@ -890,7 +890,7 @@ fn rotation_keeps_the_old_key_for_the_longest_token_lifetime() {
     latchkey_ok(&dir, &["keys", "list"]);
     add_client(&dir, "long-lived", &["--access-token-ttl", "7200"]);
     let t0 = now();
-    let v = json_out(&dir, &["keys", "rotate", "--json"]);
+    let v = json_out(&dir, &["keys", "rotate", "--now", "--json"]);
     assert!(
         v["previous_retire_after"].as_i64().unwrap() >= t0 + 7200,
         "a client's own lifetime counts: {v}"
@@ -898,7 +898,7 @@ fn rotation_keeps_the_old_key_for_the_longest_token_lifetime() {
     latchkey_ok(&dir, &["client", "remove", "long-lived"]);
     latchkey_ok(&dir, &["settings", "set", "token.access_ttl", "10000"]);
     let t0 = now();
-    let v = json_out(&dir, &["keys", "rotate", "--json"]);
+    let v = json_out(&dir, &["keys", "rotate", "--now", "--json"]);
     assert!(
         v["previous_retire_after"].as_i64().unwrap() >= t0 + 10_000,
         "the server default counts: {v}"
@@ -934,7 +934,7 @@ fn key_rotation_reaches_the_running_server_and_old_tokens_stay_valid() {
     let kid1 = token_kid(&token_a);
     assert_eq!(es256_kids(&server), vec![kid1.clone()]);
 
-    let rotated = json_out(&server.data_dir, &["keys", "rotate", "--json"]);
+    let rotated = json_out(&server.data_dir, &["keys", "rotate", "--now", "--json"]);
     let kid2 = rotated["active"]
         .as_array()
         .unwrap()
@@ -991,6 +991,249 @@ fn key_rotation_reaches_the_running_server_and_old_tokens_stay_valid() {
     assert_eq!(token_kid(&token_c), kid2);
     let issuer = again.issuer();
     verify_with(&again, &token_c, &issuer, &issuer);
+}
+
+/// Every key of `alg` in `keys list --json`, by kid.
+fn keys_of(dir: &Path, alg: &str) -> std::collections::HashMap<String, Value> {
+    json_out(dir, &["keys", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["alg"] == alg)
+        .map(|k| (k["kid"].as_str().unwrap().to_string(), k.clone()))
+        .collect()
+}
+
+/// The kids of the served keys of `alg`.
+fn served_kids(server: &Server, alg: &str) -> Vec<String> {
+    server.get("/jwks.json").json()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["alg"] == alg)
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Sleeps until the wall clock reads at least `t` (Unix seconds).
+fn sleep_until(t: i64) {
+    while now() < t {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Publish before use: `keys rotate` puts the new keys in the JWKS at once and signs with them
+/// only once the JWKS max-age has passed (`jwks.max_age`, 2 s here, plus latchkey's 2-second
+/// margin), on the second it said; `keys list` shows every state and time; `--now` signs at
+/// once. Tokens are checked with `jsonwebtoken` against the served JWKS.
+#[test]
+fn a_rotated_key_is_published_at_once_and_signs_only_after_the_jwks_max_age() {
+    let server = Server::start_with(&[], |dir| {
+        latchkey_ok(dir, &["settings", "set", "jwks.max_age", "2"]);
+    });
+    let c = server.client("svc", "read");
+    let rs = server.client("rs", "");
+    let jwks = server.get("/jwks.json");
+    assert_eq!(jwks.header("cache-control"), Some("public, max-age=2"));
+    let token_a = server.token(&c, None);
+    let kid1 = token_kid(&token_a);
+    let rsa1 = served_kids(&server, "RS256");
+    assert_eq!(rsa1.len(), 1);
+
+    let t0 = now();
+    let rotated = json_out(&server.data_dir, &["keys", "rotate", "--json"]);
+    let at = rotated["signing_from"].as_i64().unwrap();
+    assert!(
+        (t0 + 4..=now() + 4).contains(&at),
+        "{rotated}, rotated at {t0}"
+    );
+    assert_eq!(rotated["previous_retire_after"], at + 86_400 + 300);
+    let next: Vec<String> = rotated["next"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(next.len(), 2, "one per algorithm: {rotated}");
+    let kid2 = keys_of(&server.data_dir, "ES256")
+        .into_keys()
+        .find(|k| *k != kid1)
+        .unwrap();
+    // Published at once (the server loads the change within a second): old and new, per
+    // algorithm.
+    eventually(
+        Duration::from_millis(1500),
+        "both ES256 keys in the JWKS",
+        || served_kids(&server, "ES256").len() == 2,
+    );
+    let es = served_kids(&server, "ES256");
+    let rsa = served_kids(&server, "RS256");
+    assert_eq!(rsa.len(), 2, "{rsa:?}");
+    assert!(rsa.contains(&rsa1[0]), "{rsa:?}");
+    let rsa2 = rsa.iter().find(|k| **k != rsa1[0]).unwrap().clone();
+    assert!(next.contains(&rsa2) && next.contains(&kid2), "{next:?}");
+    assert!(es.contains(&kid1) && es.contains(&kid2), "{es:?}");
+    // …but not signing yet.
+    assert!(now() < at, "the test machine is too slow for this test");
+    let token_b = server.token(&c, None);
+    assert_eq!(token_kid(&token_b), kid1, "a token minted before {at}");
+    verify(&server, &token_b);
+    // A second rotation while these wait is refused and changes nothing.
+    let again = latchkey(&server.data_dir, &["keys", "rotate"]);
+    assert_exit(&again, 1, "a second rotation");
+    let err = stderr(&again);
+    assert!(err.contains("already pending"), "{err}");
+    assert!(
+        err.contains(&kid2) || err.contains(&rsa2),
+        "names the key: {err}"
+    );
+    // The states and times, before the switch.
+    let keys = keys_of(&server.data_dir, "ES256");
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let (old, new) = (&keys[&kid1], &keys[&kid2]);
+    assert_eq!(old["status"], "active");
+    assert_eq!(old["signing_until"], at, "{old}");
+    assert_eq!(old["published_until"], at + 86_700, "{old}");
+    assert_eq!(old["retire_after"], Value::Null, "{old}");
+    assert_eq!(new["status"], "next");
+    assert_eq!(new["signing_from"], at, "{new}");
+    assert_eq!(new["signing_until"], Value::Null, "{new}");
+    assert_eq!(new["published_until"], Value::Null, "{new}");
+    assert!(
+        (t0..=at).contains(&new["created_at"].as_i64().unwrap()),
+        "{new}"
+    );
+    assert_eq!(keys_of(&server.data_dir, "RS256")[&rsa2]["status"], "next");
+    assert_eq!(
+        served_kids(&server, "ES256").len(),
+        2,
+        "the refused rotation added a key"
+    );
+
+    // The second the delay has passed, new tokens carry the new kid.
+    sleep_until(at);
+    let token_c = server.token(&c, None);
+    assert_eq!(token_kid(&token_c), kid2, "a token minted at {at} or later");
+    for _ in 0..5 {
+        assert_eq!(token_kid(&server.token(&c, None)), kid2);
+    }
+    // Old tokens still verify, offline and by introspection.
+    for t in [&token_a, &token_b, &token_c] {
+        assert_eq!(verify(&server, t).claims["client_id"], c.id);
+        assert_active(&introspect(&server, &rs, t));
+    }
+    // The database agrees: the server's maintenance thread records the switch (`keys list`
+    // would too, were no server running).
+    eventually(
+        Duration::from_millis(1500),
+        "the switch recorded by the server",
+        || server.logs().contains("2 rotated signing keys now sign"),
+    );
+    let keys = keys_of(&server.data_dir, "ES256");
+    let (old, new) = (&keys[&kid1], &keys[&kid2]);
+    assert_eq!(old["status"], "retiring", "{old}");
+    assert_eq!(old["signing_from"], old["created_at"], "{old}");
+    assert_eq!(old["signing_until"], at, "{old}");
+    assert_eq!(old["retire_after"], at + 86_700, "{old}");
+    assert_eq!(old["published_until"], at + 86_700, "{old}");
+    assert_eq!(new["status"], "active", "{new}");
+    assert_eq!(new["signing_from"], at, "{new}");
+    assert_eq!(new["signing_until"], Value::Null, "{new}");
+    let rsa_keys = keys_of(&server.data_dir, "RS256");
+    assert_eq!(rsa_keys[&rsa2]["status"], "active");
+    assert_eq!(rsa_keys[&rsa1[0]]["status"], "retiring");
+    assert_eq!(rsa_keys[&rsa1[0]]["signing_until"], at);
+
+    // An emergency rotation signs at once (once the server has loaded it), and says what that
+    // costs.
+    let out = server.cli(&["keys", "rotate", "--now"]);
+    assert_exit(&out, 0, "keys rotate --now");
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("refuse") && printed.contains("up to 2 s"),
+        "the cost is stated: {printed}"
+    );
+    let kid3 = keys_with_status(&server.data_dir, "active")[0]["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(printed.contains(&kid3), "{printed}");
+    eventually(
+        Duration::from_millis(1500),
+        "tokens of the --now key",
+        || token_kid(&server.token(&c, None)) == kid3,
+    );
+    let keys = keys_of(&server.data_dir, "ES256");
+    assert_eq!(keys[&kid2]["status"], "retiring");
+    assert!(keys[&kid2]["signing_until"].as_i64().unwrap() >= at);
+    assert_eq!(keys[&kid3]["status"], "active");
+    for t in [&token_a, &token_c] {
+        verify(&server, t);
+    }
+
+    // The JWKS lifetime follows the setting in a running server.
+    server.cli_ok(&["settings", "set", "jwks.max_age", "120"]);
+    eventually(Duration::from_millis(1500), "the new max-age", || {
+        server.get("/jwks.json").header("cache-control") == Some("public, max-age=120")
+    });
+}
+
+/// Two rotations in a row while the first key waits: the second is refused (exit 1, naming the
+/// pending key and its time) and changes nothing; `--now` then signs with a fresh key at once
+/// and withdraws the pending one, which never signed. The default delay is the JWKS max-age,
+/// 300 s.
+#[test]
+fn a_second_rotation_is_refused_while_one_is_pending_and_now_replaces_it() {
+    let dir = temp_dir("pending").join("data");
+    let first = keys_with_status(&dir, "active");
+    let kid1 = first[0]["kid"].as_str().unwrap().to_string();
+    let t0 = now();
+    let v = json_out(&dir, &["keys", "rotate", "--json"]);
+    let at = v["signing_from"].as_i64().unwrap();
+    assert!((t0 + 302..=now() + 302).contains(&at), "{v}");
+    let pending = keys_with_status(&dir, "next");
+    assert_eq!(pending.len(), 1);
+    let kid2 = pending[0]["kid"].as_str().unwrap().to_string();
+    let before = json_out(&dir, &["keys", "list", "--json"]);
+    for args in [&["keys", "rotate"][..], &["keys", "rotate", "--json"]] {
+        let out = latchkey(&dir, args);
+        assert_exit(&out, 1, &format!("{args:?}"));
+        let err = stderr(&out);
+        assert!(err.contains("already pending"), "{err}");
+        assert!(err.contains("--now"), "the way out is named: {err}");
+        assert_eq!(stdout(&out), "", "{args:?}");
+    }
+    assert_eq!(json_out(&dir, &["keys", "list", "--json"]), before);
+    let human = latchkey_ok(&dir, &["keys", "list"]);
+    assert!(human.contains(&kid2) && human.contains("next"), "{human}");
+
+    let v = json_out(&dir, &["keys", "rotate", "--now", "--json"]);
+    let withdrawn: Vec<&str> = v["withdrawn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(withdrawn.len(), 2, "{v}");
+    assert!(withdrawn.contains(&kid2.as_str()), "{v}");
+    assert!(keys_with_status(&dir, "next").is_empty());
+    let active = keys_with_status(&dir, "active");
+    let kid3 = active[0]["kid"].as_str().unwrap();
+    assert!(
+        v["active"].as_array().unwrap().iter().any(|k| k == kid3),
+        "{v}"
+    );
+    let retiring = keys_with_status(&dir, "retiring");
+    assert_eq!(retiring.len(), 1);
+    assert_eq!(retiring[0]["kid"], kid1.as_str());
+    let listed = json_out(&dir, &["keys", "list", "--json"]);
+    assert!(
+        !listed.to_string().contains(&kid2),
+        "the withdrawn key is gone: {listed}"
+    );
+    // A rotation is accepted again.
+    let v = json_out(&dir, &["keys", "rotate", "--json"]);
+    assert_eq!(v["next"].as_array().unwrap().len(), 2, "{v}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -354,8 +354,8 @@ fn server_with_key(key: &OwnKey) -> Server {
         )
         .unwrap();
         conn.execute(
-            "INSERT INTO signing_keys (kid, alg, pkcs8, status, created_at) \
-                 VALUES (?1, 'ES256', ?2, 'active', ?3)",
+            "INSERT INTO signing_keys (kid, alg, pkcs8, status, created_at, activate_at) \
+                 VALUES (?1, 'ES256', ?2, 'active', ?3, ?3)",
             rusqlite::params![key.kid, key.pkcs8, now()],
         )
         .unwrap();
@@ -1809,7 +1809,7 @@ fn a_remembered_token_stops_being_active_when_its_key_is_retired() {
     // Introspected once, its signature is remembered as checked.
     assert_active(&introspect(&server, &c, &token));
     assert_active(&introspect(&server, &c, &token));
-    server.cli_ok(&["keys", "rotate"]);
+    server.cli_ok(&["keys", "rotate", "--now"]);
     // The old key's retirement comes early, as if its tokens' lifetime had passed: the key
     // leaves the key ring and whatever it signed is no longer ours.
     let retired = db(&server.data_dir)
