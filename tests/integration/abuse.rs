@@ -6,7 +6,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::support::browser::{Browser, encode_form, hidden_input};
+use crate::support::browser::{Browser, encode_form, hidden_input, page_error};
 use crate::support::{
     Response, Server, free_port, latchkey_stdin, metric_value, proc_status, read_response,
     scrape_metrics,
@@ -69,15 +69,6 @@ fn post_login(b: &Browser, csrf: &str, user: &str, password: &str, extra: &str) 
     ]);
     b.server
         .post_form("/login", &body, &format!("{}{extra}", b.cookie_header()))
-}
-
-/// The text of the page's error message, if any.
-fn page_error(html: &str) -> Option<String> {
-    let start = html.find("class=\"error\"")?;
-    let rest = &html[start..];
-    let open = rest.find('>')? + 1;
-    let close = rest.find("</p>")?;
-    Some(rest[open..close].to_string())
 }
 
 fn add_user(server: &Server, name: &str) {

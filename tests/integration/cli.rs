@@ -14,7 +14,7 @@ use crate::oauth::{
     assert_active, assert_error, assert_inactive, es256_kids, introspect, now, token_kid, verify,
     verify_with,
 };
-use crate::support::{Server, TestClient, bin, latchkey, latchkey_ok, temp_dir};
+use crate::support::{Server, TestClient, bin, eventually, latchkey, latchkey_ok, temp_dir};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -84,18 +84,6 @@ fn keys_with_status(dir: &Path, status: &str) -> Vec<Value> {
         .filter(|k| k["status"] == status && k["alg"] == "ES256")
         .cloned()
         .collect()
-}
-
-/// Polls `f` every 20 ms for up to `limit`; returns how long it took.
-fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    loop {
-        if f() {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,9 +15,9 @@ use serde_json::Value;
 
 use crate::oauth::{assert_active, assert_inactive, b64, db, introspect, jwks, now, verify};
 use crate::support::browser::{
-    Browser, encode_form, hidden_input, inputs, location, query_pairs, query_param,
+    Browser, encode_form, hidden_input, inputs, location, page_error, query_pairs, query_param,
 };
-use crate::support::{Response, Server, TestClient, basic_header, bin};
+use crate::support::{Response, Server, TestClient, basic_header, bin, eventually};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -603,15 +603,6 @@ fn post_login(b: &mut Browser, csrf: &str, return_to: &str, user: &str, pw: &str
             ("password", pw),
         ],
     )
-}
-
-/// The text of the page's error message (`<p class="error" …>`), if any.
-fn page_error(html: &str) -> Option<String> {
-    let start = html.find("class=\"error\"")?;
-    let rest = &html[start..];
-    let open = rest.find('>')? + 1;
-    let close = rest.find("</p>")?;
-    Some(rest[open..close].to_string())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2800,7 +2791,7 @@ fn set_grants(server: &Server, rp: &Rp, grants: &[&str]) {
 
 /// Asserts a token-endpoint error, waiting up to 2 s for a change to reach the server.
 fn refused_soon(what: &str, mut request: impl FnMut() -> Response, status: u16, error: &str) {
-    crate::support::eventually(Duration::from_secs(2), what, || {
+    eventually(Duration::from_secs(2), what, || {
         let r = request();
         r.status == status && r.json()["error"] == error
     });
@@ -2875,7 +2866,7 @@ fn a_refresh_checks_the_sign_in_again() {
         "unauthorized_client",
     );
     set_grants(&server, &rp, &["authorization_code", "refresh_token"]);
-    crate::support::eventually(Duration::from_secs(2), "the grants are back", || {
+    eventually(Duration::from_secs(2), "the grants are back", || {
         rp.refresh(&server, t.refresh(), None).status == 200
     });
     // (That rotated the token; a fresh grant for the last checks.)
@@ -2995,13 +2986,13 @@ fn a_reused_session_at_authorize_checks_the_sign_in_again() {
 
     // The client lost the authorization_code grant: unauthorized_client.
     set_grants(&server, &rp, &["refresh_token"]);
-    crate::support::eventually(Duration::from_secs(2), "grant removed", || {
+    eventually(Duration::from_secs(2), "grant removed", || {
         let r = b.get(&authz.url());
         r.status == 303
             && query_param(&location(&r), "error").as_deref() == Some("unauthorized_client")
     });
     set_grants(&server, &rp, &["authorization_code", "refresh_token"]);
-    crate::support::eventually(Duration::from_secs(2), "grant back", || {
+    eventually(Duration::from_secs(2), "grant back", || {
         let r = b.get(&authz.url());
         r.status == 303 && query_param(&location(&r), "code").is_some()
     });
@@ -3016,7 +3007,7 @@ fn a_reused_session_at_authorize_checks_the_sign_in_again() {
 
     // A removed client: an error page, the browser goes nowhere.
     server.cli_ok(&["client", "remove", "Family App"]);
-    crate::support::eventually(Duration::from_secs(2), "client removed", || {
+    eventually(Duration::from_secs(2), "client removed", || {
         check_error_page(&b.get(&authz.url()), 400).is_ok()
     });
 }
@@ -3121,7 +3112,7 @@ fn client_credentials_follow_every_change_to_the_client() {
         [&id],
     )
     .unwrap();
-    crate::support::eventually(Duration::from_secs(2), "grant back", || {
+    eventually(Duration::from_secs(2), "grant back", || {
         ask(&secret, "jobs:read").status == 200
     });
     // The secret rotated: the old one stops working at once.

@@ -348,6 +348,15 @@ pub fn query_param(url: &str, name: &str) -> Option<String> {
     values.into_iter().next()
 }
 
+/// The text of the page's error message (`<p class="error" …>`), if any.
+pub fn page_error(html: &str) -> Option<String> {
+    let start = html.find("class=\"error\"")?;
+    let rest = &html[start..];
+    let open = rest.find('>')? + 1;
+    let close = rest.find("</p>")?;
+    Some(rest[open..close].to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
