@@ -7,7 +7,7 @@
 //!
 //! Layout (see `../shared/DESIGN.md`): only [`http`] and [`server`] know about sockets; protocol
 //! code in [`oauth`], [`oidc`] and [`jwt`] takes typed values and an explicit `now`; [`store`] owns
-//! every line of SQL.
+//! every line of SQL; [`ops`] holds the operations that change state (signing keys so far).
 
 // No panics in request paths: a panic is a bug, and the server's catch_unwind is a backstop only.
 #![cfg_attr(
@@ -35,6 +35,7 @@ pub mod logger;
 pub mod metrics;
 pub mod oauth;
 pub mod oidc;
+pub mod ops;
 pub mod server;
 pub mod store;
 pub mod timefmt;

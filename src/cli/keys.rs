@@ -13,7 +13,8 @@ use serde_json::json;
 
 use crate::config::Settings;
 use crate::error::Error;
-use crate::jwt::keys::{self, KEEP_AFTER_SIGNING, Rotation};
+use crate::jwt::keys::KEEP_AFTER_SIGNING;
+use crate::ops::keys::{self, Rotation};
 use crate::store::{KeyRow, Store};
 use crate::timefmt::{now, rfc3339};
 

@@ -15,8 +15,7 @@ use crate::error::Error;
 use crate::http::conn::Limits;
 use crate::http::router;
 use crate::http::tls::Tls;
-use crate::jwt::KeyRing;
-use crate::jwt::keys::ensure_keys;
+use crate::ops::keys::{ensure_keys, load_ring};
 use crate::server::{Server, ServerConfig, StopHandle};
 use crate::store::{Checkpointer, SharedWriter, Store};
 use crate::timefmt::now;
@@ -74,9 +73,9 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
     for kid in ensure_keys(&mut store, now())? {
         log::info!("generated signing key {kid}");
     }
-    crate::jwt::keys::promote_due(&mut store, now())?;
+    crate::ops::keys::promote_due(&mut store, now())?;
     let settings = Settings::load(&store)?;
-    let keys = KeyRing::load(&store)?;
+    let keys = load_ring(&store)?;
 
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => Some(Arc::new(Tls::new(c, k)?)),
@@ -365,7 +364,7 @@ fn spawn_maintenance(
                 // ring picks by time); record the switch so the database says so too. The
                 // write bumps the keys revision, so the ring is reloaded below.
                 if app.keys().next_due(now()) {
-                    match crate::jwt::keys::promote_due(&mut store, now()) {
+                    match crate::ops::keys::promote_due(&mut store, now()) {
                         Ok(n) if n > 0 => log::info!("{n} rotated signing keys now sign"),
                         Ok(_) => {}
                         Err(e) => log::error!("cannot record the signing-key switch: {e}"),
@@ -420,7 +419,7 @@ fn reload(
         failed.extend_from_slice(names);
     };
     if changed("keys", before, after) {
-        match KeyRing::load(store) {
+        match load_ring(store) {
             Ok(ring) => {
                 log::info!(
                     "signing keys reloaded: {}",
@@ -567,7 +566,7 @@ fn gc(store: &mut Store, idle_ttl: i64, audit_days: i64) {
         Ok(_) => {}
         Err(e) => log::error!("garbage collection: {e}"),
     }
-    match store.retire_due_keys(now) {
+    match crate::ops::keys::retire_due(store, now) {
         Ok(n) if n > 0 => log::info!("retired {n} signing keys"),
         Ok(_) => {}
         Err(e) => log::error!("key retirement: {e}"),

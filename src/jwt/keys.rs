@@ -1,23 +1,27 @@
-//! The key ring: signing keys loaded from the store, each pinned to its one algorithm
+//! The key ring: signing keys handed over by the caller (as [`KeyMaterial`]), each pinned to its one algorithm
 //! (RFC 8725 §3.1), with its public JWK and RFC 7638 thumbprint `kid`.
 //!
 //! **Publish before use.** Resource servers cache the JWKS for its `Cache-Control` max-age
 //! (the `jwks.max_age` setting). A key that signed the moment it was made would have its
 //! tokens refused by every resource server holding a JWKS from before, until that copy
-//! expired. So [`rotate`] adds each new key as `next`: published at once, signing from
+//! expired. So `ops::keys::rotate` adds each new key as `next`: published at once, signing from
 //! `activate_at` = now + `jwks.max_age` (the value at the moment of rotation) +
 //! [`PUBLISH_MARGIN`] (whole seconds, and the time running servers take to load the new key).
-//! By then every JWKS cached before the key appeared has expired. [`rotate_now`] is the
+//! By then every JWKS cached before the key appeared has expired. `ops::keys::rotate_now` is the
 //! emergency path: the new key signs at once, and resource servers with a cached JWKS refuse
 //! its tokens until they fetch it again, for up to the max-age.
 //!
 //! **Who signs.** [`KeyRing::active`] picks, per algorithm, the newest `next` or `active` key
 //! whose `activate_at` has come, so every worker of every process switches at the same second
 //! without waiting for a database write. The maintenance thread then records the switch
-//! ([`crate::store::Store::promote_due_keys`]: next → active, the old active → retiring, its
+//! (`ops::keys::promote_due`: next → active, the old active → retiring, its
 //! retirement counted from the moment it stopped signing: [`KEEP_AFTER_SIGNING`]), so that
 //! `keys list` and other processes agree; `keys list` and `keys rotate` promote due keys too.
 //! Both algorithms (ES256 for access tokens, RS256 for ID tokens) rotate together.
+//!
+//! This module is pure: it parses, signs and verifies the key material it is given, and never
+//! reads or writes the database. Generating, rotating, promoting and retiring keys are
+//! operations in `crate::ops::keys`.
 //!
 //! **A second rotation while one is pending** is refused with the pending key and its time:
 //! replacing the pending key would throw away a key resource servers may already have cached
@@ -34,7 +38,6 @@ use serde_json::{Value, json};
 use crate::config::MAX_TOKEN_TTL;
 use crate::crypto::{b64url, sha256};
 use crate::error::Error;
-use crate::store::{KeyRow, NextOutcome, Store, StoreError};
 
 /// How long after the longest possible token lifetime an old key stays published, for clock
 /// skew and for resource servers that cached the JWKS.
@@ -61,7 +64,7 @@ pub enum KeyState {
 }
 
 impl KeyState {
-    /// The stored status.
+    /// The status as the `signing_keys` table names it.
     pub const fn as_str(self) -> &'static str {
         match self {
             KeyState::Next => "next",
@@ -216,7 +219,7 @@ impl SigningKey {
         }
     }
 
-    /// Generates a new key; returns its PKCS#8 document and the loaded key.
+    /// Generates a new key; returns its PKCS#8 document and the loaded key (active from `now`).
     pub fn generate(alg: Alg, now: i64) -> Result<(Vec<u8>, SigningKey), Error> {
         let pkcs8 = match alg {
             Alg::Es256 => {
@@ -277,6 +280,38 @@ impl SigningKey {
     }
 }
 
+/// A key as the caller loaded it (from the database): what [`KeyRing::from_rows`] takes.
+pub struct KeyMaterial {
+    pub kid: String,
+    /// The JOSE name (`ES256`, `RS256`; others are skipped).
+    pub alg: String,
+    pub pkcs8: Vec<u8>,
+    /// `next`, `active` or `retiring`.
+    pub status: String,
+    pub created_at: i64,
+    pub activate_at: i64,
+}
+
+impl std::fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyMaterial")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("status", &self.status)
+            .field("pkcs8", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why [`KeyRing::from_rows`] refused the rows.
+#[derive(Debug)]
+pub enum RingError {
+    /// A row is inconsistent (unknown status, kid not matching its key).
+    Corrupt(String),
+    /// A key could not be loaded.
+    Key(Error),
+}
+
 /// Every published key. Built once per change of the `signing_keys` table and shared
 /// read-only between workers.
 #[derive(Debug, Default)]
@@ -288,19 +323,18 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// Loads the next, active and retiring keys from the store. Rows of unknown algorithms are
-    /// skipped with a warning (a newer latchkey may have written them).
-    pub fn load(store: &Store) -> Result<KeyRing, Error> {
-        let rows = store.live_keys()?;
+    /// Builds the ring from the next, active and retiring keys the caller loaded, newest first.
+    /// Rows of unknown algorithms are skipped with a warning (a newer latchkey may have written
+    /// them); a row with an unknown status, or whose kid does not match its key, is refused.
+    pub fn from_rows(rows: Vec<KeyMaterial>) -> Result<KeyRing, RingError> {
         let mut keys = Vec::with_capacity(rows.len());
-        for KeyRow {
+        for KeyMaterial {
             kid,
             alg,
             pkcs8,
             status,
             created_at,
             activate_at,
-            ..
         } in rows
         {
             let Some(parsed) = Alg::parse(&alg) else {
@@ -308,15 +342,14 @@ impl KeyRing {
                 continue;
             };
             let state = KeyState::parse(&status).ok_or_else(|| {
-                Error::Store(StoreError::Corrupt(format!(
-                    "signing key {kid} has unknown status {status}"
-                )))
+                RingError::Corrupt(format!("signing key {kid} has unknown status {status}"))
             })?;
-            let key = SigningKey::from_pkcs8(parsed, &pkcs8, state, created_at, activate_at)?;
+            let key = SigningKey::from_pkcs8(parsed, &pkcs8, state, created_at, activate_at)
+                .map_err(RingError::Key)?;
             if key.kid != kid {
-                return Err(Error::Store(StoreError::Corrupt(format!(
+                return Err(RingError::Corrupt(format!(
                     "signing key {kid} does not match its stored key material"
-                ))));
+                )));
             }
             keys.push(key);
         }
@@ -330,7 +363,7 @@ impl KeyRing {
 
     /// The key that signs new tokens of `alg` at `now`: the newest next or active key whose
     /// `activate_at` has come (the first in the newest-first order among equal times). Should
-    /// none have (the clock went back), the stored active key.
+    /// none have (the clock went back), the key whose state is `active`.
     pub fn active(&self, alg: Alg, now: i64) -> Option<&SigningKey> {
         self.keys
             .iter()
@@ -377,205 +410,52 @@ impl KeyRing {
     }
 }
 
-/// Makes sure an active key exists for every algorithm latchkey signs with, generating it on
-/// first start. Returns the kids it created.
-pub fn ensure_keys(store: &mut Store, now: i64) -> Result<Vec<String>, Error> {
-    let mut created = Vec::new();
-    for &alg in ALGS {
-        let ring = KeyRing::load(store)?;
-        if ring.active(alg, now).is_some() {
-            continue;
-        }
-        let (pkcs8, key) = SigningKey::generate(alg, now)?;
-        if store.insert_first_key(&key.kid, alg.as_str(), &pkcs8, now)? {
-            created.push(key.kid);
-        }
-    }
-    Ok(created)
-}
-
-/// Records every switch to a `next` key whose time has come (see the module docs). Returns how
-/// many keys were promoted.
-pub fn promote_due(store: &mut Store, now: i64) -> Result<usize, Error> {
-    Ok(store.promote_due_keys(now, KEEP_AFTER_SIGNING)?)
-}
-
-/// A generated key: kid, algorithm, PKCS#8 document.
-type Generated = (String, &'static str, Vec<u8>);
-
-/// New keys, one per algorithm.
-fn generate_all(now: i64) -> Result<Vec<Generated>, Error> {
-    ALGS.iter()
-        .map(|&alg| {
-            let (pkcs8, key) = SigningKey::generate(alg, now)?;
-            Ok((key.kid, alg.as_str(), pkcs8))
-        })
-        .collect()
-}
-
-/// What [`rotate`] did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Rotation {
-    /// New keys (their kids), published now, signing from `activate_at`.
-    Scheduled { kids: Vec<String>, activate_at: i64 },
-    /// Refused: a rotation is pending (this key signs from `activate_at`). Nothing changed.
-    Pending { kid: String, activate_at: i64 },
-}
-
-/// Publishes a new key for every algorithm, signing from `now + max_age + PUBLISH_MARGIN`;
-/// refused while an earlier rotation is pending.
-pub fn rotate(store: &mut Store, now: i64, max_age: i64) -> Result<Rotation, Error> {
-    promote_due(store, now)?;
-    let activate_at = now + max_age.max(0) + PUBLISH_MARGIN;
-    let keys = generate_all(now)?;
-    let rows: Vec<_> = keys
-        .iter()
-        .map(|(kid, alg, pkcs8)| (kid.as_str(), *alg, pkcs8.as_slice()))
-        .collect();
-    Ok(match store.add_next_keys(&rows, now, activate_at)? {
-        NextOutcome::Added => Rotation::Scheduled {
-            kids: keys.into_iter().map(|(kid, _, _)| kid).collect(),
-            activate_at,
-        },
-        NextOutcome::Pending { kid, activate_at } => Rotation::Pending { kid, activate_at },
-    })
-}
-
-/// Makes a new key active for every algorithm at once; each previous key stops signing now and
-/// stays published until `now + KEEP_AFTER_SIGNING`, and a pending `next` key is withdrawn.
-/// Returns the new kids and the withdrawn ones.
-pub fn rotate_now(store: &mut Store, now: i64) -> Result<(Vec<String>, Vec<String>), Error> {
-    promote_due(store, now)?;
-    let keys = generate_all(now)?;
-    let rows: Vec<_> = keys
-        .iter()
-        .map(|(kid, alg, pkcs8)| (kid.as_str(), *alg, pkcs8.as_slice()))
-        .collect();
-    let withdrawn = store.activate_keys_now(&rows, now, now + KEEP_AFTER_SIGNING)?;
-    Ok((keys.into_iter().map(|(kid, _, _)| kid).collect(), withdrawn))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn es256(ring: &KeyRing, now: i64) -> String {
-        ring.active(Alg::Es256, now).unwrap().kid.clone()
+    fn material(status: &str) -> KeyMaterial {
+        let (pkcs8, key) = SigningKey::generate(Alg::Es256, 1_000).unwrap();
+        KeyMaterial {
+            kid: key.kid,
+            alg: "ES256".into(),
+            pkcs8,
+            status: status.into(),
+            created_at: 1_000,
+            activate_at: 1_000,
+        }
     }
 
     #[test]
-    fn a_rotated_key_is_published_at_once_and_signs_when_its_time_comes() {
-        let mut store = Store::open_in_memory().unwrap();
-        ensure_keys(&mut store, 1_000).unwrap();
-        let ring = KeyRing::load(&store).unwrap();
-        let (old_es, old_rs) = (
-            es256(&ring, 1_000),
-            ring.active(Alg::Rs256, 1_000).unwrap().kid.clone(),
-        );
-        let Rotation::Scheduled { kids, activate_at } = rotate(&mut store, 2_000, 300).unwrap()
-        else {
-            panic!("refused");
-        };
-        assert_eq!(activate_at, 2_000 + 300 + PUBLISH_MARGIN);
-        assert_eq!(kids.len(), 2);
-        let ring = KeyRing::load(&store).unwrap();
-        // Published: both keys of both algorithms are in the JWKS.
-        let published: Vec<String> = ring.jwks()["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k["kid"].as_str().unwrap().to_string())
-            .collect();
-        for kid in kids.iter().chain([&old_es, &old_rs]) {
-            assert!(published.contains(kid), "{kid} not in {published:?}");
-        }
-        // The old keys sign until the second the new ones start, for both algorithms.
-        for alg in [Alg::Es256, Alg::Rs256] {
-            let old = if alg == Alg::Es256 { &old_es } else { &old_rs };
-            assert_eq!(&ring.active(alg, activate_at - 1).unwrap().kid, old);
-            let new = &ring.active(alg, activate_at).unwrap().kid;
-            assert!(kids.contains(new) && new != old);
-            assert_eq!(ring.active(alg, activate_at).unwrap().state, KeyState::Next);
-        }
-        assert!(!ring.next_due(activate_at - 1));
-        assert!(ring.next_due(activate_at));
-        // A second rotation while one is pending changes nothing.
-        assert_eq!(
-            rotate(&mut store, 2_001, 300).unwrap(),
-            Rotation::Pending {
-                kid: store
-                    .live_keys()
-                    .unwrap()
-                    .iter()
-                    .find(|k| k.status == "next")
-                    .unwrap()
-                    .kid
-                    .clone(),
-                activate_at
-            }
-        );
-        assert_eq!(store.live_keys().unwrap().len(), 4);
-        // Recording the switch: not before its time; then the old keys retire from that second.
-        assert_eq!(promote_due(&mut store, activate_at - 1).unwrap(), 0);
-        assert_eq!(promote_due(&mut store, activate_at + 50).unwrap(), 2);
-        let rows = store.all_keys().unwrap();
-        for row in &rows {
-            if kids.contains(&row.kid) {
-                assert_eq!(row.status, "active");
-                assert_eq!(row.activate_at, activate_at);
-            } else {
-                assert_eq!(row.status, "retiring");
-                assert_eq!(row.deactivated_at, Some(activate_at));
-                assert_eq!(row.retire_after, Some(activate_at + KEEP_AFTER_SIGNING));
-            }
-        }
-        let ring = KeyRing::load(&store).unwrap();
-        assert!(kids.contains(&es256(&ring, activate_at + 50)));
-        assert!(!ring.next_due(activate_at + 50));
+    fn a_ring_is_built_from_key_material_alone() {
+        let row = material("active");
+        let kid = row.kid.clone();
+        let mut unknown = material("active");
+        unknown.alg = "EdDSA".into();
+        let ring = KeyRing::from_rows(vec![row, unknown]).unwrap();
+        assert_eq!(ring.keys().len(), 1, "the unknown algorithm is skipped");
+        assert_eq!(ring.active(Alg::Es256, 1_000).unwrap().kid, kid);
+        let jwks: Value = serde_json::from_slice(ring.jwks_json()).unwrap();
+        assert_eq!(jwks["keys"][0]["kid"], kid.as_str());
     }
 
     #[test]
-    fn an_emergency_rotation_signs_at_once_and_withdraws_a_pending_key() {
-        let mut store = Store::open_in_memory().unwrap();
-        ensure_keys(&mut store, 1_000).unwrap();
-        let old = es256(&KeyRing::load(&store).unwrap(), 1_000);
-        let Rotation::Scheduled { kids: pending, .. } = rotate(&mut store, 2_000, 300).unwrap()
-        else {
-            panic!("refused");
-        };
-        let (new, withdrawn) = rotate_now(&mut store, 2_010).unwrap();
-        let mut sorted = withdrawn.clone();
-        sorted.sort();
-        let mut expected = pending.clone();
-        expected.sort();
-        assert_eq!(sorted, expected, "the pending keys are withdrawn");
-        let ring = KeyRing::load(&store).unwrap();
-        let now_signing = es256(&ring, 2_010);
-        assert!(new.contains(&now_signing) && now_signing != old);
-        assert!(ring.get(&old).is_some(), "the old key stays published");
-        assert!(pending.iter().all(|k| ring.get(k).is_none()));
-        let old_row = store
-            .all_keys()
-            .unwrap()
-            .into_iter()
-            .find(|k| k.kid == old)
-            .unwrap();
-        assert_eq!(old_row.status, "retiring");
-        assert_eq!(old_row.deactivated_at, Some(2_010));
-        assert_eq!(old_row.retire_after, Some(2_010 + KEEP_AFTER_SIGNING));
-        // Nothing pending now: a normal rotation is accepted again.
+    fn inconsistent_rows_are_refused() {
+        let mut wrong_kid = material("active");
+        wrong_kid.kid = "not-its-thumbprint".into();
         assert!(matches!(
-            rotate(&mut store, 2_020, 300).unwrap(),
-            Rotation::Scheduled { .. }
+            KeyRing::from_rows(vec![wrong_kid]),
+            Err(RingError::Corrupt(m)) if m.contains("does not match")
         ));
-    }
-
-    #[test]
-    fn a_clock_behind_every_activation_still_signs_with_the_active_key() {
-        let mut store = Store::open_in_memory().unwrap();
-        ensure_keys(&mut store, 1_000).unwrap();
-        let ring = KeyRing::load(&store).unwrap();
-        let kid = es256(&ring, 1_000);
-        assert_eq!(es256(&ring, 10), kid);
+        assert!(matches!(
+            KeyRing::from_rows(vec![material("retired-ish")]),
+            Err(RingError::Corrupt(m)) if m.contains("unknown status")
+        ));
+        let mut garbage = material("active");
+        garbage.pkcs8 = vec![0; 16];
+        assert!(matches!(
+            KeyRing::from_rows(vec![garbage]),
+            Err(RingError::Key(Error::Crypto(_)))
+        ));
     }
 }

@@ -127,10 +127,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A ring with one active key per algorithm, built from key material alone.
     fn ring_with_key() -> KeyRing {
-        let mut store = crate::store::Store::open_in_memory().unwrap();
-        keys::ensure_keys(&mut store, 1000).unwrap();
-        KeyRing::load(&store).unwrap()
+        let rows = keys::ALGS
+            .iter()
+            .map(|&alg| {
+                let (pkcs8, key) = SigningKey::generate(alg, 1000).unwrap();
+                keys::KeyMaterial {
+                    kid: key.kid,
+                    alg: alg.as_str().to_string(),
+                    pkcs8,
+                    status: "active".into(),
+                    created_at: 1000,
+                    activate_at: 1000,
+                }
+            })
+            .collect();
+        KeyRing::from_rows(rows).unwrap()
     }
 
     fn forge(header: Value, claims: Value, sig: &[u8]) -> String {

@@ -226,8 +226,7 @@ pub fn validate(
 mod tests {
     use super::*;
     use crate::config::{Config, Settings};
-    use crate::jwt::KeyRing;
-    use crate::jwt::keys::ensure_keys;
+    use crate::ops::keys::{ensure_keys, load_ring};
     use crate::store::Store;
 
     /// A worker on an in-memory database with signing keys and the client `c`.
@@ -247,7 +246,7 @@ mod tests {
         };
         let app = App::new(
             config,
-            KeyRing::load(&store).unwrap(),
+            load_ring(&store).unwrap(),
             Settings::load(&store).unwrap(),
             vec![0; 32],
         );
