@@ -17,7 +17,7 @@ use crate::http::router;
 use crate::http::tls::Tls;
 use crate::ops::keys::{ensure_keys, load_ring};
 use crate::server::{Server, ServerConfig, StopHandle};
-use crate::store::{Checkpointer, SharedWriter, Store};
+use crate::store::{Checkpointer, Revision, SharedWriter, Store};
 use crate::timefmt::now;
 
 #[derive(Args, Debug)]
@@ -332,7 +332,7 @@ fn spawn_maintenance(
         .name("maintenance".into())
         .spawn(move || {
             let mut seen = store.revisions().unwrap_or_default();
-            let mut retrying: Vec<&'static str> = Vec::new();
+            let mut retrying: Vec<Revision> = Vec::new();
             let mut last_gc = std::time::Instant::now();
             let mut last_flush = std::time::Instant::now();
             while !stop.is_stopping() {
@@ -380,7 +380,7 @@ fn spawn_maintenance(
                             .map(|(name, rev)| {
                                 let old = seen.iter().find(|(n, _)| *n == name).map(|(_, r)| *r);
                                 match old {
-                                    Some(old) if failed.contains(&name.as_str()) => (name, old),
+                                    Some(old) if failed.contains(&name) => (name, old),
                                     _ => (name, rev),
                                 }
                             })
@@ -395,8 +395,8 @@ fn spawn_maintenance(
         .map_err(|e| Error::io("cannot start the maintenance thread", e))
 }
 
-fn changed(name: &str, a: &[(String, i64)], b: &[(String, i64)]) -> bool {
-    let get = |v: &[(String, i64)]| v.iter().find(|(n, _)| n == name).map(|(_, r)| *r);
+fn changed(name: Revision, a: &[(Revision, i64)], b: &[(Revision, i64)]) -> bool {
+    let get = |v: &[(Revision, i64)]| v.iter().find(|(n, _)| *n == name).map(|(_, r)| *r);
     get(a) != get(b)
 }
 
@@ -405,12 +405,12 @@ fn changed(name: &str, a: &[(String, i64)], b: &[(String, i64)]) -> bool {
 fn reload(
     app: &App,
     store: &Store,
-    before: &[(String, i64)],
-    after: &[(String, i64)],
-    retrying: &[&'static str],
-) -> Vec<&'static str> {
+    before: &[(Revision, i64)],
+    after: &[(Revision, i64)],
+    retrying: &[Revision],
+) -> Vec<Revision> {
     let mut failed = Vec::new();
-    let mut fail = |names: &[&'static str], what: String| {
+    let mut fail = |names: &[Revision], what: String| {
         if names.iter().all(|n| retrying.contains(n)) {
             log::debug!("{what}");
         } else {
@@ -418,7 +418,7 @@ fn reload(
         }
         failed.extend_from_slice(names);
     };
-    if changed("keys", before, after) {
+    if changed(Revision::Keys, before, after) {
         match load_ring(store) {
             Ok(ring) => {
                 log::info!(
@@ -432,12 +432,12 @@ fn reload(
                 app.set_keys(ring);
             }
             Err(e) => fail(
-                &["keys"],
+                &[Revision::Keys],
                 format!("cannot reload signing keys, keeping the current ones: {e}"),
             ),
         }
     }
-    if changed("api_keys", before, after) || changed("users", before, after) {
+    if changed(Revision::ApiKeys, before, after) || changed(Revision::Users, before, after) {
         match crate::apikeys::KeyIndex::load(store) {
             Ok(index) => {
                 log::info!("API keys reloaded: {} keys", index.len());
@@ -445,27 +445,27 @@ fn reload(
             }
             // Also reloaded for `users`: both keep their old revision for the retry.
             Err(e) => fail(
-                &["api_keys", "users"],
+                &[Revision::ApiKeys, Revision::Users],
                 format!("cannot reload API keys, keeping the current ones: {e}"),
             ),
         }
     }
-    if changed("rules", before, after) {
+    if changed(Revision::Rules, before, after) {
         match crate::forward::rules::RuleSet::load(store) {
             Ok(rules) => {
                 log::info!("access rules reloaded: {} rules", rules.rules().len());
                 app.set_rules(rules);
             }
             Err(e) => fail(
-                &["rules"],
+                &[Revision::Rules],
                 format!("cannot reload access rules, keeping the current ones: {e}"),
             ),
         }
     }
-    if changed("users", before, after) {
+    if changed(Revision::Users, before, after) {
         app.forward_sessions().clear();
     }
-    if changed("clients", before, after) {
+    if changed(Revision::Clients, before, after) {
         match store.clients() {
             Ok(clients) => {
                 log::info!("clients reloaded: {} clients", clients.len());
@@ -477,7 +477,7 @@ fn reload(
                 // from the database until a reload works.
                 app.set_clients(Vec::new());
                 fail(
-                    &["clients"],
+                    &[Revision::Clients],
                     format!(
                         "cannot reload clients, reading them from the database per request \
                          until a reload works: {e}"
@@ -486,21 +486,24 @@ fn reload(
             }
         }
     }
-    if changed("revoked", before, after)
+    if changed(Revision::Revoked, before, after)
         && let Err(e) = load_revocations(app, store)
     {
         fail(
-            &["revoked"],
+            &[Revision::Revoked],
             format!("cannot read revocations, will retry: {e}"),
         );
     }
-    if changed("settings", before, after) {
+    if changed(Revision::Settings, before, after) {
         match Settings::load(store) {
             Ok(s) => {
                 log::info!("settings reloaded");
                 app.set_settings(s);
             }
-            Err(e) => fail(&["settings"], format!("cannot reload settings: {e}")),
+            Err(e) => fail(
+                &[Revision::Settings],
+                format!("cannot reload settings: {e}"),
+            ),
         }
     }
     failed

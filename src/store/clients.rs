@@ -174,10 +174,7 @@ impl Store {
     /// columns on every token request). A client added, removed or rotated by the CLI bumps the
     /// revision, so the change counts on the next request.
     pub fn client(&self, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
-        let rev: i64 = self
-            .conn
-            .prepare_cached("SELECT rev FROM revisions WHERE name = 'clients'")?
-            .query_row([], |r| r.get(0))?;
+        let rev = self.revision(super::Revision::Clients)?;
         {
             let mut cache = self.clients.borrow_mut();
             if cache.rev != Some(rev) {

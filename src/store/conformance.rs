@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{NewClient, SCHEMA_VERSION, Store, StoreError};
+use super::{NewClient, Revision, SCHEMA_VERSION, Store, StoreError};
 
 type Case = fn(&mut Store);
 
@@ -371,37 +371,41 @@ fn settings_round_trip(s: &mut Store) {
 }
 
 fn revisions_follow_changes(s: &mut Store) {
-    let rev = |s: &Store, name: &str| {
+    let rev = |s: &Store, name: Revision| {
         s.revisions()
             .unwrap()
             .into_iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| *n == name)
             .unwrap()
             .1
     };
-    let (c0, k0, s0) = (rev(s, "clients"), rev(s, "keys"), rev(s, "settings"));
+    let (c0, k0, s0) = (
+        rev(s, Revision::Clients),
+        rev(s, Revision::Keys),
+        rev(s, Revision::Settings),
+    );
     s.insert_client(&new_client("c1", "one", &[]), 1).unwrap();
-    assert!(rev(s, "clients") > c0);
+    assert!(rev(s, Revision::Clients) > c0);
     s.insert_first_key("k1", "ES256", b"pk", 1).unwrap();
-    let k1 = rev(s, "keys");
+    let k1 = rev(s, Revision::Keys);
     assert!(k1 > k0);
     s.add_next_keys(&[("k2", "ES256", b"pk2")], 2, 10).unwrap();
-    let k2 = rev(s, "keys");
+    let k2 = rev(s, Revision::Keys);
     assert!(k2 > k1);
     s.promote_due_keys(10, 100).unwrap();
-    assert!(rev(s, "keys") > k2);
-    assert!(rev(s, "keys") > k1);
+    assert!(rev(s, Revision::Keys) > k2);
+    assert!(rev(s, Revision::Keys) > k1);
     s.set_setting("x", "1").unwrap();
-    assert!(rev(s, "settings") > s0);
+    assert!(rev(s, Revision::Settings) > s0);
     // A revocation bumps `revoked` (a running server merges the list when it sees that), and
     // only that; revoking the same token again changes nothing.
-    let r0 = rev(s, "revoked");
+    let r0 = rev(s, Revision::Revoked);
     let before = s.revisions().unwrap();
     s.revoke_jti("j", 10).unwrap();
-    assert!(rev(s, "revoked") > r0);
+    assert!(rev(s, Revision::Revoked) > r0);
     let after = s.revisions().unwrap();
     for ((name, a), (_, b)) in before.iter().zip(&after) {
-        assert!(name == "revoked" || a == b, "{name} changed");
+        assert!(*name == Revision::Revoked || a == b, "{name} changed");
     }
     s.revoke_jti("j", 10).unwrap();
     assert_eq!(s.revisions().unwrap(), after);

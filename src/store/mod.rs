@@ -18,6 +18,7 @@ mod clients;
 pub mod grants;
 mod keys;
 mod migrations;
+mod revision;
 pub mod rules;
 pub mod sessions;
 mod settings;
@@ -40,6 +41,7 @@ pub use checkpoint::Checkpointer;
 pub use clients::{Client, NewClient};
 pub use keys::{KeyRow, NextOutcome};
 pub use migrations::SCHEMA_VERSION;
+pub use revision::Revision;
 pub use sessions::SessionRow;
 pub use users::User;
 
@@ -307,14 +309,30 @@ impl Store {
         }
     }
 
-    /// The change counters of the tables a running server caches (`clients`, `keys`,
-    /// `settings`). Two equal readings mean nothing cached changed in between.
-    pub fn revisions(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    /// The change counters of the tables a running server caches ([`Revision`]), sorted by
+    /// name. Two equal readings mean nothing cached changed in between. A row this latchkey
+    /// does not know (a newer one wrote it) is left out: nothing here caches its table.
+    pub fn revisions(&self) -> Result<Vec<(Revision, i64)>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT name, rev FROM revisions ORDER BY name")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, rev) = row?;
+            if let Some(r) = Revision::parse(&name) {
+                out.push((r, rev));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The change counter of one cached table.
+    pub fn revision(&self, which: Revision) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT rev FROM revisions WHERE name = ?1")?
+            .query_row([which.as_str()], |r| r.get(0))?)
     }
 
     /// Reads the schema version and the signing keys (without their private parts) of a
