@@ -95,115 +95,261 @@ pub fn validate_issuer(raw: &str) -> Result<(String, Option<String>), Error> {
 /// long, whatever lifetimes are configured at the moment of rotation.
 pub const MAX_TOKEN_TTL: i64 = 86_400;
 
+/// The unit of a setting's whole-number value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    Seconds,
+    Days,
+    Count,
+}
+
+impl Unit {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Unit::Seconds => "seconds",
+            Unit::Days => "days",
+            Unit::Count => "count",
+        }
+    }
+}
+
+/// When a changed setting takes effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applies {
+    /// A running server picks it up within a second.
+    Live,
+    /// At the next `latchkey serve`.
+    AtStart,
+}
+
+impl Applies {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Applies::Live => "live",
+            Applies::AtStart => "start",
+        }
+    }
+}
+
 /// One runtime setting: stored in the database, changed with `latchkey settings set`, read by
 /// the server at start and whenever the `settings` table changes.
 pub struct SettingSpec {
     pub key: &'static str,
+    pub unit: Unit,
     pub default: i64,
     pub min: i64,
     pub max: i64,
+    pub applies: Applies,
     pub help: &'static str,
 }
 
-/// Every setting latchkey knows. All are whole numbers of seconds or counts.
-pub const SETTINGS: &[SettingSpec] = &[
-    SettingSpec {
-        key: "token.access_ttl",
-        default: 600,
-        min: 30,
-        max: MAX_TOKEN_TTL,
-        help: "access-token lifetime in seconds for clients without their own",
-    },
-    SettingSpec {
-        key: "session.ttl",
-        default: 43_200,
-        min: 300,
-        max: 2_592_000,
-        help: "seconds a browser session lasts at most after sign-in (absolute timeout)",
-    },
-    SettingSpec {
-        key: "session.idle_ttl",
-        default: 7_200,
-        min: 60,
-        max: 2_592_000,
-        help: "seconds a browser session survives without use (idle timeout)",
-    },
-    SettingSpec {
-        key: "refresh.ttl",
-        default: 7_776_000,
-        min: 300,
-        max: 31_536_000,
-        help: "seconds a grant's refresh tokens work at most after the first sign-in (absolute)",
-    },
-    SettingSpec {
-        key: "refresh.idle_ttl",
-        default: 1_209_600,
-        min: 60,
-        max: 31_536_000,
-        help: "seconds a refresh token works without being used (idle)",
-    },
-    SettingSpec {
-        key: "jwks.max_age",
-        default: 300,
-        min: 0,
-        max: 86_400,
-        help: "seconds resource servers may cache /jwks.json; a rotated key signs only after this",
-    },
-    SettingSpec {
-        key: "audit.retention_days",
-        default: 90,
-        min: 1,
-        max: 3_650,
-        help: "days the audit log keeps events",
-    },
-    SettingSpec {
-        key: "gc.interval",
-        default: 60,
-        min: 1,
-        max: 86_400,
-        help: "seconds between deletions of expired codes, tokens, sessions and revocations",
-    },
-    SettingSpec {
-        key: "http.idle_timeout",
-        default: 60,
-        min: 1,
-        max: 3_600,
-        help: "seconds a keep-alive connection may wait for its next request (applies at start)",
-    },
-    SettingSpec {
-        key: "http.header_timeout",
-        default: 10,
-        min: 1,
-        max: 300,
-        help: "seconds from accept to a connection's first request head, and from the first byte of a later one (applies at start)",
-    },
-    SettingSpec {
-        key: "http.body_timeout",
-        default: 30,
-        min: 1,
-        max: 300,
-        help: "seconds a request body may take (applies at start)",
-    },
-    SettingSpec {
-        key: "http.max_connections",
-        default: 1024,
-        min: 1,
-        max: 65_536,
-        help: "open connections beyond this get 503 (applies at start)",
-    },
-    SettingSpec {
-        key: "http.max_connections_per_address",
-        default: 256,
-        min: 1,
-        max: 65_536,
-        help: "open connections from one address (IPv6: one /64) beyond this get 503; trusted proxies are exempt (applies at start)",
-    },
-];
+/// Every setting latchkey knows, read with [`Settings::get`]: a mistyped name does not compile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    AccessTtl,
+    SessionTtl,
+    SessionIdleTtl,
+    RefreshTtl,
+    RefreshIdleTtl,
+    JwksMaxAge,
+    AuditRetentionDays,
+    GcInterval,
+    HttpIdleTimeout,
+    HttpHeaderTimeout,
+    HttpBodyTimeout,
+    HttpMaxConnections,
+    HttpMaxConnectionsPerAddress,
+}
+
+impl Setting {
+    /// Every setting, in the order `settings list` shows them.
+    pub const ALL: [Setting; 13] = [
+        Setting::AccessTtl,
+        Setting::SessionTtl,
+        Setting::SessionIdleTtl,
+        Setting::RefreshTtl,
+        Setting::RefreshIdleTtl,
+        Setting::JwksMaxAge,
+        Setting::AuditRetentionDays,
+        Setting::GcInterval,
+        Setting::HttpIdleTimeout,
+        Setting::HttpHeaderTimeout,
+        Setting::HttpBodyTimeout,
+        Setting::HttpMaxConnections,
+        Setting::HttpMaxConnectionsPerAddress,
+    ];
+
+    /// The declaration of this setting: the one place its key, default and range live.
+    pub const fn spec(self) -> SettingSpec {
+        use Applies::{AtStart, Live};
+        use Unit::{Count, Days, Seconds};
+        let (key, unit, default, min, max, applies, help) = match self {
+            Setting::AccessTtl => (
+                "token.access_ttl",
+                Seconds,
+                600,
+                30,
+                MAX_TOKEN_TTL,
+                Live,
+                "access-token lifetime in seconds for clients without their own",
+            ),
+            Setting::SessionTtl => (
+                "session.ttl",
+                Seconds,
+                43_200,
+                300,
+                2_592_000,
+                Live,
+                "seconds a browser session lasts at most after sign-in (absolute timeout)",
+            ),
+            Setting::SessionIdleTtl => (
+                "session.idle_ttl",
+                Seconds,
+                7_200,
+                60,
+                2_592_000,
+                Live,
+                "seconds a browser session survives without use (idle timeout)",
+            ),
+            Setting::RefreshTtl => (
+                "refresh.ttl",
+                Seconds,
+                7_776_000,
+                300,
+                31_536_000,
+                Live,
+                "seconds a grant's refresh tokens work at most after the first sign-in (absolute)",
+            ),
+            Setting::RefreshIdleTtl => (
+                "refresh.idle_ttl",
+                Seconds,
+                1_209_600,
+                60,
+                31_536_000,
+                Live,
+                "seconds a refresh token works without being used (idle)",
+            ),
+            Setting::JwksMaxAge => (
+                "jwks.max_age",
+                Seconds,
+                300,
+                0,
+                86_400,
+                Live,
+                "seconds resource servers may cache /jwks.json; a rotated key signs only after this",
+            ),
+            Setting::AuditRetentionDays => (
+                "audit.retention_days",
+                Days,
+                90,
+                1,
+                3_650,
+                Live,
+                "days the audit log keeps events",
+            ),
+            Setting::GcInterval => (
+                "gc.interval",
+                Seconds,
+                60,
+                1,
+                86_400,
+                Live,
+                "seconds between deletions of expired codes, tokens, sessions and revocations",
+            ),
+            Setting::HttpIdleTimeout => (
+                "http.idle_timeout",
+                Seconds,
+                60,
+                1,
+                3_600,
+                AtStart,
+                "seconds a keep-alive connection may wait for its next request (applies at start)",
+            ),
+            Setting::HttpHeaderTimeout => (
+                "http.header_timeout",
+                Seconds,
+                10,
+                1,
+                300,
+                AtStart,
+                "seconds from accept to a connection's first request head, and from the first byte of a later one (applies at start)",
+            ),
+            Setting::HttpBodyTimeout => (
+                "http.body_timeout",
+                Seconds,
+                30,
+                1,
+                300,
+                AtStart,
+                "seconds a request body may take (applies at start)",
+            ),
+            Setting::HttpMaxConnections => (
+                "http.max_connections",
+                Count,
+                1024,
+                1,
+                65_536,
+                AtStart,
+                "open connections beyond this get 503 (applies at start)",
+            ),
+            Setting::HttpMaxConnectionsPerAddress => (
+                "http.max_connections_per_address",
+                Count,
+                256,
+                1,
+                65_536,
+                AtStart,
+                "open connections from one address (IPv6: one /64) beyond this get 503; trusted proxies are exempt (applies at start)",
+            ),
+        };
+        SettingSpec {
+            key,
+            unit,
+            default,
+            min,
+            max,
+            applies,
+            help,
+        }
+    }
+
+    pub const fn key(self) -> &'static str {
+        self.spec().key
+    }
+
+    pub const fn default_value(self) -> i64 {
+        self.spec().default
+    }
+
+    /// The default as a duration, for settings in seconds.
+    pub const fn default_secs(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.spec().default.unsigned_abs())
+    }
+
+    /// The default as a count.
+    pub fn default_count(self) -> usize {
+        usize::try_from(self.default_value()).unwrap_or(1)
+    }
+
+    /// The setting a key names, or a usage error listing the known keys.
+    pub fn from_key(key: &str) -> Result<Setting, Error> {
+        Setting::ALL
+            .into_iter()
+            .find(|s| s.key() == key)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Setting::ALL.iter().map(|s| s.key()).collect();
+                Error::Usage(format!(
+                    "unknown setting {key:?}; known settings: {}",
+                    known.join(", ")
+                ))
+            })
+    }
+}
 
 /// The value of every setting, defaults filled in.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    values: Vec<(&'static str, i64)>,
+    values: Vec<(Setting, i64)>,
 }
 
 impl Settings {
@@ -211,58 +357,59 @@ impl Settings {
     /// ignored with a warning, so the server still starts with the default.
     pub fn load(store: &Store) -> Result<Settings, StoreError> {
         let stored = store.settings()?;
-        let values = SETTINGS
-            .iter()
-            .map(|spec| {
+        let values = Setting::ALL
+            .into_iter()
+            .map(|setting| {
                 let value = stored
                     .iter()
-                    .find(|(k, _)| k == spec.key)
-                    .and_then(|(_, v)| match parse_setting(spec, v) {
+                    .find(|(k, _)| k == setting.key())
+                    .and_then(|(_, v)| match parse_setting(setting, v) {
                         Ok(n) => Some(n),
                         Err(e) => {
                             log::warn!("ignoring stored setting: {e}");
                             None
                         }
                     })
-                    .unwrap_or(spec.default);
-                (spec.key, value)
+                    .unwrap_or(setting.default_value());
+                (setting, value)
             })
             .collect();
         Ok(Settings { values })
     }
 
-    /// The value of a known setting (its default if the key is unknown, which is a bug).
-    pub fn get(&self, key: &str) -> i64 {
+    /// The value of a setting.
+    pub fn get(&self, setting: Setting) -> i64 {
         self.values
             .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| *v)
-            .or_else(|| SETTINGS.iter().find(|s| s.key == key).map(|s| s.default))
-            .unwrap_or(0)
+            .find(|(s, _)| *s == setting)
+            .map_or(setting.default_value(), |(_, v)| *v)
+    }
+
+    /// The value of a setting in seconds, as a duration.
+    pub fn duration(&self, setting: Setting) -> std::time::Duration {
+        std::time::Duration::from_secs(self.get(setting).unsigned_abs())
+    }
+
+    /// The value of a count setting.
+    pub fn count(&self, setting: Setting) -> usize {
+        usize::try_from(self.get(setting)).unwrap_or(setting.default_count())
     }
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            values: SETTINGS.iter().map(|s| (s.key, s.default)).collect(),
+            values: Setting::ALL
+                .into_iter()
+                .map(|s| (s, s.default_value()))
+                .collect(),
         }
     }
 }
 
-/// The spec of a setting key.
-pub fn setting_spec(key: &str) -> Result<&'static SettingSpec, Error> {
-    SETTINGS.iter().find(|s| s.key == key).ok_or_else(|| {
-        let known: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
-        Error::Usage(format!(
-            "unknown setting {key:?}; known settings: {}",
-            known.join(", ")
-        ))
-    })
-}
-
 /// Parses and range-checks a setting value.
-pub fn parse_setting(spec: &SettingSpec, raw: &str) -> Result<i64, Error> {
+pub fn parse_setting(setting: Setting, raw: &str) -> Result<i64, Error> {
+    let spec = setting.spec();
     let n: i64 = raw
         .trim()
         .parse()
@@ -321,11 +468,48 @@ mod tests {
     #[test]
     fn settings_defaults_and_ranges() {
         let s = Settings::default();
-        assert_eq!(s.get("token.access_ttl"), 600);
-        let spec = setting_spec("token.access_ttl").unwrap();
+        assert_eq!(s.get(Setting::AccessTtl), 600);
+        let spec = Setting::from_key("token.access_ttl").unwrap();
         assert_eq!(parse_setting(spec, "120").unwrap(), 120);
         assert!(parse_setting(spec, "5").is_err());
         assert!(parse_setting(spec, "ten").is_err());
-        assert!(setting_spec("nope").is_err());
+        assert!(Setting::from_key("nope").is_err());
+    }
+
+    /// The README's settings table (rows "| `key` | default | …" under the "Settings" heading)
+    /// names every declared setting with its declared default, and nothing else.
+    #[test]
+    fn readme_settings_table_matches_the_declarations() {
+        let readme = include_str!("../README.md");
+        let mut rows = Vec::new();
+        let mut in_settings = false;
+        for line in readme.lines() {
+            if line.starts_with('#') {
+                in_settings = line.trim_start_matches('#').trim() == "Settings";
+                continue;
+            }
+            if in_settings && line.starts_with("| `") {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let key = cells[1].trim_matches('`').to_string();
+                let default: i64 = cells[2].parse().expect(line);
+                rows.push((key, default));
+            }
+        }
+        for setting in Setting::ALL {
+            let found: Vec<_> = rows.iter().filter(|(k, _)| k == setting.key()).collect();
+            assert_eq!(found.len(), 1, "README settings rows for {}", setting.key());
+            assert_eq!(
+                found[0].1,
+                setting.default_value(),
+                "README default of {}",
+                setting.key()
+            );
+        }
+        for (key, _) in &rows {
+            assert!(
+                Setting::from_key(key).is_ok(),
+                "README names unknown setting {key}"
+            );
+        }
     }
 }

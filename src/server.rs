@@ -134,8 +134,9 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             limits: Limits::default(),
-            max_connections: 1024,
-            max_connections_per_address: 1024,
+            max_connections: crate::config::Setting::HttpMaxConnections.default_count(),
+            max_connections_per_address: crate::config::Setting::HttpMaxConnectionsPerAddress
+                .default_count(),
             uncapped: Vec::new(),
             tls: None,
         }

@@ -53,7 +53,7 @@ pub fn current(w: &mut Worker, req: &Req, now: i64) -> Result<Option<Session>, S
     if row.parent.is_some() {
         return Ok(None);
     }
-    let idle = w.app.settings().get("session.idle_ttl");
+    let idle = w.app.settings().get(crate::config::Setting::SessionIdleTtl);
     if row.expires_at <= now || row.last_seen + idle <= now {
         w.store.delete_session(&hash)?;
         return Ok(None);
@@ -87,7 +87,7 @@ pub fn start(
         w.store.delete_session(&old)?;
     }
     let id = random_token()?;
-    let ttl = w.app.settings().get("session.ttl");
+    let ttl = w.app.settings().get(crate::config::Setting::SessionTtl);
     let hash = sha256(id.as_bytes());
     w.store.insert_session(&hash, user_id, now, now + ttl)?;
     Ok((cookies::set(cookie_name(secure), &id, ttl, secure), hash))
@@ -143,7 +143,7 @@ pub fn start_forward(
     now: i64,
 ) -> Result<String, Error> {
     let id = random_token()?;
-    let ttl = w.app.settings().get("session.ttl");
+    let ttl = w.app.settings().get(crate::config::Setting::SessionTtl);
     w.store.insert_child_session(
         &sha256(id.as_bytes()),
         parent,
@@ -180,7 +180,7 @@ pub fn current_forward(
     let Some(parent) = w.store.session(&parent_hash)? else {
         return Ok(None);
     };
-    let idle = w.app.settings().get("session.idle_ttl");
+    let idle = w.app.settings().get(crate::config::Setting::SessionIdleTtl);
     let expires_at = row.expires_at.min(parent.expires_at);
     if expires_at <= now || parent.last_seen + idle <= now {
         return Ok(None);

@@ -108,7 +108,7 @@ pub fn run(store: &mut Store, cmd: KeysCmd) -> Result<(), Error> {
             // Lifetimes may have been longer while the old key signed than they are now, so the
             // old key stays for the longest lifetime latchkey allows, not the current one.
             let retire_after = now + KEEP_AFTER_SIGNING;
-            let max_age = Settings::load(store)?.get("jwks.max_age");
+            let max_age = Settings::load(store)?.get(crate::config::Setting::JwksMaxAge);
             let (created, withdrawn) = keys::rotate_now(store, now)?;
             let cost = format!(
                 "the new keys sign now: resource servers that cached the JWKS before the rotation \
@@ -135,7 +135,7 @@ pub fn run(store: &mut Store, cmd: KeysCmd) -> Result<(), Error> {
             }
         }
         KeysCmd::Rotate { now: false, json } => {
-            let max_age = Settings::load(store)?.get("jwks.max_age");
+            let max_age = Settings::load(store)?.get(crate::config::Setting::JwksMaxAge);
             match keys::rotate(store, now, max_age)? {
                 Rotation::Scheduled { kids, activate_at } => {
                     let retire_after = activate_at + KEEP_AFTER_SIGNING;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::app::{App, Worker};
-use crate::config::{Config, Settings, default_workers, validate_issuer};
+use crate::config::{Config, Setting, Settings, default_workers, validate_issuer};
 use crate::error::Error;
 use crate::http::conn::Limits;
 use crate::http::router;
@@ -172,19 +172,15 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
             store,
         });
     }
-    let secs = |key: &str| Duration::from_secs(u64::try_from(settings.get(key)).unwrap_or(1));
     let server_config = ServerConfig {
         limits: Limits {
-            idle_timeout: secs("http.idle_timeout"),
-            header_timeout: secs("http.header_timeout"),
-            body_timeout: secs("http.body_timeout"),
+            idle_timeout: settings.duration(Setting::HttpIdleTimeout),
+            header_timeout: settings.duration(Setting::HttpHeaderTimeout),
+            body_timeout: settings.duration(Setting::HttpBodyTimeout),
             ..Limits::default()
         },
-        max_connections: usize::try_from(settings.get("http.max_connections")).unwrap_or(1024),
-        max_connections_per_address: usize::try_from(
-            settings.get("http.max_connections_per_address"),
-        )
-        .unwrap_or(256),
+        max_connections: settings.count(Setting::HttpMaxConnections),
+        max_connections_per_address: settings.count(Setting::HttpMaxConnectionsPerAddress),
         // A trusted proxy carries many clients, which cannot be told apart at accept: only the
         // global cap holds it.
         uncapped: app.config.trusted_proxies.clone(),
@@ -342,15 +338,13 @@ fn spawn_maintenance(
                     flush_usage(&app, &mut store);
                     flush_audit(&app, &mut store);
                 }
-                let gc_every = Duration::from_secs(
-                    u64::try_from(app.settings().get("gc.interval")).unwrap_or(60),
-                );
+                let gc_every = app.settings().duration(Setting::GcInterval);
                 if last_gc.elapsed() >= gc_every {
                     last_gc = std::time::Instant::now();
                     gc(
                         &mut store,
-                        app.settings().get("session.idle_ttl"),
-                        app.settings().get("audit.retention_days"),
+                        app.settings().get(Setting::SessionIdleTtl),
+                        app.settings().get(Setting::AuditRetentionDays),
                     );
                     app.revocations().prune(now());
                     // After an overflow, try again now that expired rows are gone.

@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::config::{SETTINGS, Settings, parse_setting, setting_spec};
+use crate::config::{Setting, Settings, parse_setting};
 use crate::error::Error;
 use crate::store::Store;
 
@@ -27,37 +27,50 @@ pub fn run(store: &mut Store, cmd: SettingsCmd) -> Result<(), Error> {
         SettingsCmd::List { json } => {
             let current = Settings::load(store)?;
             if json {
-                let rows: Vec<_> = SETTINGS
-                    .iter()
-                    .map(|s| json!({"key": s.key, "value": current.get(s.key), "default": s.default, "help": s.help}))
+                let rows: Vec<_> = Setting::ALL
+                    .into_iter()
+                    .map(|s| {
+                        let spec = s.spec();
+                        json!({
+                            "key": spec.key,
+                            "value": current.get(s),
+                            "default": spec.default,
+                            "help": spec.help,
+                            "unit": spec.unit.as_str(),
+                            "applies": spec.applies.as_str(),
+                        })
+                    })
                     .collect();
                 super::print_json(&json!(rows));
             } else {
-                for s in SETTINGS {
+                for s in Setting::ALL {
+                    let spec = s.spec();
                     println!(
-                        "{:<22} {:>8}  (default {}) {}",
-                        s.key,
-                        current.get(s.key),
-                        s.default,
-                        s.help
+                        "{:<22} {:>8}  {:<7} {:<5} (default {}) {}",
+                        spec.key,
+                        current.get(s),
+                        spec.unit.as_str(),
+                        spec.applies.as_str(),
+                        spec.default,
+                        spec.help
                     );
                 }
             }
         }
         SettingsCmd::Get { key } => {
-            setting_spec(&key)?;
-            println!("{}", Settings::load(store)?.get(&key));
+            let setting = Setting::from_key(&key)?;
+            println!("{}", Settings::load(store)?.get(setting));
         }
         SettingsCmd::Set { key, value } => {
-            let spec = setting_spec(&key)?;
-            let n = parse_setting(spec, &value)?;
-            store.set_setting(spec.key, &n.to_string())?;
-            println!("{} = {n}", spec.key);
+            let setting = Setting::from_key(&key)?;
+            let n = parse_setting(setting, &value)?;
+            store.set_setting(setting.key(), &n.to_string())?;
+            println!("{} = {n}", setting.key());
         }
         SettingsCmd::Unset { key } => {
-            let spec = setting_spec(&key)?;
-            store.unset_setting(spec.key)?;
-            println!("{} = {} (default)", spec.key, spec.default);
+            let setting = Setting::from_key(&key)?;
+            store.unset_setting(setting.key())?;
+            println!("{} = {} (default)", setting.key(), setting.default_value());
         }
     }
     Ok(())

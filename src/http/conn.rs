@@ -35,9 +35,9 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            idle_timeout: Duration::from_secs(60),
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
+            idle_timeout: crate::config::Setting::HttpIdleTimeout.default_secs(),
+            header_timeout: crate::config::Setting::HttpHeaderTimeout.default_secs(),
+            body_timeout: crate::config::Setting::HttpBodyTimeout.default_secs(),
             max_body: 64 * 1024,
             max_head: 16 * 1024,
         }

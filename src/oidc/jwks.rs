@@ -13,7 +13,10 @@ pub fn handle(w: &mut Worker, _req: &Req, _now: i64) -> Result<Resp, OAuthError>
         .with("Content-Type", "application/jwk-set+json")
         .with(
             "Cache-Control",
-            format!("public, max-age={}", w.app.settings().get("jwks.max_age")),
+            format!(
+                "public, max-age={}",
+                w.app.settings().get(crate::config::Setting::JwksMaxAge)
+            ),
         );
     resp.body = w.app.keys().jwks_json().to_vec();
     Ok(resp)

@@ -1376,3 +1376,68 @@ fn audit_log_records_cli_changes_tokens_and_sign_ins_without_secrets() {
     let text = latchkey_ok(&server.data_dir, &["audit", "--since", "1h"]);
     assert!(text.contains("token_issued"), "{text}");
 }
+
+/// `settings` refuses an unknown key naming every known one, and `list` says each setting's
+/// unit and whether a change applies live or at the next start.
+#[test]
+fn settings_unknown_key_and_list_shows_unit_and_when_it_applies() {
+    let dir = temp_dir("settings-typed");
+    for args in [
+        &["settings", "get", "token.acess_ttl"][..],
+        &["settings", "set", "token.acess_ttl", "300"],
+        &["settings", "unset", "token.acess_ttl"],
+    ] {
+        let out = latchkey(&dir, args);
+        assert_exit(&out, 2, &format!("{args:?}"));
+        let err = stderr(&out);
+        assert!(
+            err.contains("unknown setting \"token.acess_ttl\""),
+            "{args:?}: {err}"
+        );
+        for known in [
+            "token.access_ttl",
+            "http.max_connections_per_address",
+            "audit.retention_days",
+        ] {
+            assert!(err.contains(known), "{args:?} lists {known}: {err}");
+        }
+    }
+    let rows: Value =
+        serde_json::from_str(&latchkey_ok(&dir, &["settings", "list", "--json"])).unwrap();
+    let row = |key: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == key)
+            .unwrap_or_else(|| panic!("{key} in {rows}"))
+            .clone()
+    };
+    let ttl = row("token.access_ttl");
+    assert_eq!(
+        (ttl["value"].as_i64(), ttl["default"].as_i64()),
+        (Some(600), Some(600))
+    );
+    assert_eq!(
+        (ttl["unit"].as_str(), ttl["applies"].as_str()),
+        (Some("seconds"), Some("live"))
+    );
+    assert!(ttl["help"].is_string());
+    let conns = row("http.max_connections");
+    assert_eq!(
+        (conns["unit"].as_str(), conns["applies"].as_str()),
+        (Some("count"), Some("start"))
+    );
+    let days = row("audit.retention_days");
+    assert_eq!(days["unit"].as_str(), Some("days"));
+    let text = latchkey_ok(&dir, &["settings", "list"]);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("http.max_connections "))
+        .unwrap_or_else(|| panic!("{text}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        &cols[..4],
+        &["http.max_connections", "1024", "count", "start"],
+        "{line}"
+    );
+}

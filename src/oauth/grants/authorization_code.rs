@@ -36,8 +36,8 @@ pub fn exchange(
     let verifier = form.get("code_verifier")?;
     let hash = sha256(code.as_bytes());
     let minted = Minted::new(client)?;
-    let refresh_ttl = w.app.settings().get("refresh.ttl");
-    let refresh_idle = w.app.settings().get("refresh.idle_ttl");
+    let refresh_ttl = w.app.settings().get(crate::config::Setting::RefreshTtl);
+    let refresh_idle = w.app.settings().get(crate::config::Setting::RefreshIdleTtl);
     let access_exp = now + tokens::access_ttl(w, client);
 
     // Access tokens a replay revoked, for the in-memory revocation list once committed.

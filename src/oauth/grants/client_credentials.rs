@@ -37,7 +37,7 @@ pub fn exchange(w: &Worker, client: &Client, form: &Form, now: i64) -> Result<Re
     };
     let ttl = client
         .access_token_ttl
-        .unwrap_or_else(|| w.app.settings().get("token.access_ttl"));
+        .unwrap_or_else(|| w.app.settings().get(crate::config::Setting::AccessTtl));
     let aud = client.audience.as_deref().unwrap_or(&w.app.config.issuer);
     let issued = access_token::issue(
         &w.app,

@@ -41,7 +41,7 @@ pub fn exchange(
     };
     let hash = sha256(presented.as_bytes());
     let mut minted = Minted::new(client)?;
-    let refresh_idle = w.app.settings().get("refresh.idle_ttl");
+    let refresh_idle = w.app.settings().get(crate::config::Setting::RefreshIdleTtl);
     let access_exp = now + tokens::access_ttl(w, client);
 
     // Access tokens a replay revoked, for the in-memory revocation list once committed.

@@ -81,7 +81,7 @@ pub fn refresh_grant(token: &str) -> Option<&str> {
 pub fn access_ttl(w: &Worker, client: &Client) -> i64 {
     client
         .access_token_ttl
-        .unwrap_or_else(|| w.app.settings().get("token.access_ttl"))
+        .unwrap_or_else(|| w.app.settings().get(crate::config::Setting::AccessTtl))
 }
 
 /// Signs the tokens and builds the JSON response.
