@@ -476,11 +476,12 @@ mod tests {
         assert!(Setting::from_key("nope").is_err());
     }
 
-    /// The README's settings table (rows "| `key` | default | …" under the "Settings" heading)
-    /// names every declared setting with its declared default, and nothing else.
+    /// The settings reference's table (docs/settings.md: rows "| `key` | default | …" under
+    /// the "Settings" heading) names every declared setting with its declared default, and
+    /// nothing else.
     #[test]
-    fn readme_settings_table_matches_the_declarations() {
-        let readme = include_str!("../README.md");
+    fn documented_settings_table_matches_the_declarations() {
+        let readme = include_str!("../docs/settings.md");
         let mut rows = Vec::new();
         let mut in_settings = false;
         for line in readme.lines() {
@@ -497,18 +498,23 @@ mod tests {
         }
         for setting in Setting::ALL {
             let found: Vec<_> = rows.iter().filter(|(k, _)| k == setting.key()).collect();
-            assert_eq!(found.len(), 1, "README settings rows for {}", setting.key());
+            assert_eq!(
+                found.len(),
+                1,
+                "docs/settings.md rows for {}",
+                setting.key()
+            );
             assert_eq!(
                 found[0].1,
                 setting.default_value(),
-                "README default of {}",
+                "docs/settings.md default of {}",
                 setting.key()
             );
         }
         for (key, _) in &rows {
             assert!(
                 Setting::from_key(key).is_ok(),
-                "README names unknown setting {key}"
+                "docs/settings.md names unknown setting {key}"
             );
         }
     }
