@@ -84,6 +84,11 @@ fn run(cli: Cli) -> Result<(), Error> {
     if let Command::Healthcheck(args) = cli.command {
         return ops::healthcheck(args);
     }
+    if !matches!(cli.command, Command::Serve(_)) {
+        // Warnings of the operations layer (an audit event that could not be written) reach
+        // the admin on standard error; `serve` sets up its own logger from its flags.
+        crate::logger::init(Some("warn"), false);
+    }
     let data_dir = match cli.data_dir {
         Some(d) => d,
         None => crate::config::default_data_dir()?,
