@@ -1,8 +1,7 @@
 //! Operations commands: `healthcheck` (for container health checks and monitors) and `backup`
 //! (a consistent copy of the database while the server runs).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -27,43 +26,19 @@ pub struct BackupArgs {
 /// `latchkey healthcheck`: exit 0 if `GET /healthz` on the listen address answers 200 within
 /// three seconds, 1 otherwise. Uses no shell, curl or wget, so it works in a minimal container.
 pub fn healthcheck(a: HealthcheckArgs) -> Result<(), Error> {
-    let mut addr: SocketAddr = a
+    let addr: SocketAddr = a
         .listen
         .to_socket_addrs()
         .map_err(|e| Error::io(format!("cannot resolve {}", a.listen), e))?
         .next()
         .ok_or_else(|| Error::Usage(format!("no address for {}", a.listen)))?;
-    // A server listening on every interface is reached on loopback.
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    let timeout = Duration::from_secs(3);
-    let mut s = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| Error::io(format!("cannot connect to {addr}"), e))?;
-    s.set_read_timeout(Some(timeout))
-        .map_err(|e| Error::io("socket", e))?;
-    s.set_write_timeout(Some(timeout))
-        .map_err(|e| Error::io("socket", e))?;
-    s.write_all(
-        format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .map_err(|e| Error::io("cannot send the health check", e))?;
-    let mut head = [0u8; 64];
-    let n = s
-        .read(&mut head)
-        .map_err(|e| Error::io("no answer to the health check", e))?;
-    let line = String::from_utf8_lossy(head.get(..n).unwrap_or_default()).into_owned();
+    let (addr, line) = crate::http::probe::healthz(addr, Duration::from_secs(3))
+        .map_err(|f| Error::io(format!("{} {}", f.what, f.addr), f.source))?;
     if line.starts_with("HTTP/1.1 200 ") {
         println!("healthy: {addr}");
         Ok(())
     } else {
-        Err(Error::Msg(format!(
-            "unhealthy: {addr} answered {:?}",
-            line.lines().next().unwrap_or("")
-        )))
+        Err(Error::Msg(format!("unhealthy: {addr} answered {line:?}")))
     }
 }
 

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod conn;
 pub mod cookies;
 pub mod form;
+pub mod probe;
 pub mod router;
 pub mod tls;
 
