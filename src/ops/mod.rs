@@ -7,6 +7,32 @@
 //! Every operation that changes something runs inside [`audited`]: the event names the actor,
 //! an action such as `user_added` and its target, and whether the operation succeeded —
 //! a refused change is recorded too.
+//!
+//! # One name per concept
+//!
+//! CLI flags, JSON fields, SQL columns and human output use the same word for the same thing;
+//! where an RFC names it, its name wins. A flag is the singular of a repeatable list
+//! (`--grant` adds to `grant_types`).
+//!
+//! | concept | name | where the name comes from |
+//! | --- | --- | --- |
+//! | a user's stable id | `sub` (JSON, claims); `id` column of `users` | OIDC Core §2 |
+//! | a user's login name | `username` | |
+//! | a user's full name | `name` (`--name "FULL NAME"`) | OIDC Core §5.1 |
+//! | an app's id, secret | `client_id`, `client_secret` | RFC 6749 §2.3.1 |
+//! | an app's display name | `name` | |
+//! | what an app may use | `grant_types` (`--grant`) | RFC 7591 §2 |
+//! | where codes may go | `redirect_uris` (`--redirect-uri`) | RFC 7591 §2 |
+//! | where logout may go | `post_logout_redirect_uris` (`--post-logout-redirect-uri`) | OIDC RP-Initiated Logout §3.1 |
+//! | scopes granted or asked | `scope`, one space-separated string | RFC 6749 §3.3 |
+//! | scopes allowed (a list) | `scopes`, an array (`--scope`) | |
+//! | who may sign in to an app | `allowed_groups` (`--allow-group`) | |
+//! | a token's lifetime | `access_token_ttl`, seconds | |
+//! | an instant | `<event>_at`, Unix seconds in JSON and SQL, RFC 3339 in human output (`created_at`, `expires_at`, `revoked_at`, `last_used_at`, `last_seen_at`); `*_from`/`*_until` bound an interval and `retire_after` is the earliest instant a key may retire | RFC 7519 uses `exp`/`iat` inside tokens only |
+//! | a duration | seconds in JSON, SQL and settings (whose `unit` says so); CLI flags take a number with a unit (`90d`, `12h`, `30m`, `45s`; a bare number is seconds) | |
+//! | a rate limit | `rate_limit` `{requests, per_seconds}` (`--rate 600/min`) | |
+//! | an API key's public part | `id` (`ak_…`) and `prefix` | |
+//! | a signing key | `kid`, `alg` | RFC 7517 §4.5, RFC 7518 |
 
 pub mod keys;
 
