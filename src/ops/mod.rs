@@ -9,6 +9,9 @@
 //! a refused change is recorded too.
 
 pub mod keys;
+pub mod sessions;
+pub mod settings;
+pub mod users;
 
 use std::fmt;
 
