@@ -96,11 +96,11 @@ fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Serve(args) => serve::run(data_dir, args),
         Command::Client(cmd) => audited(&data_dir, cmd.audit_label(), |s| client::run(s, cmd)),
-        Command::User(cmd) => audited(&data_dir, cmd.audit_label(), |s| user::run(s, cmd)),
+        Command::User(cmd) => user::run(&mut open(&data_dir)?, cmd),
         Command::Apikey(cmd) => audited(&data_dir, cmd.audit_label(), |s| apikey::run(s, cmd)),
         Command::Rule(cmd) => audited(&data_dir, cmd.audit_label(), |s| rule::run(s, cmd)),
         Command::Keys(cmd) => audited(&data_dir, cmd.audit_label(), |s| keys::run(s, cmd)),
-        Command::Settings(cmd) => audited(&data_dir, cmd.audit_label(), |s| settings::run(s, cmd)),
+        Command::Settings(cmd) => settings::run(&mut open(&data_dir)?, cmd),
         Command::Audit(args) => ops::audit(&open(&data_dir)?, args),
         Command::Backup(args) => ops::backup(&open(&data_dir)?, args),
         Command::Check(args) => ops::check(&data_dir, args),

@@ -3,8 +3,9 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::config::{Setting, Settings, parse_setting};
+use crate::config::Setting;
 use crate::error::Error;
+use crate::ops::{Actor, settings};
 use crate::store::Store;
 
 #[derive(Subcommand, Debug)]
@@ -25,7 +26,7 @@ pub enum SettingsCmd {
 pub fn run(store: &mut Store, cmd: SettingsCmd) -> Result<(), Error> {
     match cmd {
         SettingsCmd::List { json } => {
-            let current = Settings::load(store)?;
+            let current = settings::current(store)?;
             if json {
                 let rows: Vec<_> = Setting::ALL
                     .into_iter()
@@ -58,31 +59,17 @@ pub fn run(store: &mut Store, cmd: SettingsCmd) -> Result<(), Error> {
             }
         }
         SettingsCmd::Get { key } => {
-            let setting = Setting::from_key(&key)?;
-            println!("{}", Settings::load(store)?.get(setting));
+            let (_, value) = settings::get(store, &key)?;
+            println!("{value}");
         }
         SettingsCmd::Set { key, value } => {
-            let setting = Setting::from_key(&key)?;
-            let n = parse_setting(setting, &value)?;
-            store.set_setting(setting.key(), &n.to_string())?;
+            let (setting, n) = settings::set(store, &Actor::cli(), &key, &value)?;
             println!("{} = {n}", setting.key());
         }
         SettingsCmd::Unset { key } => {
-            let setting = Setting::from_key(&key)?;
-            store.unset_setting(setting.key())?;
+            let setting = settings::unset(store, &Actor::cli(), &key)?;
             println!("{} = {} (default)", setting.key(), setting.default_value());
         }
     }
     Ok(())
-}
-
-impl SettingsCmd {
-    /// The audit action and target of a command that changes something.
-    pub fn audit_label(&self) -> Option<(&'static str, String)> {
-        match self {
-            SettingsCmd::Set { key, value } => Some(("setting_changed", format!("{key}={value}"))),
-            SettingsCmd::Unset { key } => Some(("setting_reset", key.clone())),
-            SettingsCmd::List { .. } | SettingsCmd::Get { .. } => None,
-        }
-    }
 }

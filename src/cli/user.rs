@@ -5,11 +5,12 @@ use std::io::{BufRead, IsTerminal};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::accounts::{password, validate_group, validate_username};
-use crate::crypto::{hex, random_bytes};
 use crate::error::Error;
-use crate::store::{Store, StoreError, User};
-use crate::timefmt::{now, rfc3339};
+use crate::ops::sessions::{self, SessionInfo, Which};
+use crate::ops::users::{self, NewUser};
+use crate::ops::{Actor, OpError};
+use crate::store::{Store, User};
+use crate::timefmt::rfc3339;
 
 #[derive(Subcommand, Debug)]
 pub enum UserCmd {
@@ -47,6 +48,31 @@ pub enum UserCmd {
     /// List or revoke the consents a user gave to apps
     #[command(subcommand)]
     Consent(ConsentCmd),
+    /// List or end a user's browser sessions
+    #[command(subcommand)]
+    Session(SessionCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SessionCmd {
+    /// List the user's browser sessions: id, when they signed in, last seen, absolute expiry
+    List {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// End one session (by the id `session list` shows) or all of them: the browser must sign
+    /// in again, and its forward-auth sessions end too; tokens already issued to apps stay
+    /// valid
+    End {
+        name: String,
+        /// The session id from `session list`
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// End every session of the user
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -89,7 +115,8 @@ pub struct AddArgs {
     json: bool,
 }
 
-/// Reads a new password from stdin (first line) or, on a terminal, twice without echo.
+/// Reads a new password from stdin (first line) or, on a terminal, twice without echo. Its rules
+/// are checked by the operation.
 fn read_new_password(from_stdin: bool) -> Result<String, Error> {
     let pw = if from_stdin {
         let mut line = String::new();
@@ -112,14 +139,7 @@ fn read_new_password(from_stdin: bool) -> Result<String, Error> {
             "standard input is not a terminal: pass --password-stdin and pipe the password".into(),
         ));
     };
-    password::validate_new(&pw).map_err(Error::Usage)?;
     Ok(pw)
-}
-
-fn find(store: &Store, name: &str) -> Result<User, Error> {
-    store
-        .user_by_name(name)?
-        .ok_or_else(|| Error::Msg(format!("no user named {name:?}")))
 }
 
 fn describe(u: &User) -> Value {
@@ -134,54 +154,45 @@ fn describe(u: &User) -> Value {
     })
 }
 
-fn taken(e: StoreError) -> Error {
-    match e {
-        StoreError::Conflict(what) => Error::Usage(format!("{what} already exists")),
-        other => Error::Store(other),
-    }
+fn describe_session(s: &SessionInfo) -> Value {
+    json!({
+        "id": s.id,
+        "auth_time": s.auth_time,
+        "last_seen": s.last_seen,
+        "expires_at": s.expires_at,
+        "forward_auth_sessions": s.forward_sessions,
+    })
 }
 
 pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
-    let now = now();
+    let actor = Actor::cli();
     match cmd {
         UserCmd::Add(a) => {
-            validate_username(&a.name).map_err(Error::Usage)?;
-            for g in &a.groups {
-                validate_group(g).map_err(Error::Usage)?;
-            }
-            if store.user_by_name(&a.name)?.is_some() {
-                return Err(Error::Usage(format!(
-                    "a user named {:?} already exists",
-                    a.name
-                )));
-            }
-            let pw = read_new_password(a.password_stdin)?;
-            let hash = password::hash(&pw)?;
-            let id = hex(&random_bytes::<16>()?);
-            store
-                .insert_user(
-                    &id,
-                    &a.name,
-                    Some(&hash),
-                    a.email.as_deref(),
-                    a.full_name.as_deref(),
-                    &a.groups,
-                    now,
-                )
-                .map_err(taken)?;
+            // The name is checked before the password is asked for.
+            users::check_add(store, &actor, &a.name, &a.groups)?;
+            let password = read_new_password(a.password_stdin)?;
+            let new = NewUser {
+                username: a.name,
+                email: a.email,
+                full_name: a.full_name,
+                groups: a.groups,
+                password,
+            };
+            let name = new.username.clone();
+            let id = users::add(store, &actor, new)?;
             if a.json {
-                super::print_json(&json!({"sub": id, "username": a.name}));
+                super::print_json(&json!({"sub": id, "username": name}));
             } else {
-                println!("added user {} (sub {id})", a.name);
+                println!("added user {name} (sub {id})");
             }
         }
         UserCmd::List { json } => {
-            let users = store.users()?;
+            let all = users::list(store)?;
             if json {
-                super::print_json(&Value::Array(users.iter().map(describe).collect()));
+                super::print_json(&Value::Array(all.iter().map(describe).collect()));
             } else {
                 println!("{:<24} {:<34} {:<9} GROUPS", "USERNAME", "SUB", "STATUS");
-                for u in users {
+                for u in all {
                     println!(
                         "{:<24} {:<34} {:<9} {}",
                         u.username,
@@ -193,7 +204,7 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
             }
         }
         UserCmd::Show { name, json } => {
-            let u = find(store, &name)?;
+            let u = users::find(store, &name)?;
             if json {
                 super::print_json(&describe(&u));
             } else {
@@ -213,118 +224,117 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
             name,
             password_stdin,
         } => {
-            let u = find(store, &name)?;
+            users::check_set_password(store, &actor, &name)?;
             let pw = read_new_password(password_stdin)?;
-            store.set_password_hash(&u.id, &password::hash(&pw)?, now)?;
-            store.end_user_sessions(&u.id, now)?;
+            let u = users::set_password(store, &actor, &name, &pw)?;
             println!(
                 "password changed for {}; their sessions were ended",
                 u.username
             );
         }
         UserCmd::Disable { name } => {
-            let u = find(store, &name)?;
-            store.set_user_disabled(&u.id, true, now)?;
+            let u = users::disable(store, &actor, &name)?;
             println!("disabled {}", u.username);
         }
         UserCmd::Enable { name } => {
-            let u = find(store, &name)?;
-            store.set_user_disabled(&u.id, false, now)?;
+            let u = users::enable(store, &actor, &name)?;
             println!("enabled {}", u.username);
         }
         UserCmd::Remove { name } => {
-            let u = find(store, &name)?;
-            store.remove_user(&u.id, now)?;
+            let u = users::remove(store, &actor, &name)?;
             println!("removed {}", u.username);
         }
         UserCmd::Rename { name, new_name } => {
-            validate_username(&new_name).map_err(Error::Usage)?;
-            let u = find(store, &name)?;
-            store.rename_user(&u.id, &new_name, now).map_err(taken)?;
+            let u = users::rename(store, &actor, &name, &new_name)?;
             println!(
                 "renamed {} to {new_name} (sub {} unchanged)",
                 u.username, u.id
             );
         }
         UserCmd::Group(GroupCmd::Add { name, group }) => {
-            validate_group(&group).map_err(Error::Usage)?;
-            let u = find(store, &name)?;
-            store.add_user_group(&u.id, &group)?;
+            let u = users::add_group(store, &actor, &name, &group)?;
             println!("{} is in group {group}", u.username);
         }
         UserCmd::Group(GroupCmd::Remove { name, group }) => {
-            let u = find(store, &name)?;
-            if store.remove_user_group(&u.id, &group)? {
+            let (u, was_member) = users::remove_group(store, &actor, &name, &group)?;
+            if was_member {
                 println!("{} left group {group}", u.username);
             } else {
                 println!("{} was not in group {group}", u.username);
             }
         }
         UserCmd::Consent(ConsentCmd::List { name, json }) => {
-            let u = find(store, &name)?;
-            let rows = store.consents_of(&u.id)?;
+            let (u, rows) = users::consents(store, &name)?;
             if json {
                 let rows: Vec<Value> = rows
                     .iter()
-                    .map(|(client, scope, at)| {
-                        json!({"client_id": client, "scope": scope, "created_at": at})
+                    .map(|c| {
+                        json!({"client_id": c.client_id, "scope": c.scope, "created_at": c.created_at})
                     })
                     .collect();
                 super::print_json(&Value::Array(rows));
             } else if rows.is_empty() {
                 println!("{} has not approved any app", u.username);
             } else {
-                for (client, scope, at) in rows {
-                    println!("{client}  {}  {scope}", crate::timefmt::rfc3339(at));
+                for c in rows {
+                    println!("{}  {}  {}", c.client_id, rfc3339(c.created_at), c.scope);
                 }
             }
         }
         UserCmd::Consent(ConsentCmd::Revoke { name, client }) => {
-            let u = find(store, &name)?;
-            let c = store
-                .client_by_id_or_name(&client)?
-                .ok_or_else(|| Error::Msg(format!("no client {client:?}")))?;
-            let n = store.revoke_consent(&u.id, &c.client_id, now)?;
-            if n == 0 {
+            let r = users::revoke_consent(store, &actor, &name, &client)?;
+            if r.forgotten == 0 {
                 println!(
                     "{} had not approved {}; its grants are revoked anyway",
-                    u.username, c.name
+                    r.user.username, r.client.name
                 );
             } else {
                 println!(
                     "{}'s consent to {} is revoked, and so are its grants",
-                    u.username, c.name
+                    r.user.username, r.client.name
                 );
+            }
+        }
+        UserCmd::Session(SessionCmd::List { name, json }) => {
+            let (u, list) = sessions::list(store, &name)?;
+            if json {
+                super::print_json(&Value::Array(list.iter().map(describe_session).collect()));
+            } else if list.is_empty() {
+                println!("{} has no sessions", u.username);
+            } else {
+                println!(
+                    "{:<12}  {:<20}  {:<20}  {:<20}  FORWARD-AUTH",
+                    "ID", "SIGNED IN", "LAST SEEN", "EXPIRES"
+                );
+                for s in list {
+                    println!(
+                        "{:<12}  {:<20}  {:<20}  {:<20}  {}",
+                        s.id,
+                        rfc3339(s.auth_time),
+                        rfc3339(s.last_seen),
+                        rfc3339(s.expires_at),
+                        s.forward_sessions
+                    );
+                }
+            }
+        }
+        UserCmd::Session(SessionCmd::End { name, id, all }) => {
+            let which = match (id, all) {
+                (Some(id), false) => Which::One(id),
+                (None, true) => Which::All,
+                _ => {
+                    return Err(OpError::Invalid(
+                        "name one session id, or --all (not both)".into(),
+                    )
+                    .into());
+                }
+            };
+            let (u, n) = sessions::end(store, &actor, &name, &which)?;
+            match which {
+                Which::One(id) => println!("ended session {id} of {}", u.username),
+                Which::All => println!("ended {n} session(s) of {}", u.username),
             }
         }
     }
     Ok(())
-}
-
-impl UserCmd {
-    /// The audit action and target of a command that changes something.
-    pub fn audit_label(&self) -> Option<(&'static str, String)> {
-        match self {
-            UserCmd::Add(a) => Some(("user_added", a.name.clone())),
-            UserCmd::Passwd { name, .. } => Some(("user_password_changed", name.clone())),
-            UserCmd::Disable { name } => Some(("user_disabled", name.clone())),
-            UserCmd::Enable { name } => Some(("user_enabled", name.clone())),
-            UserCmd::Remove { name } => Some(("user_removed", name.clone())),
-            UserCmd::Rename { name, new_name } => {
-                Some(("user_renamed", format!("{name} -> {new_name}")))
-            }
-            UserCmd::Group(GroupCmd::Add { name, group }) => {
-                Some(("user_group_added", format!("{name} {group}")))
-            }
-            UserCmd::Group(GroupCmd::Remove { name, group }) => {
-                Some(("user_group_removed", format!("{name} {group}")))
-            }
-            UserCmd::Consent(ConsentCmd::Revoke { name, client }) => {
-                Some(("user_consent_revoked", format!("{name} {client}")))
-            }
-            UserCmd::List { .. }
-            | UserCmd::Show { .. }
-            | UserCmd::Consent(ConsentCmd::List { .. }) => None,
-        }
-    }
 }

@@ -42,7 +42,7 @@ pub use clients::{Client, NewClient};
 pub use keys::{KeyRow, NextOutcome};
 pub use migrations::SCHEMA_VERSION;
 pub use revision::Revision;
-pub use sessions::SessionRow;
+pub use sessions::{SessionRow, UserSession};
 pub use users::User;
 
 /// The database file's name inside the data directory.

@@ -15,6 +15,19 @@ pub struct SessionRow {
     pub parent: Option<[u8; 32]>,
 }
 
+/// A login session as an admin sees it: its digest, its times, and how many forward-auth
+/// sessions belong to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSession {
+    pub hash: [u8; 32],
+    /// When the user typed the password.
+    pub auth_time: i64,
+    pub last_seen: i64,
+    /// The absolute timeout (the idle timeout may end it sooner).
+    pub expires_at: i64,
+    pub forward_sessions: i64,
+}
+
 impl Store {
     /// Stores a new session by the digest of its id.
     pub fn insert_session(
@@ -95,6 +108,73 @@ impl Store {
             [hash.as_slice()],
         )?;
         Ok(())
+    }
+
+    /// A user's login sessions (not the forward-auth sessions that belong to them), oldest
+    /// sign-in first. Sessions past a timeout that the collector has not deleted yet are
+    /// included.
+    pub fn sessions_of(&self, user_id: &str) -> Result<Vec<UserSession>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT s.hash, s.auth_time, s.last_seen, s.expires_at, \
+             (SELECT count(*) FROM sessions c WHERE c.parent = s.hash) \
+             FROM sessions s WHERE s.user_id = ?1 AND s.parent IS NULL \
+             ORDER BY s.auth_time, s.hash",
+        )?;
+        let rows = stmt.query_map([user_id], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (hash, auth_time, last_seen, expires_at, forward_sessions) = row?;
+            let hash = <[u8; 32]>::try_from(hash.as_slice())
+                .map_err(|_| StoreError::Corrupt("a session digest is not 32 bytes".into()))?;
+            out.push(UserSession {
+                hash,
+                auth_time,
+                last_seen,
+                expires_at,
+                forward_sessions,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Ends a user's login sessions (only the one with digest `hash` when given) and the
+    /// forward-auth sessions that belong to them, and touches the user's row so that a running
+    /// server forgets the forward-auth sessions it cached. Tokens already issued stay valid.
+    /// Returns how many login sessions ended.
+    pub fn end_sessions_of(
+        &mut self,
+        user_id: &str,
+        hash: Option<&[u8; 32]>,
+    ) -> Result<usize, StoreError> {
+        let hash = hash.map(|h| h.as_slice());
+        self.with_tx(|tx| {
+            let n = exec_tx(
+                tx,
+                "DELETE FROM sessions WHERE user_id = ?1 AND parent IS NULL \
+                 AND (?2 IS NULL OR hash = ?2)",
+                params![user_id, hash],
+            )?;
+            exec_tx(
+                tx,
+                "DELETE FROM sessions WHERE user_id = ?1 AND parent IS NOT NULL \
+                 AND (?2 IS NULL OR parent = ?2)",
+                params![user_id, hash],
+            )?;
+            exec_tx(
+                tx,
+                "UPDATE users SET updated_at = updated_at WHERE id = ?1",
+                [user_id],
+            )?;
+            Ok(n)
+        })
     }
 
     /// Deletes sessions past their absolute or idle timeout; returns how many.

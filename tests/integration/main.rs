@@ -19,4 +19,5 @@ mod oidc_flow;
 mod operations;
 mod packaging;
 mod proxies_e2e;
+mod sessions;
 mod tls;
