@@ -6,6 +6,7 @@ pub mod auth;
 pub mod conn;
 pub mod cookies;
 pub mod form;
+pub mod rejection;
 pub mod router;
 pub mod tls;
 
@@ -13,6 +14,8 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use serde::Serialize;
+
+pub use rejection::Rejection;
 
 /// Request methods latchkey distinguishes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
