@@ -33,6 +33,7 @@ use crate::http::conn::{Conn, Limits, Next};
 use crate::http::rejection::PROBLEM_JSON;
 use crate::http::tls::{Stream, Tls};
 use crate::http::{Method, Rejection, Req, Resp};
+use crate::oauth::error::ErrorCode;
 
 /// Pending connections the kernel queues for accept (std's `TcpListener::bind` asks for 128):
 /// a burst of 256 clients connecting at once overflowed 128 and the overflow waited a full
@@ -509,7 +510,7 @@ fn serve_connection<W>(
                 let resp = pools.for_request(&req).with(|w| {
                     catch_unwind(AssertUnwindSafe(|| handler(w, &req))).unwrap_or_else(|_| {
                         log::error!("handler panicked on {} {}", req.method.as_str(), req.path);
-                        Resp::json_error(500, "server_error", "internal error").no_store()
+                        ErrorCode::ServerError.json("internal error")
                     })
                 });
                 let resp = resp.with("X-Request-Id", format!("{rid:x}"));
