@@ -30,8 +30,10 @@ use std::time::{Duration, Instant};
 
 use crate::forward::proxy::Cidr;
 use crate::http::conn::{Conn, Limits, Next};
+use crate::http::rejection::PROBLEM_JSON;
 use crate::http::tls::{Stream, Tls};
-use crate::http::{Method, Req, Resp};
+use crate::http::{Method, Rejection, Req, Resp};
+use crate::oauth::error::ErrorCode;
 
 /// Pending connections the kernel queues for accept (std's `TcpListener::bind` asks for 128):
 /// a burst of 256 clients connecting at once overflowed 128 and the overflow waited a full
@@ -431,15 +433,18 @@ impl<W: Send + 'static> Server<W> {
 
 /// Answers a connection over the cap with 503 and closes it.
 fn refuse(mut stream: TcpStream) {
-    let body = br#"{"error":"temporarily_unavailable","error_description":"too many connections"}"#;
+    let why = Rejection::TooManyConnections;
+    let body = why.body();
     let head = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\
+        "HTTP/1.1 {} {}\r\nContent-Type: {PROBLEM_JSON}\r\nRetry-After: 1\r\n\
          Cache-Control: no-store\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        why.status(),
+        why.title(),
         body.len()
     );
     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
     let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(body);
+    let _ = stream.write_all(&body);
     let _ = stream.shutdown(std::net::Shutdown::Write);
     // Drain what the client already sent, so closing does not reset the connection before it
     // reads the 503.
@@ -505,7 +510,7 @@ fn serve_connection<W>(
                 let resp = pools.for_request(&req).with(|w| {
                     catch_unwind(AssertUnwindSafe(|| handler(w, &req))).unwrap_or_else(|_| {
                         log::error!("handler panicked on {} {}", req.method.as_str(), req.path);
-                        Resp::json_error(500, "server_error", "internal error").no_store()
+                        ErrorCode::ServerError.json("internal error")
                     })
                 });
                 let resp = resp.with("X-Request-Id", format!("{rid:x}"));

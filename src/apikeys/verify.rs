@@ -3,9 +3,10 @@
 //! (URLs end up in logs and `Referer` headers), so a key in the query is refused. An optional
 //! `?scope=a+b` asks latchkey to check the key holds those scopes.
 //!
-//! Answers: 200 with the key's id, name, owner and scopes; 401 with a Bearer challenge for a
-//! missing, malformed, bad-checksum, unknown, expired or revoked key or a disabled owner; 403
-//! `insufficient_scope`; 429 with `Retry-After` when the key's rate limit is spent. Every answer
+//! Answers: 200 with the key's id, name, owner and scopes; 401 with a bare Bearer challenge
+//! and no error for a missing key (RFC 6750 §3.1); 401 `invalid_token` for a malformed,
+//! bad-checksum, unknown, expired or revoked key or a disabled owner; 403 `insufficient_scope`;
+//! 429 `rate_limited` with `Retry-After` when the key's rate limit is spent. Every answer
 //! carries `Cache-Control: no-store`; keys with a limit get the `RateLimit` and
 //! `RateLimit-Policy` headers (draft-ietf-httpapi-ratelimit-headers).
 
@@ -14,12 +15,12 @@ use crate::app::Worker;
 use crate::http::auth::{Authorization, authorization};
 use crate::http::form::{Form, decode_component};
 use crate::http::{Req, Resp};
-use crate::oauth::error::bearer_challenge;
+use crate::oauth::error::{ErrorCode, bearer_challenge, credentials_required};
 use crate::oauth::scope;
 
 /// Reads the key a request presents. `Err` is the response to send.
 pub fn presented_key(req: &Req) -> Result<Option<String>, Resp> {
-    let bad = |d: &'static str| bearer_challenge(400, Some(("invalid_request", d)), None);
+    let bad = |d: &'static str| bearer_challenge(ErrorCode::InvalidRequest, d, None);
     if key_in_query(&req.query) {
         log::info!(target: "latchkey::security", "API key in a URL refused from {}", req.peer.ip());
         return Err(bad(
@@ -83,16 +84,16 @@ pub fn admit(
     let entry = apikeys::check(&w.app.api_keys(), key, now).map_err(|r| {
         crate::metrics::METRICS.api_key(false);
         log::info!(target: "latchkey::security", "API key refused: {}", r.description());
-        bearer_challenge(401, Some(("invalid_token", r.description())), None)
+        bearer_challenge(ErrorCode::InvalidToken, r.description(), None)
     })?;
     let decision = entry
         .rate
         .map(|(quota, window)| w.app.rate_limiter().take(&entry.id, quota, window));
     if let Some(d) = decision.filter(|d| !d.allowed) {
         crate::metrics::METRICS.rate_limited();
-        let resp = Resp::json_error(429, "rate_limited", "the API key's rate limit is exhausted")
-            .with("Retry-After", d.retry_after.max(1).to_string())
-            .no_store();
+        let resp = ErrorCode::RateLimited
+            .json("the API key's rate limit is exhausted")
+            .with("Retry-After", d.retry_after.max(1).to_string());
         return Err(rate_headers(resp, &d));
     }
     w.app.usage().record(&entry.id, now);
@@ -116,17 +117,14 @@ struct Active<'a> {
 pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Resp {
     let key = match presented_key(req) {
         Ok(Some(k)) => k,
-        Ok(None) => return bearer_challenge(401, None, None),
+        Ok(None) => return credentials_required(),
         Err(resp) => return resp,
     };
     // A scope requirement that cannot be read is refused, never treated as "none" (fail closed).
     let bad_scope = || {
         bearer_challenge(
-            400,
-            Some((
-                "invalid_request",
-                "the scope parameter is malformed or repeated",
-            )),
+            ErrorCode::InvalidRequest,
+            "the scope parameter is malformed or repeated",
             None,
         )
     };
@@ -148,8 +146,8 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Resp {
         && !scope::is_subset(&wanted, &entry.scopes)
     {
         return bearer_challenge(
-            403,
-            Some(("insufficient_scope", "the API key lacks a required scope")),
+            ErrorCode::InsufficientScope,
+            "the API key lacks a required scope",
             None,
         );
     }

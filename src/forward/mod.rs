@@ -24,7 +24,7 @@ use crate::http::auth::{Authorization, authorization};
 use crate::http::form::encode_component;
 use crate::http::{Req, Resp};
 use crate::oauth::access_token;
-use crate::oauth::error::bearer_challenge;
+use crate::oauth::error::{ErrorCode, bearer_challenge, credentials_required};
 use crate::store::User;
 use crate::ui;
 use proxy::Dialect;
@@ -103,10 +103,10 @@ fn decide(w: &mut Worker, req: &Req, now: i64) -> Resp {
             match orig.dialect {
                 Dialect::Forwarded => Resp::empty(302).with("Location", login),
                 // nginx turns this into a redirect with `error_page 401`.
-                Dialect::OriginalUrl => bearer_challenge(401, None, None).with("Location", login),
+                Dialect::OriginalUrl => credentials_required().with("Location", login),
             }
         }
-        None => bearer_challenge(401, None, None),
+        None => credentials_required(),
     }
 }
 
@@ -142,8 +142,8 @@ fn machine(w: &Worker, req: &Req, rule: &Rule, orig: &proxy::Original, now: i64)
     // An access token: ours, valid, meant for this app (its origin in `aud`), with the scopes.
     let Ok(Ok(claims)) = access_token::validate(w, &key, now) else {
         return Some(bearer_challenge(
-            401,
-            Some(("invalid_token", "the access token is not valid")),
+            ErrorCode::InvalidToken,
+            "the access token is not valid",
             None,
         ));
     };
@@ -151,11 +151,8 @@ fn machine(w: &Worker, req: &Req, rule: &Rule, orig: &proxy::Original, now: i64)
     let aud_ok = claims.has_audience(&origin);
     if !aud_ok {
         return Some(bearer_challenge(
-            401,
-            Some((
-                "invalid_token",
-                "the access token is not meant for this app",
-            )),
+            ErrorCode::InvalidToken,
+            "the access token is not meant for this app",
             None,
         ));
     }
@@ -164,11 +161,8 @@ fn machine(w: &Worker, req: &Req, rule: &Rule, orig: &proxy::Original, now: i64)
         allowed(&claims.sub, &claims.client_id, "", &[])
     } else {
         bearer_challenge(
-            403,
-            Some((
-                "insufficient_scope",
-                "the token lacks the scope this app requires",
-            )),
+            ErrorCode::InsufficientScope,
+            "the token lacks the scope this app requires",
             None,
         )
     })

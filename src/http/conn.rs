@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::tls::Stream;
-use super::{Headers, Method, Req, Resp};
+use super::{Headers, Method, Rejection, Req, Resp};
 
 /// The bounds a connection is held to.
 #[derive(Clone, Debug)]
@@ -83,8 +83,8 @@ enum Wait {
     Stopped,
 }
 
-fn reject(status: u16, error: &str, description: &str) -> Next {
-    Next::Reject(Resp::json_error(status, error, description).closing())
+fn reject(why: Rejection) -> Next {
+    Next::Reject(why.into_resp())
 }
 
 impl Conn {
@@ -211,25 +211,25 @@ impl Conn {
                 Ok(httparse::Status::Complete(head_len)) => {
                     // The limit holds however the head was split across reads.
                     if head_len > limits.max_head {
-                        return reject(431, "invalid_request", "request header fields too large");
+                        return reject(Rejection::HeadTooLarge);
                     }
                     let head = Head::from(&parsed);
                     return self.finish(head, head_len, limits);
                 }
                 Ok(httparse::Status::Partial) => {
                     if self.buf.len() >= limits.max_head {
-                        return reject(431, "invalid_request", "request header fields too large");
+                        return reject(Rejection::HeadTooLarge);
                     }
                 }
                 Err(httparse::Error::TooManyHeaders) => {
-                    return reject(431, "invalid_request", "too many header fields");
+                    return reject(Rejection::TooManyHeaders);
                 }
-                Err(_) => return reject(400, "invalid_request", "malformed request"),
+                Err(_) => return reject(Rejection::Malformed),
             }
             match self.fill(head_deadline, None) {
                 Wait::Data => {}
                 Wait::Timeout => {
-                    return reject(408, "invalid_request", "request header timeout");
+                    return reject(Rejection::HeaderTimeout);
                 }
                 Wait::Eof | Wait::Stopped => return Next::Close,
             }
@@ -245,21 +245,17 @@ impl Conn {
             headers,
         }) = head
         else {
-            return reject(400, "invalid_request", "malformed request");
+            return reject(Rejection::Malformed);
         };
         let (path, query) = match split_target(&target, method) {
             Some(pq) => pq,
-            None => return reject(400, "invalid_request", "malformed request target"),
+            None => return reject(Rejection::MalformedTarget),
         };
 
         // RFC 9112 §3.2: a 1.1 request without exactly one Host is a 400.
         let hosts = headers.values("host").count();
         if hosts > 1 || (!http10 && hosts == 0) {
-            return reject(
-                400,
-                "invalid_request",
-                "a request needs exactly one Host header",
-            );
+            return reject(Rejection::HostCount);
         }
 
         let mut connection_close = false;
@@ -287,7 +283,7 @@ impl Conn {
         };
         if let Some(continue_only) = expectation {
             if !continue_only {
-                return reject(417, "invalid_request", "unsupported expectation");
+                return reject(Rejection::UnsupportedExpectation);
             }
             let wants_body = !matches!(framing, Framing::Length(0));
             let body_arrived = self.buf.len() > head_len;
@@ -338,7 +334,7 @@ impl Conn {
             match self.fill(deadline, None) {
                 Wait::Data => {}
                 Wait::Timeout => {
-                    return Err(reject(408, "invalid_request", "request body timeout"));
+                    return Err(reject(Rejection::BodyTimeout));
                 }
                 Wait::Eof | Wait::Stopped => return Err(Next::Close),
             }
@@ -358,12 +354,12 @@ impl Conn {
                 return Ok(line);
             }
             if self.buf.len() > max {
-                return Err(reject(400, "invalid_request", "malformed chunked body"));
+                return Err(reject(Rejection::MalformedChunkedBody));
             }
             match self.fill(deadline, None) {
                 Wait::Data => {}
                 Wait::Timeout => {
-                    return Err(reject(408, "invalid_request", "request body timeout"));
+                    return Err(reject(Rejection::BodyTimeout));
                 }
                 Wait::Eof | Wait::Stopped => return Err(Next::Close),
             }
@@ -384,18 +380,18 @@ impl Conn {
             let size_text = std::str::from_utf8(size_text).unwrap_or("").trim_end();
             let size = match usize::from_str_radix(size_text, 16) {
                 Ok(s) if !size_text.is_empty() && size_text.len() <= 8 => s,
-                _ => return Err(reject(400, "invalid_request", "malformed chunk size")),
+                _ => return Err(reject(Rejection::MalformedChunkSize)),
             };
             if size == 0 {
                 break;
             }
             if body.len() + size > limits.max_body {
-                return Err(reject(413, "invalid_request", "request body too large"));
+                return Err(reject(Rejection::BodyTooLarge));
             }
             let data = self.read_exact_body(size + 2, limits)?;
             let (chunk, crlf) = data.split_at(size);
             if crlf != b"\r\n" {
-                return Err(reject(400, "invalid_request", "malformed chunked body"));
+                return Err(reject(Rejection::MalformedChunkedBody));
             }
             body.extend_from_slice(chunk);
         }
@@ -407,7 +403,7 @@ impl Conn {
             }
             trailer_bytes += line.len();
             if trailer_bytes > limits.max_head {
-                return Err(reject(431, "invalid_request", "trailer fields too large"));
+                return Err(reject(Rejection::TrailersTooLarge));
             }
         }
     }
@@ -494,18 +490,10 @@ fn body_framing(headers: &Headers, http10: bool, max_body: usize) -> Result<Fram
     let cl: Vec<&[u8]> = headers.values("content-length").collect();
     if !te.is_empty() {
         if !cl.is_empty() {
-            return Err(reject(
-                400,
-                "invalid_request",
-                "both Transfer-Encoding and Content-Length",
-            ));
+            return Err(reject(Rejection::TransferEncodingAndLength));
         }
         if http10 {
-            return Err(reject(
-                400,
-                "invalid_request",
-                "Transfer-Encoding in an HTTP/1.0 request",
-            ));
+            return Err(reject(Rejection::TransferEncodingInHttp10));
         }
         let codings: Vec<String> = te
             .iter()
@@ -518,16 +506,8 @@ fn body_framing(headers: &Headers, http10: bool, max_body: usize) -> Result<Fram
             .collect();
         return match codings.as_slice() {
             [only] if only == "chunked" => Ok(Framing::Chunked),
-            [.., last] if last == "chunked" => Err(reject(
-                501,
-                "invalid_request",
-                "unsupported transfer coding",
-            )),
-            _ => Err(reject(
-                400,
-                "invalid_request",
-                "request body length is unknown",
-            )),
+            [.., last] if last == "chunked" => Err(reject(Rejection::UnsupportedTransferCoding)),
+            _ => Err(reject(Rejection::UnknownLength)),
         };
     }
     let mut length: Option<usize> = None;
@@ -535,25 +515,21 @@ fn body_framing(headers: &Headers, http10: bool, max_body: usize) -> Result<Fram
         for part in v.split(|b| *b == b',') {
             let part = part.trim_ascii();
             if part.is_empty() || part.len() > 18 || !part.iter().all(u8::is_ascii_digit) {
-                return Err(reject(400, "invalid_request", "invalid Content-Length"));
+                return Err(reject(Rejection::InvalidContentLength));
             }
             let n: usize = std::str::from_utf8(part)
                 .ok()
                 .and_then(|s| s.parse().ok())
-                .ok_or_else(|| reject(400, "invalid_request", "invalid Content-Length"))?;
+                .ok_or_else(|| reject(Rejection::InvalidContentLength))?;
             if length.is_some_and(|l| l != n) {
-                return Err(reject(
-                    400,
-                    "invalid_request",
-                    "conflicting Content-Length values",
-                ));
+                return Err(reject(Rejection::ConflictingContentLength));
             }
             length = Some(n);
         }
     }
     let n = length.unwrap_or(0);
     if n > max_body {
-        return Err(reject(413, "invalid_request", "request body too large"));
+        return Err(reject(Rejection::BodyTooLarge));
     }
     Ok(Framing::Length(n))
 }

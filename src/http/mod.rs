@@ -7,6 +7,7 @@ pub mod conn;
 pub mod cookies;
 pub mod form;
 pub mod probe;
+pub mod rejection;
 pub mod router;
 pub mod tls;
 
@@ -14,6 +15,8 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use serde::Serialize;
+
+pub use rejection::Rejection;
 
 /// Request methods latchkey distinguishes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

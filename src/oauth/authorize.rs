@@ -5,19 +5,26 @@
 //! known to belong together, an error is a page and the browser goes nowhere: a missing,
 //! unknown or repeated `client_id`, a missing or unregistered `redirect_uri`. From then on,
 //! every error is sent back to the redirect URI with `error`, `error_description`, the exact
-//! `state` and `iss`.
+//! `state` and `iss` — a failure of the server too, as `server_error`.
+//!
+//! [`parse`] is a list of named checks, in the order they run (as node oidc-provider names
+//! its own): the client, the trusted redirect target, the response target (`state`,
+//! `response_mode`), repeated parameters, the response type, unsupported request objects, the
+//! scope, PKCE, the nonce, `prompt` and `max_age`. Each returns its own error.
 
 use crate::accounts::{csrf, session};
 use crate::app::Worker;
 use crate::crypto::{random_token, sha256};
 use crate::http::form::{Form, encode_component, encode_pairs};
 use crate::http::{Method, Req, Resp};
+use crate::oauth::error::ErrorCode;
 use crate::oauth::grants::authorization_code::GRANT_TYPE;
 use crate::oauth::policy::{self, Refusal};
 use crate::oauth::{pkce, redirect_uri, scope};
 use crate::store::grants::NewCode;
 use crate::store::{Client, StoreError};
 use crate::ui::{self, Slot};
+use std::sync::Arc;
 
 /// How long a code lives (RFC 9700 / OAuth 2.1 §4.1.2 recommend well under 10 minutes).
 pub const CODE_TTL: i64 = 60;
@@ -44,7 +51,7 @@ pub struct Target {
 /// A validated authorization request.
 #[derive(Clone, Debug)]
 pub struct AuthRequest {
-    pub client: std::sync::Arc<Client>,
+    pub client: Arc<Client>,
     pub target: Target,
     /// The `redirect_uri` parameter as sent (None if it was omitted).
     pub redirect_uri_param: Option<String>,
@@ -60,20 +67,22 @@ pub struct AuthRequest {
 }
 
 /// Why a request cannot proceed.
+#[derive(Debug)]
 pub enum Failure {
-    /// Shown to the user; the browser is not sent anywhere.
+    /// Shown to the user as a 400 page; the browser is not sent anywhere, because the redirect
+    /// URI is not (yet) known to be the client's.
     Page {
-        status: u16,
-        error: &'static str,
+        code: ErrorCode,
         message: &'static str,
     },
     /// Sent to the client's redirect URI.
     Redirect {
         target: Target,
-        error: &'static str,
+        code: ErrorCode,
         description: &'static str,
     },
-    /// The server failed; shown as a page (or a `server_error` redirect once trusted).
+    /// The server failed. Before the redirect URI is trusted it is shown as a page; after, it
+    /// becomes a `server_error` redirect ([`Failure::redirected`]).
     Server(String),
 }
 
@@ -86,6 +95,20 @@ impl From<StoreError> for Failure {
 impl From<crate::error::Error> for Failure {
     fn from(e: crate::error::Error) -> Self {
         Failure::Server(e.to_string())
+    }
+}
+
+impl Failure {
+    /// A failure of a request whose redirect URI is trusted: a server failure goes back to the
+    /// client as `server_error` (RFC 6749 §4.1.2.1), its cause to the log only.
+    fn redirected(self, target: &Target) -> Failure {
+        match self {
+            Failure::Server(cause) => {
+                log::error!("authorize: {cause}");
+                refuse(target, ErrorCode::ServerError, "internal error")
+            }
+            other => other,
+        }
     }
 }
 
@@ -110,270 +133,49 @@ const PARAMS: &[&str] = &[
     "id_token_hint",
 ];
 
-fn page(status: u16, error: &'static str, message: &'static str) -> Failure {
-    Failure::Page {
-        status,
-        error,
-        message,
+/// An error page (the redirect URI is not trusted).
+fn page(code: ErrorCode, message: &'static str) -> Failure {
+    Failure::Page { code, message }
+}
+
+/// An error sent back to the trusted redirect URI.
+fn refuse(target: &Target, code: ErrorCode, description: &'static str) -> Failure {
+    Failure::Redirect {
+        target: target.clone(),
+        code,
+        description,
     }
 }
 
+/// What a client lookup returns.
+type Found = Result<Option<Arc<Client>>, StoreError>;
+
 /// Validates an authorization request.
 pub fn parse(w: &Worker, form: &Form) -> Result<AuthRequest, Failure> {
-    // 1. The client.
-    let client_id = form
-        .get("client_id")
-        .map_err(|_| {
-            page(
-                400,
-                "invalid_request",
-                "The request names more than one client.",
-            )
-        })?
-        .ok_or_else(|| {
-            page(
-                400,
-                "invalid_request",
-                "The request does not say which application is asking.",
-            )
-        })?;
-    let redirect_uri_param = form
-        .get("redirect_uri")
-        .map_err(|_| {
-            page(
-                400,
-                "invalid_request",
-                "The request names more than one redirect URI.",
-            )
-        })?
-        .map(str::to_string);
-    // From the in-memory index; a client whose indexed copy does not list the redirect URI is
-    // read again, in case the CLI has just added it.
-    let client = w
-        .client_where(client_id, |c| {
-            redirect_uri_param
-                .as_deref()
-                .is_none_or(|uri| redirect_uri::matches(&c.redirect_uris, uri))
-        })?
-        .ok_or_else(|| {
-            page(
-                400,
-                "invalid_client",
-                "The application is not registered with latchkey.",
-            )
-        })?;
+    parse_with(form, |id, accept| w.client_where(id, accept))
+}
 
-    // 2. The redirect URI, before anything is redirected (node oidc-provider: "ad acta").
-    let wants_openid = form
-        .get("scope")
-        .ok()
-        .flatten()
-        .is_some_and(|s| s.split(' ').any(|t| t == "openid"));
-    let redirect_uri = match &redirect_uri_param {
-        Some(uri) if redirect_uri::matches(&client.redirect_uris, uri) => uri.clone(),
-        Some(_) => {
-            return Err(page(
-                400,
-                "invalid_request",
-                "The redirect URI is not registered for this application.",
-            ));
-        }
-        // OIDC Core §3.1.2.1 makes redirect_uri required; OAuth allows omitting it when exactly
-        // one is registered.
-        None => match client.redirect_uris.as_slice() {
-            [only] if !wants_openid => only.clone(),
-            _ => {
-                return Err(page(
-                    400,
-                    "invalid_request",
-                    "The request has no redirect URI.",
-                ));
-            }
-        },
-    };
-
-    // From here on out, errors go back to the client.
-    let mut target = Target {
-        redirect_uri,
-        mode: Mode::Query,
-        state: None,
-    };
-    let fail =
-        |target: &Target, error: &'static str, description: &'static str| Failure::Redirect {
-            target: target.clone(),
-            error,
-            description,
-        };
-    match form.get("state") {
-        Ok(s) if s.is_some_and(|s| s.len() > MAX_PARAM) => {
-            return Err(fail(&target, "invalid_request", "state is too long"));
-        }
-        Ok(s) => target.state = s.map(str::to_string),
-        Err(_) => return Err(fail(&target, "invalid_request", "state is repeated")),
-    }
-    match form.get("response_mode") {
-        Ok(None) | Ok(Some("query")) => {}
-        Ok(Some("form_post")) => target.mode = Mode::FormPost,
-        Ok(Some(_)) => {
-            return Err(fail(
-                &target,
-                "invalid_request",
-                "response_mode is not supported",
-            ));
-        }
-        Err(_) => {
-            return Err(fail(
-                &target,
-                "invalid_request",
-                "response_mode is repeated",
-            ));
-        }
-    }
-    let get = |name: &str| -> Result<Option<&str>, Failure> {
-        form.get(name)
-            .map_err(|_| fail(&target, "invalid_request", "a parameter is repeated"))
-    };
-    for name in PARAMS {
-        get(name)?;
-    }
-    match get("response_type")? {
-        None => return Err(fail(&target, "invalid_request", "response_type is missing")),
-        Some("code") => {}
-        Some(_) => {
-            return Err(fail(
-                &target,
-                "unsupported_response_type",
-                "only response_type=code is supported",
-            ));
-        }
-    }
-    if !client.allows_grant(GRANT_TYPE) {
-        return Err(fail(
-            &target,
-            "unauthorized_client",
-            "the client may not use the authorization code flow",
-        ));
-    }
-    if form.contains("request") {
-        return Err(fail(
-            &target,
-            "request_not_supported",
-            "request objects are not supported",
-        ));
-    }
-    if form.contains("request_uri") {
-        return Err(fail(
-            &target,
-            "request_uri_not_supported",
-            "request_uri is not supported",
-        ));
-    }
-    if form.contains("registration") {
-        return Err(fail(
-            &target,
-            "registration_not_supported",
-            "registration is not supported",
-        ));
-    }
-    let requested = match get("scope")? {
-        None => None,
-        Some(raw) => Some(
-            scope::parse(raw)
-                .ok_or_else(|| fail(&target, "invalid_scope", "scope is malformed"))?,
-        ),
-    };
-    // `offline_access` needs the refresh_token grant, not a registered scope (OIDC Core §11);
-    // the consent page asks for it in plain words.
-    let scope = scope::grant_for(&client, requested).map_err(|_| {
-        fail(
-            &target,
-            "invalid_scope",
-            "requested scope is not allowed for this client",
-        )
-    })?;
-    let code_challenge = match (get("code_challenge")?, get("code_challenge_method")?) {
-        (Some(c), Some("S256")) if pkce::valid_challenge(c) => Some(c.to_string()),
-        (Some(_), Some("S256")) => {
-            return Err(fail(
-                &target,
-                "invalid_request",
-                "code_challenge is malformed",
-            ));
-        }
-        (Some(_), None) => {
-            return Err(fail(
-                &target,
-                "invalid_request",
-                "code_challenge_method is required and must be S256",
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(fail(
-                &target,
-                "invalid_request",
-                "code_challenge_method without code_challenge",
-            ));
-        }
-        (Some(_), Some(_)) => {
-            return Err(fail(
-                &target,
-                "invalid_request",
-                "code_challenge_method must be S256",
-            ));
-        }
-        (None, None) => None,
-    };
-    if code_challenge.is_none() && (client.is_public() || client.require_pkce) {
-        return Err(fail(
-            &target,
-            "invalid_request",
-            "code_challenge (PKCE with S256) is required",
-        ));
-    }
-    let nonce = get("nonce")?.map(str::to_string);
-    if nonce.as_ref().is_some_and(|n| n.len() > MAX_PARAM) {
-        return Err(fail(&target, "invalid_request", "nonce is too long"));
-    }
-    let (mut prompt_none, mut prompt_login, mut prompt_consent) = (false, false, false);
-    if let Some(p) = get("prompt")? {
-        for v in p.split(' ').filter(|v| !v.is_empty()) {
-            match v {
-                "none" => prompt_none = true,
-                "login" => prompt_login = true,
-                "consent" => prompt_consent = true,
-                "select_account" => {}
-                _ => {
-                    return Err(fail(
-                        &target,
-                        "invalid_request",
-                        "prompt has an unknown value",
-                    ));
-                }
-            }
-        }
-        if prompt_none && (prompt_login || prompt_consent) {
-            return Err(fail(
-                &target,
-                "invalid_request",
-                "prompt=none cannot be combined",
-            ));
-        }
-    }
-    let max_age = match get("max_age")? {
-        None => None,
-        Some(m) => Some(m.parse::<u32>().map(i64::from).map_err(|_| {
-            fail(
-                &target,
-                "invalid_request",
-                "max_age is not a number of seconds",
-            )
-        })?),
-    };
-    // OIDC Core §3.1.2.1: max_age=0 is prompt=login (with whole seconds, "authenticated 0
-    // seconds ago" would otherwise pass).
-    if max_age == Some(0) {
-        prompt_login = true;
-    }
+/// [`parse`] with the client lookup given: the checks in the order they run, each refusing
+/// with its own error. Until the redirect URI is trusted a refusal is a page; from then on it
+/// goes back to the client.
+///
+/// `lookup` finds a client by id; its predicate says whether an indexed copy will do (see
+/// [`Worker::client_where`]).
+fn parse_with(
+    form: &Form,
+    lookup: impl FnOnce(&str, &dyn Fn(&Client) -> bool) -> Found,
+) -> Result<AuthRequest, Failure> {
+    let (client, redirect_uri_param) = check_client(form, lookup)?;
+    let redirect_uri = check_redirect_uri(form, &client, redirect_uri_param.as_deref())?;
+    let target = check_response_target(form, redirect_uri)?;
+    check_no_repeats(form, &target)?;
+    check_response_type(form, &client, &target)?;
+    check_unsupported(form, &target)?;
+    let scope = check_scope(form, &client, &target)?;
+    let code_challenge = check_pkce(form, &client, &target)?;
+    let nonce = check_nonce(form, &target)?;
+    let prompt = check_prompt(form, &target)?;
+    let max_age = check_max_age(form, &target)?;
     let params = PARAMS
         .iter()
         .filter_map(|n| form.get(n).ok().flatten().map(|v| (*n, v.to_string())))
@@ -385,12 +187,312 @@ pub fn parse(w: &Worker, form: &Form) -> Result<AuthRequest, Failure> {
         scope,
         nonce,
         code_challenge,
-        prompt_none,
-        prompt_login,
-        prompt_consent,
+        prompt_none: prompt.none,
+        // OIDC Core §3.1.2.1: max_age=0 is prompt=login (with whole seconds, "authenticated 0
+        // seconds ago" would otherwise pass).
+        prompt_login: prompt.login || max_age == Some(0),
+        prompt_consent: prompt.consent,
         max_age,
         params,
     })
+}
+
+/// The client: one `client_id`, at most one `redirect_uri`, and a registered client. From the
+/// in-memory index; a client whose indexed copy does not list the redirect URI is read again,
+/// in case the CLI has just added it.
+fn check_client(
+    form: &Form,
+    lookup: impl FnOnce(&str, &dyn Fn(&Client) -> bool) -> Found,
+) -> Result<(Arc<Client>, Option<String>), Failure> {
+    let client_id = form
+        .get("client_id")
+        .map_err(|_| {
+            page(
+                ErrorCode::InvalidRequest,
+                "The request names more than one client.",
+            )
+        })?
+        .ok_or_else(|| {
+            page(
+                ErrorCode::InvalidRequest,
+                "The request does not say which application is asking.",
+            )
+        })?;
+    let redirect_uri_param = form
+        .get("redirect_uri")
+        .map_err(|_| {
+            page(
+                ErrorCode::InvalidRequest,
+                "The request names more than one redirect URI.",
+            )
+        })?
+        .map(str::to_string);
+    let registered = |c: &Client| {
+        redirect_uri_param
+            .as_deref()
+            .is_none_or(|uri| redirect_uri::matches(&c.redirect_uris, uri))
+    };
+    let client = lookup(client_id, &registered)?.ok_or_else(|| {
+        page(
+            ErrorCode::InvalidClient,
+            "The application is not registered with latchkey.",
+        )
+    })?;
+    Ok((client, redirect_uri_param))
+}
+
+/// The trusted redirect target, before anything is redirected (node oidc-provider: "ad
+/// acta"): the `redirect_uri` as registered, or the only registered one when it is omitted.
+fn check_redirect_uri(
+    form: &Form,
+    client: &Client,
+    param: Option<&str>,
+) -> Result<String, Failure> {
+    match param {
+        Some(uri) if redirect_uri::matches(&client.redirect_uris, uri) => Ok(uri.to_string()),
+        Some(_) => Err(page(
+            ErrorCode::InvalidRequest,
+            "The redirect URI is not registered for this application.",
+        )),
+        // OIDC Core §3.1.2.1 makes redirect_uri required; OAuth allows omitting it when exactly
+        // one is registered.
+        None => {
+            let wants_openid = form
+                .get("scope")
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.split(' ').any(|t| t == "openid"));
+            match client.redirect_uris.as_slice() {
+                [only] if !wants_openid => Ok(only.clone()),
+                _ => Err(page(
+                    ErrorCode::InvalidRequest,
+                    "The request has no redirect URI.",
+                )),
+            }
+        }
+    }
+}
+
+/// How errors and the code travel: `state` (returned byte for byte) and `response_mode`. From
+/// here on, errors go back to the client.
+fn check_response_target(form: &Form, redirect_uri: String) -> Result<Target, Failure> {
+    let mut target = Target {
+        redirect_uri,
+        mode: Mode::Query,
+        state: None,
+    };
+    match form.get("state") {
+        Ok(s) if s.is_some_and(|s| s.len() > MAX_PARAM) => {
+            return Err(refuse(
+                &target,
+                ErrorCode::InvalidRequest,
+                "state is too long",
+            ));
+        }
+        Ok(s) => target.state = s.map(str::to_string),
+        Err(_) => {
+            return Err(refuse(
+                &target,
+                ErrorCode::InvalidRequest,
+                "state is repeated",
+            ));
+        }
+    }
+    match form.get("response_mode") {
+        Ok(None) | Ok(Some("query")) => Ok(target),
+        Ok(Some("form_post")) => Ok(Target {
+            mode: Mode::FormPost,
+            ..target
+        }),
+        Ok(Some(_)) => Err(refuse(
+            &target,
+            ErrorCode::InvalidRequest,
+            "response_mode is not supported",
+        )),
+        Err(_) => Err(refuse(
+            &target,
+            ErrorCode::InvalidRequest,
+            "response_mode is repeated",
+        )),
+    }
+}
+
+/// A parameter read after the target is trusted; a repeat is `invalid_request`
+/// (RFC 6749 §3.1).
+fn get<'f>(form: &'f Form, target: &Target, name: &str) -> Result<Option<&'f str>, Failure> {
+    form.get(name)
+        .map_err(|_| refuse(target, ErrorCode::InvalidRequest, "a parameter is repeated"))
+}
+
+/// No parameter latchkey reads or carries is repeated.
+fn check_no_repeats(form: &Form, target: &Target) -> Result<(), Failure> {
+    for name in PARAMS {
+        get(form, target, name)?;
+    }
+    Ok(())
+}
+
+/// `response_type=code`, and a client registered for the authorization code grant.
+fn check_response_type(form: &Form, client: &Client, target: &Target) -> Result<(), Failure> {
+    match get(form, target, "response_type")? {
+        None => {
+            return Err(refuse(
+                target,
+                ErrorCode::InvalidRequest,
+                "response_type is missing",
+            ));
+        }
+        Some("code") => {}
+        Some(_) => {
+            return Err(refuse(
+                target,
+                ErrorCode::UnsupportedResponseType,
+                "only response_type=code is supported",
+            ));
+        }
+    }
+    if !client.allows_grant(GRANT_TYPE) {
+        return Err(refuse(
+            target,
+            ErrorCode::UnauthorizedClient,
+            "the client may not use the authorization code flow",
+        ));
+    }
+    Ok(())
+}
+
+/// Request objects, `request_uri` and `registration` (OIDC Core §6, §7.2.1) are refused with
+/// their own codes rather than ignored.
+fn check_unsupported(form: &Form, target: &Target) -> Result<(), Failure> {
+    let refused = [
+        (
+            "request",
+            ErrorCode::RequestNotSupported,
+            "request objects are not supported",
+        ),
+        (
+            "request_uri",
+            ErrorCode::RequestUriNotSupported,
+            "request_uri is not supported",
+        ),
+        (
+            "registration",
+            ErrorCode::RegistrationNotSupported,
+            "registration is not supported",
+        ),
+    ];
+    match refused.iter().find(|(name, _, _)| form.contains(name)) {
+        Some((_, code, description)) => Err(refuse(target, *code, description)),
+        None => Ok(()),
+    }
+}
+
+/// The scope: well-formed and within the client's. `offline_access` needs the refresh_token
+/// grant, not a registered scope (OIDC Core §11); the consent page asks for it in plain words.
+fn check_scope(form: &Form, client: &Client, target: &Target) -> Result<Vec<String>, Failure> {
+    let requested = match get(form, target, "scope")? {
+        None => None,
+        Some(raw) => Some(
+            scope::parse(raw)
+                .ok_or_else(|| refuse(target, ErrorCode::InvalidScope, "scope is malformed"))?,
+        ),
+    };
+    scope::grant_for(client, requested).map_err(|_| {
+        refuse(
+            target,
+            ErrorCode::InvalidScope,
+            "requested scope is not allowed for this client",
+        )
+    })
+}
+
+/// PKCE (RFC 7636): S256 only (`plain` is refused), required for public clients and for
+/// clients registered to require it.
+fn check_pkce(form: &Form, client: &Client, target: &Target) -> Result<Option<String>, Failure> {
+    let bad = |description| Err(refuse(target, ErrorCode::InvalidRequest, description));
+    let challenge = match (
+        get(form, target, "code_challenge")?,
+        get(form, target, "code_challenge_method")?,
+    ) {
+        (Some(c), Some("S256")) if pkce::valid_challenge(c) => Some(c.to_string()),
+        (Some(_), Some("S256")) => return bad("code_challenge is malformed"),
+        (Some(_), None) => return bad("code_challenge_method is required and must be S256"),
+        (None, Some(_)) => return bad("code_challenge_method without code_challenge"),
+        (Some(_), Some(_)) => return bad("code_challenge_method must be S256"),
+        (None, None) => None,
+    };
+    if challenge.is_none() && (client.is_public() || client.require_pkce) {
+        return bad("code_challenge (PKCE with S256) is required");
+    }
+    Ok(challenge)
+}
+
+/// The `nonce`, carried into the ID token.
+fn check_nonce(form: &Form, target: &Target) -> Result<Option<String>, Failure> {
+    let nonce = get(form, target, "nonce")?;
+    if nonce.is_some_and(|n| n.len() > MAX_PARAM) {
+        return Err(refuse(
+            target,
+            ErrorCode::InvalidRequest,
+            "nonce is too long",
+        ));
+    }
+    Ok(nonce.map(str::to_string))
+}
+
+/// The values of `prompt` (OIDC Core §3.1.2.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Prompt {
+    none: bool,
+    login: bool,
+    consent: bool,
+}
+
+/// `prompt`: known values only (`select_account` is accepted: there is one account per
+/// browser), and `none` alone.
+fn check_prompt(form: &Form, target: &Target) -> Result<Prompt, Failure> {
+    let mut p = Prompt::default();
+    let Some(raw) = get(form, target, "prompt")? else {
+        return Ok(p);
+    };
+    for v in raw.split(' ').filter(|v| !v.is_empty()) {
+        match v {
+            "none" => p.none = true,
+            "login" => p.login = true,
+            "consent" => p.consent = true,
+            "select_account" => {}
+            _ => {
+                return Err(refuse(
+                    target,
+                    ErrorCode::InvalidRequest,
+                    "prompt has an unknown value",
+                ));
+            }
+        }
+    }
+    if p.none && (p.login || p.consent) {
+        return Err(refuse(
+            target,
+            ErrorCode::InvalidRequest,
+            "prompt=none cannot be combined",
+        ));
+    }
+    Ok(p)
+}
+
+/// `max_age`: whole seconds.
+fn check_max_age(form: &Form, target: &Target) -> Result<Option<i64>, Failure> {
+    get(form, target, "max_age")?
+        .map(|m| {
+            m.parse::<u32>().map(i64::from).map_err(|_| {
+                refuse(
+                    target,
+                    ErrorCode::InvalidRequest,
+                    "max_age is not a number of seconds",
+                )
+            })
+        })
+        .transpose()
 }
 
 impl AuthRequest {
@@ -436,10 +538,11 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Resp {
     let Some(form) = read_params(req) else {
         return failure_resp(
             w,
-            page(400, "invalid_request", "The request is not well-formed."),
+            page(ErrorCode::InvalidRequest, "The request is not well-formed."),
         );
     };
-    let result = parse(w, &form).and_then(|ar| decide(w, req, &ar, now));
+    let result = parse(w, &form)
+        .and_then(|ar| decide(w, req, &ar, now).map_err(|f| f.redirected(&ar.target)));
     result.unwrap_or_else(|f| failure_resp(w, f))
 }
 
@@ -450,11 +553,11 @@ fn decide(w: &mut Worker, req: &Req, ar: &AuthRequest, now: i64) -> Result<Resp,
     let session = match current {
         Some(s) if !ar.prompt_login && fresh_enough(&s) => s,
         _ if ar.prompt_none => {
-            return Err(Failure::Redirect {
-                target: ar.target.clone(),
-                error: "login_required",
-                description: "the user is not signed in",
-            });
+            return Err(refuse(
+                &ar.target,
+                ErrorCode::LoginRequired,
+                "the user is not signed in",
+            ));
         }
         _ => return Ok(to_login(ar)),
     };
@@ -470,11 +573,11 @@ fn decide(w: &mut Worker, req: &Req, ar: &AuthRequest, now: i64) -> Result<Resp,
     )?;
     match refusal {
         Ok(()) => issue_code(w, ar, &session, now),
-        Err(Refusal::NoConsent) if ar.prompt_none => Err(Failure::Redirect {
-            target: ar.target.clone(),
-            error: "consent_required",
-            description: "the user has not approved this application",
-        }),
+        Err(Refusal::NoConsent) if ar.prompt_none => Err(refuse(
+            &ar.target,
+            ErrorCode::ConsentRequired,
+            "the user has not approved this application",
+        )),
         Err(Refusal::NoConsent) => consent_page(w, req, ar, &session),
         Err(refused) => Err(refused_failure(ar, &session, refused)),
     }
@@ -483,17 +586,17 @@ fn decide(w: &mut Worker, req: &Req, ar: &AuthRequest, now: i64) -> Result<Resp,
 /// The redirect for a signed-in user whom the client's rules refuse.
 fn refused_failure(ar: &AuthRequest, s: &session::Session, r: Refusal) -> Failure {
     log::info!(target: "latchkey::security", "{} refused at client {}: {}", s.user.username, ar.client.client_id, r.description());
-    let (error, description) = match r {
-        Refusal::GrantNotAllowed => (
-            "unauthorized_client",
+    match r {
+        Refusal::GrantNotAllowed => refuse(
+            &ar.target,
+            ErrorCode::UnauthorizedClient,
             "the client may not use the authorization code flow",
         ),
-        _ => ("access_denied", "the user may not use this application"),
-    };
-    Failure::Redirect {
-        target: ar.target.clone(),
-        error,
-        description,
+        _ => refuse(
+            &ar.target,
+            ErrorCode::AccessDenied,
+            "the user may not use this application",
+        ),
     }
 }
 
@@ -571,36 +674,47 @@ pub fn handle_consent(w: &mut Worker, req: &Req, now: i64) -> Resp {
         return ui::message(400, "Bad request", "The form is incomplete.");
     };
     let result = parse(w, &inner).and_then(|ar| {
-        let Some(s) = session::current(w, req, now)? else {
-            return Ok(to_login(&ar));
-        };
-        match form.get("decision").ok().flatten() {
-            Some("approve") => {
-                // The consent form can be posted for any request: the group and grant checks
-                // that led to the page are made again before anything is remembered.
-                let refusal = policy::still_allowed(
-                    &ar.client,
-                    Some(&s.user),
-                    &[GRANT_TYPE],
-                    &ar.scope,
-                    |_, _, _| Ok(true),
-                )?;
-                if let Err(refused) = refusal {
-                    return Err(refused_failure(&ar, &s, refused));
-                }
-                w.store
-                    .insert_consent(&s.user.id, &ar.client.client_id, &ar.scope, now)?;
-                issue_code(w, &ar, &s, now)
-            }
-            Some("deny") => Err(Failure::Redirect {
-                target: ar.target.clone(),
-                error: "access_denied",
-                description: "the user denied the request",
-            }),
-            _ => Err(page(400, "invalid_request", "The form is incomplete.")),
-        }
+        decide_consent(w, req, &form, &ar, now).map_err(|f| f.redirected(&ar.target))
     });
     result.unwrap_or_else(|f| failure_resp(w, f))
+}
+
+/// The user's decision on a request that still parses.
+fn decide_consent(
+    w: &mut Worker,
+    req: &Req,
+    form: &Form,
+    ar: &AuthRequest,
+    now: i64,
+) -> Result<Resp, Failure> {
+    let Some(s) = session::current(w, req, now)? else {
+        return Ok(to_login(ar));
+    };
+    match form.get("decision").ok().flatten() {
+        Some("approve") => {
+            // The consent form can be posted for any request: the group and grant checks that
+            // led to the page are made again before anything is remembered.
+            let refusal = policy::still_allowed(
+                &ar.client,
+                Some(&s.user),
+                &[GRANT_TYPE],
+                &ar.scope,
+                |_, _, _| Ok(true),
+            )?;
+            if let Err(refused) = refusal {
+                return Err(refused_failure(ar, &s, refused));
+            }
+            w.store
+                .insert_consent(&s.user.id, &ar.client.client_id, &ar.scope, now)?;
+            issue_code(w, ar, &s, now)
+        }
+        Some("deny") => Err(refuse(
+            &ar.target,
+            ErrorCode::AccessDenied,
+            "the user denied the request",
+        )),
+        _ => Err(page(ErrorCode::InvalidRequest, "The form is incomplete.")),
+    }
 }
 
 fn issue_code(
@@ -680,22 +794,18 @@ pub fn respond(target: &Target, issuer: &str, params: &[(&str, &str)]) -> Resp {
 /// Turns a failure into its response.
 pub fn failure_resp(w: &Worker, f: Failure) -> Resp {
     match f {
-        Failure::Page {
-            status,
-            error,
-            message,
-        } => {
-            log::info!(target: "latchkey::security", "authorization request refused: {error}");
-            ui::message(status, "This sign-in link does not work", message)
+        Failure::Page { code, message } => {
+            log::info!(target: "latchkey::security", "authorization request refused: {}", code.as_str());
+            ui::message(400, "This sign-in link does not work", message)
         }
         Failure::Redirect {
             target,
-            error,
+            code,
             description,
         } => respond(
             &target,
             &w.app.config.issuer,
-            &[("error", error), ("error_description", description)],
+            &code.redirect_params(description),
         ),
         Failure::Server(cause) => {
             log::error!("authorize: {cause}");
@@ -705,5 +815,356 @@ pub fn failure_resp(w: &Worker, f: Failure) -> Resp {
                 "latchkey could not finish this request. Try again in a moment.",
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CB: &str = "https://app.test/cb";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    /// A confidential client `app` with one redirect URI, `openid profile`, the code and
+    /// refresh grants, PKCE not required.
+    fn client() -> Client {
+        Client {
+            client_id: "app".into(),
+            name: "App".into(),
+            secret_hash: Some([7; 32]),
+            redirect_uris: vec![CB.into()],
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            scopes: vec!["openid".into(), "profile".into()],
+            audience: None,
+            access_token_ttl: None,
+            require_pkce: false,
+            skip_consent: false,
+            id_token_alg: "RS256".into(),
+            post_logout_redirect_uris: vec![],
+            allowed_groups: vec![],
+            created_at: 0,
+        }
+    }
+
+    fn public() -> Client {
+        Client {
+            secret_hash: None,
+            ..client()
+        }
+    }
+
+    /// A good request, with `changes` applied: `(name, Some(value))` sets a parameter,
+    /// `(name, None)` removes it, `(name+, Some(value))` sends it once more.
+    fn query(changes: &[(&'static str, Option<&'static str>)]) -> String {
+        let mut pairs: Vec<(&str, &str)> = vec![
+            ("client_id", "app"),
+            ("redirect_uri", CB),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("state", "st"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ];
+        for &(name, value) in changes {
+            match (name.strip_suffix('+'), value) {
+                (Some(base), Some(v)) => pairs.push((base, v)),
+                (None, Some(v)) => {
+                    pairs.retain(|&(n, _)| n != name);
+                    pairs.push((name, v));
+                }
+                (_, None) => pairs.retain(|&(n, _)| n != name),
+            }
+        }
+        encode_pairs(pairs)
+    }
+
+    /// Parses `query` with `c` as the only registered client (no sockets, no database).
+    fn parse_as(c: &Client, query: &str) -> Result<AuthRequest, Failure> {
+        let form = Form::parse(query.as_bytes()).unwrap();
+        let c = Arc::new(c.clone());
+        parse_with(&form, move |id, _| Ok((id == c.client_id).then_some(c)))
+    }
+
+    /// How a refusal is rendered.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Kind {
+        Page,
+        Redirect,
+    }
+
+    /// The refusal of `query` by `c`: its rendering, code and text.
+    fn refusal(c: &Client, query: &str) -> (Kind, ErrorCode, &'static str) {
+        match parse_as(c, query) {
+            Ok(ar) => panic!("accepted: {ar:?}"),
+            Err(Failure::Page { code, message }) => (Kind::Page, code, message),
+            Err(Failure::Redirect {
+                target,
+                code,
+                description,
+            }) => {
+                assert_eq!(target.redirect_uri, CB);
+                (Kind::Redirect, code, description)
+            }
+            Err(Failure::Server(cause)) => panic!("server failure: {cause}"),
+        }
+    }
+
+    fn redirect(code: ErrorCode, description: &'static str) -> (Kind, ErrorCode, &'static str) {
+        (Kind::Redirect, code, description)
+    }
+
+    #[test]
+    fn a_good_request_passes_every_check() {
+        let ar = parse_as(&client(), &query(&[("response_mode", Some("form_post"))])).unwrap();
+        assert_eq!(ar.target.redirect_uri, CB);
+        assert_eq!(ar.target.state.as_deref(), Some("st"));
+        assert_eq!(ar.target.mode, Mode::FormPost);
+        assert_eq!(ar.scope, ["openid"]);
+        assert_eq!(ar.code_challenge.as_deref(), Some(CHALLENGE));
+        assert!(!ar.prompt_none && !ar.prompt_login && !ar.prompt_consent);
+        // A confidential client not required to use PKCE may leave it out.
+        let q = query(&[("code_challenge", None), ("code_challenge_method", None)]);
+        assert_eq!(parse_as(&client(), &q).unwrap().code_challenge, None);
+    }
+
+    #[test]
+    fn the_client_is_checked_first_and_refused_on_a_page() {
+        let unknown = query(&[("client_id", Some("nobody")), ("response_type", None)]);
+        assert_eq!(
+            refusal(&client(), &unknown),
+            (
+                Kind::Page,
+                ErrorCode::InvalidClient,
+                "The application is not registered with latchkey."
+            )
+        );
+        let missing = query(&[("client_id", None)]);
+        assert_eq!(
+            refusal(&client(), &missing),
+            (
+                Kind::Page,
+                ErrorCode::InvalidRequest,
+                "The request does not say which application is asking."
+            )
+        );
+        let twice = query(&[("client_id+", Some("app"))]);
+        assert_eq!(
+            refusal(&client(), &twice),
+            (
+                Kind::Page,
+                ErrorCode::InvalidRequest,
+                "The request names more than one client."
+            )
+        );
+    }
+
+    #[test]
+    fn an_untrusted_redirect_uri_is_a_page_not_a_redirect() {
+        let evil = query(&[("redirect_uri", Some("https://evil.test/cb"))]);
+        assert_eq!(
+            refusal(&client(), &evil),
+            (
+                Kind::Page,
+                ErrorCode::InvalidRequest,
+                "The redirect URI is not registered for this application."
+            )
+        );
+        // Omitted: allowed with one registered URI, but not for OpenID Connect.
+        let omitted = query(&[("redirect_uri", None)]);
+        assert_eq!(
+            refusal(&client(), &omitted),
+            (
+                Kind::Page,
+                ErrorCode::InvalidRequest,
+                "The request has no redirect URI."
+            )
+        );
+        let q = query(&[("redirect_uri", None), ("scope", Some("profile"))]);
+        assert_eq!(parse_as(&client(), &q).unwrap().target.redirect_uri, CB);
+        let twice = query(&[("redirect_uri+", Some(CB))]);
+        assert_eq!(refusal(&client(), &twice).0, Kind::Page);
+    }
+
+    #[test]
+    fn state_and_response_mode_are_checked_once_the_target_is_trusted() {
+        let twice = query(&[("state+", Some("other"))]);
+        assert_eq!(
+            refusal(&client(), &twice),
+            redirect(ErrorCode::InvalidRequest, "state is repeated")
+        );
+        let long: &'static str = Box::leak("s".repeat(MAX_PARAM + 1).into_boxed_str());
+        assert_eq!(
+            refusal(&client(), &query(&[("state", Some(long))])),
+            redirect(ErrorCode::InvalidRequest, "state is too long")
+        );
+        assert_eq!(
+            refusal(&client(), &query(&[("response_mode", Some("fragment"))])),
+            redirect(ErrorCode::InvalidRequest, "response_mode is not supported")
+        );
+        assert_eq!(
+            refusal(
+                &client(),
+                &query(&[("nonce+", Some("a")), ("nonce+", Some("b"))])
+            ),
+            redirect(ErrorCode::InvalidRequest, "a parameter is repeated")
+        );
+    }
+
+    #[test]
+    fn the_response_type_must_be_code_and_the_grant_registered() {
+        assert_eq!(
+            refusal(&client(), &query(&[("response_type", None)])),
+            redirect(ErrorCode::InvalidRequest, "response_type is missing")
+        );
+        assert_eq!(
+            refusal(&client(), &query(&[("response_type", Some("token"))])),
+            redirect(
+                ErrorCode::UnsupportedResponseType,
+                "only response_type=code is supported"
+            )
+        );
+        let machine = Client {
+            grant_types: vec!["client_credentials".into()],
+            ..client()
+        };
+        assert_eq!(
+            refusal(&machine, &query(&[])),
+            redirect(
+                ErrorCode::UnauthorizedClient,
+                "the client may not use the authorization code flow"
+            )
+        );
+    }
+
+    #[test]
+    fn request_objects_and_registration_have_their_own_codes() {
+        for (name, code) in [
+            ("request", ErrorCode::RequestNotSupported),
+            ("request_uri", ErrorCode::RequestUriNotSupported),
+            ("registration", ErrorCode::RegistrationNotSupported),
+        ] {
+            let (kind, got, _) = refusal(&client(), &query(&[(name, Some("x"))]));
+            assert_eq!((kind, got), (Kind::Redirect, code), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_scope_must_be_well_formed_and_the_clients() {
+        assert_eq!(
+            refusal(&client(), &query(&[("scope", Some("openid \"x\""))])),
+            redirect(ErrorCode::InvalidScope, "scope is malformed")
+        );
+        assert_eq!(
+            refusal(&client(), &query(&[("scope", Some("openid admin"))])),
+            redirect(
+                ErrorCode::InvalidScope,
+                "requested scope is not allowed for this client"
+            )
+        );
+    }
+
+    #[test]
+    fn pkce_is_s256_and_required_for_public_clients() {
+        let none = query(&[("code_challenge", None), ("code_challenge_method", None)]);
+        let required = redirect(
+            ErrorCode::InvalidRequest,
+            "code_challenge (PKCE with S256) is required",
+        );
+        assert_eq!(refusal(&public(), &none), required);
+        let strict = Client {
+            require_pkce: true,
+            ..client()
+        };
+        assert_eq!(refusal(&strict, &none), required);
+        assert_eq!(
+            refusal(
+                &public(),
+                &query(&[("code_challenge_method", Some("plain"))])
+            ),
+            redirect(
+                ErrorCode::InvalidRequest,
+                "code_challenge_method must be S256"
+            )
+        );
+        assert_eq!(
+            refusal(&public(), &query(&[("code_challenge_method", None)])),
+            redirect(
+                ErrorCode::InvalidRequest,
+                "code_challenge_method is required and must be S256"
+            )
+        );
+        assert_eq!(
+            refusal(&public(), &query(&[("code_challenge", None)])),
+            redirect(
+                ErrorCode::InvalidRequest,
+                "code_challenge_method without code_challenge"
+            )
+        );
+        assert_eq!(
+            refusal(&public(), &query(&[("code_challenge", Some("short"))])),
+            redirect(ErrorCode::InvalidRequest, "code_challenge is malformed")
+        );
+    }
+
+    #[test]
+    fn prompt_none_stands_alone_and_max_age_is_seconds() {
+        assert_eq!(
+            refusal(&client(), &query(&[("prompt", Some("none login"))])),
+            redirect(ErrorCode::InvalidRequest, "prompt=none cannot be combined")
+        );
+        assert_eq!(
+            refusal(&client(), &query(&[("prompt", Some("none consent"))])),
+            redirect(ErrorCode::InvalidRequest, "prompt=none cannot be combined")
+        );
+        assert_eq!(
+            refusal(&client(), &query(&[("prompt", Some("sometimes"))])),
+            redirect(ErrorCode::InvalidRequest, "prompt has an unknown value")
+        );
+        assert_eq!(
+            refusal(&client(), &query(&[("max_age", Some("-1"))])),
+            redirect(
+                ErrorCode::InvalidRequest,
+                "max_age is not a number of seconds"
+            )
+        );
+        let long: &'static str = Box::leak("n".repeat(MAX_PARAM + 1).into_boxed_str());
+        assert_eq!(
+            refusal(&client(), &query(&[("nonce", Some(long))])),
+            redirect(ErrorCode::InvalidRequest, "nonce is too long")
+        );
+        let ar = parse_as(&client(), &query(&[("max_age", Some("0"))])).unwrap();
+        assert!(ar.prompt_login, "max_age=0 is prompt=login");
+        let ar = parse_as(
+            &client(),
+            &query(&[("prompt", Some("none select_account"))]),
+        )
+        .unwrap();
+        assert!(ar.prompt_none && !ar.prompt_login);
+    }
+
+    #[test]
+    fn a_server_failure_after_the_target_is_trusted_is_a_server_error_redirect() {
+        let ar = parse_as(&client(), &query(&[])).unwrap();
+        match Failure::Server("disk on fire".into()).redirected(&ar.target) {
+            Failure::Redirect {
+                target,
+                code,
+                description,
+            } => {
+                assert_eq!(target.state.as_deref(), Some("st"));
+                assert_eq!(code, ErrorCode::ServerError);
+                assert_eq!(description, "internal error");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Any other failure is left as it is.
+        let page = page(ErrorCode::InvalidRequest, "The form is incomplete.");
+        assert!(matches!(
+            page.redirected(&ar.target),
+            Failure::Page {
+                code: ErrorCode::InvalidRequest,
+                ..
+            }
+        ));
     }
 }

@@ -1,6 +1,17 @@
-//! OAuth errors as values (RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 6750 §3.1), mapped to HTTP in
-//! one place: [`OAuthError::into_resp`]. The client sees the RFC code and a short, fixed
-//! description; the cause of a `server_error` goes to the log only.
+//! The one vocabulary of OAuth and OIDC errors latchkey sends ([`ErrorCode`]), and the
+//! renderings they take:
+//!
+//! - token-endpoint JSON (RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 7662): [`OAuthError::into_resp`],
+//!   `{"error", "error_description"}`, with `WWW-Authenticate: Basic` for `invalid_client`;
+//! - the authorization redirect (RFC 6749 §4.1.2.1, with `iss` of RFC 9207):
+//!   [`ErrorCode::redirect_params`], sent by `oauth::authorize` once the redirect URI is trusted;
+//! - the error page, when the redirect URI cannot be trusted (`oauth::authorize`, always 400);
+//! - the bearer challenge of a protected resource (RFC 6750 §3): [`bearer_challenge`], and
+//!   [`credentials_required`] when no credentials were sent (§3.1: no error at all).
+//!
+//! The client sees the code and a short, fixed description; the cause of a `server_error` goes
+//! to the log only. Call sites name a code; no other module spells one. Errors of HTTP itself
+//! (a malformed request, a body too large) are not OAuth errors: see `http::Rejection`.
 
 use std::borrow::Cow;
 
@@ -8,7 +19,8 @@ use crate::http::Resp;
 use crate::http::form::Duplicate;
 use crate::store::StoreError;
 
-/// Error codes of RFC 6749 §5.2 and related specifications.
+/// Every error code latchkey sends: RFC 6749 §4.1.2.1 and §5.2, OIDC Core §3.1.2.6,
+/// RFC 6750 §3.1, and latchkey's own `rate_limited`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
     InvalidRequest,
@@ -17,8 +29,19 @@ pub enum ErrorCode {
     UnauthorizedClient,
     UnsupportedGrantType,
     InvalidScope,
+    AccessDenied,
+    UnsupportedResponseType,
+    LoginRequired,
+    ConsentRequired,
+    RequestNotSupported,
+    RequestUriNotSupported,
+    RegistrationNotSupported,
+    InvalidToken,
+    InsufficientScope,
     ServerError,
     TemporarilyUnavailable,
+    /// Not an OAuth code: an API key's rate limit is spent (429 with `Retry-After`).
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -31,20 +54,50 @@ impl ErrorCode {
             ErrorCode::UnauthorizedClient => "unauthorized_client",
             ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
             ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::RequestNotSupported => "request_not_supported",
+            ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
+            ErrorCode::RegistrationNotSupported => "registration_not_supported",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::ServerError => "server_error",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 
-    /// The HTTP status: 401 for `invalid_client` (with a challenge, see `into_resp`), 500 and
-    /// 503 for server trouble, 400 for the rest (RFC 6749 §5.2).
+    /// The HTTP status when the code is the response itself (JSON or a bearer challenge):
+    /// 401 for `invalid_client` (RFC 6749 §5.2) and `invalid_token`, 403 for
+    /// `insufficient_scope` (RFC 6750 §3.1), 429 for `rate_limited`, 500 and 503 for server
+    /// trouble, 400 for the rest. A redirect is a 303 and an error page a 400 whatever the code.
     pub const fn status(self) -> u16 {
         match self {
-            ErrorCode::InvalidClient => 401,
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
+            ErrorCode::InsufficientScope => 403,
+            ErrorCode::RateLimited => 429,
             ErrorCode::ServerError => 500,
             ErrorCode::TemporarilyUnavailable => 503,
             _ => 400,
         }
+    }
+
+    /// The error parameters of an authorization response (RFC 6749 §4.1.2.1); the caller adds
+    /// `state` and `iss`.
+    pub const fn redirect_params(
+        self,
+        description: &'static str,
+    ) -> [(&'static str, &'static str); 2] {
+        [("error", self.as_str()), ("error_description", description)]
+    }
+
+    /// The JSON body `{"error", "error_description"}` with this code's status and
+    /// `Cache-Control: no-store` (for responses that are neither a token-endpoint error nor a
+    /// challenge, e.g. a handler that panicked).
+    pub fn json(self, description: &str) -> Resp {
+        Resp::json_error(self.status(), self.as_str(), description).no_store()
     }
 }
 
@@ -104,8 +157,7 @@ impl OAuthError {
         if let Some(cause) = &self.cause {
             log::error!("server_error: {cause}");
         }
-        let resp =
-            Resp::json_error(self.code.status(), self.code.as_str(), &self.description).no_store();
+        let resp = self.code.json(&self.description);
         if self.code == ErrorCode::InvalidClient {
             resp.with("WWW-Authenticate", r#"Basic realm="latchkey""#)
         } else {
@@ -134,29 +186,36 @@ impl From<Duplicate> for OAuthError {
     }
 }
 
-/// An RFC 6750 §3 response of a protected resource: 401/400/403 with
-/// `WWW-Authenticate: Bearer realm="latchkey"` and, when there is one, `error`,
-/// `error_description` and `scope`. Only fixed strings reach the header, never request data.
-/// With no error (no credentials sent) the challenge carries no error code (§3.1).
+/// An RFC 6750 §3 error of a protected resource: the code's status (400 `invalid_request`, 401
+/// `invalid_token`, 403 `insufficient_scope`) with `WWW-Authenticate: Bearer realm="latchkey",
+/// error=…, error_description=…` and, when given, `scope`; the same code and description in the
+/// JSON body. Only fixed strings reach the header, never request data.
 pub fn bearer_challenge(
-    status: u16,
-    error: Option<(&'static str, &'static str)>,
+    code: ErrorCode,
+    description: &'static str,
     scope: Option<&'static str>,
 ) -> Resp {
-    let mut v = String::from(r#"Bearer realm="latchkey""#);
-    if let Some((code, description)) = error {
-        v.push_str(&format!(
-            r#", error="{code}", error_description="{description}""#
-        ));
-    }
+    let mut v = format!(
+        r#"{REALM}, error="{}", error_description="{description}""#,
+        code.as_str()
+    );
     if let Some(s) = scope {
         v.push_str(&format!(r#", scope="{s}""#));
     }
-    let (code, description) = error.unwrap_or(("invalid_token", "no credentials were sent"));
-    Resp::json_error(status, code, description)
-        .with("WWW-Authenticate", v)
+    code.json(description).with("WWW-Authenticate", v)
+}
+
+/// The answer of a protected resource to a request with no credentials (RFC 6750 §3.1): 401
+/// with `WWW-Authenticate: Bearer realm="latchkey"` and no error, in the header or the body
+/// (an empty JSON object).
+pub fn credentials_required() -> Resp {
+    Resp::json(401, &serde_json::json!({}))
+        .with("WWW-Authenticate", REALM)
         .no_store()
 }
+
+/// The realm of every bearer challenge.
+const REALM: &str = r#"Bearer realm="latchkey""#;
 
 /// A parameter name for an error description: only the names latchkey itself reads reach
 /// here, but keep it to the RFC 6749 error_description charset anyway.

@@ -10,57 +10,35 @@ use crate::http::auth::{Authorization, authorization};
 use crate::http::form::Form;
 use crate::http::{Method, Req, Resp};
 use crate::oauth::access_token;
-use crate::oauth::error::bearer_challenge;
+use crate::oauth::error::{ErrorCode, bearer_challenge, credentials_required};
 use crate::oidc::id_token::user_claims;
 
-fn challenge(
-    status: u16,
-    error: Option<(&'static str, &'static str)>,
-    scope: Option<&'static str>,
-) -> Resp {
-    bearer_challenge(status, error, scope)
+/// A 400 `invalid_request` challenge.
+fn bad(description: &'static str) -> Resp {
+    bearer_challenge(ErrorCode::InvalidRequest, description, None)
 }
 
 /// Extracts the one bearer token of the request, or the error response.
 fn bearer(req: &Req) -> Result<String, Resp> {
-    let header = authorization(req).map_err(|_| {
-        challenge(
-            400,
-            Some(("invalid_request", "malformed Authorization header")),
-            None,
-        )
-    })?;
+    let header = authorization(req).map_err(|_| bad("malformed Authorization header"))?;
     let body_token = if req.method == Method::Post
         && req.content_type().as_deref() == Some("application/x-www-form-urlencoded")
     {
-        let form = Form::parse(&req.body)
-            .map_err(|_| challenge(400, Some(("invalid_request", "malformed body")), None))?;
+        let form = Form::parse(&req.body).map_err(|_| bad("malformed body"))?;
         form.get("access_token")
-            .map_err(|_| {
-                challenge(
-                    400,
-                    Some(("invalid_request", "access_token is repeated")),
-                    None,
-                )
-            })?
+            .map_err(|_| bad("access_token is repeated"))?
             .map(str::to_string)
     } else {
         None
     };
     match (header, body_token) {
-        (Authorization::Bearer(_), Some(_)) => Err(challenge(
-            400,
-            Some(("invalid_request", "the token was sent in more than one way")),
-            None,
-        )),
+        (Authorization::Bearer(_), Some(_)) => Err(bad("the token was sent in more than one way")),
         (Authorization::Bearer(t), None) => Ok(t),
         (Authorization::None, Some(t)) => Ok(t),
-        (Authorization::None, None) => Err(challenge(401, None, None)),
-        (Authorization::Basic { .. } | Authorization::Other, _) => Err(challenge(
-            400,
-            Some(("invalid_request", "use the Bearer scheme")),
-            None,
-        )),
+        (Authorization::None, None) => Err(credentials_required()),
+        (Authorization::Basic { .. } | Authorization::Other, _) => {
+            Err(bad("use the Bearer scheme"))
+        }
     }
 }
 
@@ -71,9 +49,9 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Resp {
         Err(resp) => return resp,
     };
     let invalid = || {
-        challenge(
-            401,
-            Some(("invalid_token", "the access token is not valid")),
+        bearer_challenge(
+            ErrorCode::InvalidToken,
+            "the access token is not valid",
             None,
         )
     };
@@ -90,12 +68,9 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Resp {
     }
     let scope: Vec<String> = claims.scopes();
     if !scope.iter().any(|s| s == "openid") {
-        return challenge(
-            403,
-            Some((
-                "insufficient_scope",
-                "the token does not carry the openid scope",
-            )),
+        return bearer_challenge(
+            ErrorCode::InsufficientScope,
+            "the token does not carry the openid scope",
             Some("openid"),
         );
     }
@@ -104,7 +79,7 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Resp {
         Ok(_) => return invalid(),
         Err(e) => {
             log::error!("userinfo: {e}");
-            return Resp::json_error(500, "server_error", "internal error").no_store();
+            return ErrorCode::ServerError.json("internal error");
         }
     };
     Resp::json(200, &Value::Object(user_claims(&user, &scope))).no_store()

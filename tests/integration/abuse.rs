@@ -209,7 +209,9 @@ fn assert_refused(mut s: TcpStream) {
 
 fn assert_503(r: &Response) {
     assert_eq!(r.status, 503, "{}", r.text());
-    assert_eq!(r.json()["error"], "temporarily_unavailable");
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(r.json()["status"], 503, "{}", r.text());
+    assert_eq!(r.json()["detail"], "too many connections");
     assert_eq!(r.header("retry-after"), Some("1"));
 }
 

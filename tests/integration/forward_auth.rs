@@ -286,7 +286,8 @@ fn assert_challenge(r: &Response) {
         r.headers
     );
     assert_eq!(r.header("location"), None, "{:?}", r.headers);
-    assert_eq!(r.json()["error"], "invalid_token", "{}", r.text());
+    // RFC 6750 §3.1: no error in the header, and none in the body either.
+    assert_eq!(r.json(), serde_json::json!({}), "{}", r.text());
     assert_no_identity(r);
 }
 
@@ -1029,6 +1030,42 @@ fn an_api_key_without_the_scope_or_for_a_people_only_rule_is_forbidden() {
         "",
         "",
     );
+}
+
+#[test]
+fn without_credentials_the_challenge_and_the_body_name_no_error() {
+    let (server, _keys) = server_with_machines(&[]);
+    // app.test admits tokens and keys with app:read; any.test only people. Without any
+    // credentials both answer the bare challenge, in either proxy dialect.
+    for dialect in [
+        fwd("app.test", "/api/x"),
+        orig("http://app.test/api/x"),
+        fwd("any.test", "/"),
+    ] {
+        let r = ask(&server, &format!("{dialect}{}", json_accept()));
+        assert_challenge(&r);
+        assert_eq!(r.header("content-type"), Some("application/json"));
+    }
+    // A key sent twice keeps its code: 400 invalid_request, header and body.
+    let r = ask(
+        &server,
+        &format!(
+            "{}X-API-Key: lk_a\r\nX-API-Key: lk_b\r\n",
+            fwd("app.test", "/api/x")
+        ),
+    );
+    assert_bearer_error(&r, 400, "invalid_request");
+    assert_eq!(r.json()["error"], "invalid_request", "{}", r.text());
+    // An unknown access token: 401 invalid_token.
+    let r = ask(
+        &server,
+        &format!(
+            "{}Authorization: Bearer abc.def.ghi\r\n",
+            fwd("app.test", "/api/x")
+        ),
+    );
+    assert_bearer_error(&r, 401, "invalid_token");
+    assert_eq!(r.json()["error"], "invalid_token", "{}", r.text());
 }
 
 #[test]

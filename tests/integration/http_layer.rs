@@ -74,15 +74,34 @@ fn assert_open(s: &mut TcpStream) {
     assert_eq!(after(s, Duration::from_millis(300)), After::Open);
 }
 
-/// Asserts a rejection: `status`, a JSON error body, `Connection: close`, then EOF.
+/// Asserts a rejection: `status`, an RFC 9457 problem body (no OAuth error code),
+/// `Connection: close`, then EOF.
 fn assert_rejected(s: &mut TcpStream, status: u16) -> Response {
     let r = response(s);
     assert_eq!(r.status, status, "body: {}", r.text());
     assert_eq!(r.header("connection"), Some("close"));
-    assert_eq!(r.header("content-type"), Some("application/json"));
-    assert!(r.json()["error"].is_string(), "body: {}", r.text());
+    assert_problem(&r, status);
     assert_closed(s);
     r
+}
+
+/// Asserts an `application/problem+json` body `{"type":"about:blank","title","status",
+/// "detail"}` with this status and nothing else (in particular no OAuth `error`).
+fn assert_problem(r: &Response, status: u16) {
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let v = r.json();
+    let mut keys: Vec<&str> = v
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    keys.sort_unstable();
+    assert_eq!(keys, ["detail", "status", "title", "type"], "body: {v}");
+    assert_eq!(v["type"], "about:blank", "body: {v}");
+    assert_eq!(v["status"], status, "body: {v}");
+    assert!(
+        v["title"].is_string() && v["detail"].is_string(),
+        "body: {v}"
+    );
 }
 
 /// Sends `request` on a new connection and asserts the rejection.
@@ -202,7 +221,9 @@ fn a_client_trickling_its_headers_is_cut_off_with_408() {
     let cut_off = started.elapsed();
     assert_eq!(r.status, 408, "body: {}", r.text());
     assert_eq!(r.header("connection"), Some("close"));
-    assert_eq!(r.json()["error"], "invalid_request");
+    assert_problem(&r, 408);
+    assert_eq!(r.json()["title"], "Request Timeout");
+    assert_eq!(r.json()["detail"], "request header timeout");
     assert!(
         cut_off >= Duration::from_millis(800) && cut_off < Duration::from_secs(3),
         "cut off after {cut_off:?}, the header timeout is 1 s"
@@ -228,7 +249,9 @@ fn connections_beyond_the_cap_get_503() {
     assert_eq!(r.status, 503, "body: {}", r.text());
     assert_eq!(r.header("retry-after"), Some("1"));
     assert_eq!(r.header("connection"), Some("close"));
-    assert_eq!(r.json()["error"], "temporarily_unavailable");
+    assert_problem(&r, 503);
+    assert_eq!(r.json()["title"], "Service Unavailable");
+    assert_eq!(r.json()["detail"], "too many connections");
     assert_closed(&mut fifth);
 
     // The four are unaffected.
@@ -351,7 +374,8 @@ fn expect_100_continue_is_answered_before_the_body() {
         b"POST /token HTTP/1.1\r\nHost: x\r\nExpect: something\r\nContent-Length: 0\r\n\r\n",
         417,
     );
-    assert_eq!(r.json()["error"], "invalid_request");
+    assert_eq!(r.json()["title"], "Expectation Failed");
+    assert_eq!(r.json()["detail"], "unsupported expectation");
 }
 
 #[test]
@@ -458,7 +482,11 @@ fn body_framing_follows_rfc9112() {
     ] {
         let request = format!("{}{CC_BODY}", token_head(&client, cl));
         let r = rejected(&server, request.as_bytes(), 400);
-        assert_eq!(r.json()["error"], "invalid_request", "{cl:?}");
+        let detail = &r.json()["detail"];
+        assert!(
+            detail == "invalid Content-Length" || detail == "conflicting Content-Length values",
+            "{cl:?}: {detail}"
+        );
     }
     // The same value twice is one length (RFC 9112 §6.3).
     let mut s = server.connect();
@@ -572,8 +600,8 @@ fn oversized_head_is_431_and_malformed_request_line_is_400() {
     ] {
         let r = rejected(&server, bad, 400);
         assert_eq!(
-            r.json()["error"],
-            "invalid_request",
+            r.json()["title"],
+            "Bad Request",
             "{:?}",
             String::from_utf8_lossy(bad)
         );

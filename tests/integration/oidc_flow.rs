@@ -1883,6 +1883,50 @@ fn refresh_scope_may_narrow_but_never_widen() {
     assert!(t.id.is_some());
 }
 
+/// Asserts the RFC 6750 §3.1 answer to a request without credentials: 401, exactly
+/// `WWW-Authenticate: Bearer realm="latchkey"`, and no error in the body either.
+fn assert_credentials_required(r: &Response) {
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(
+        r.headers_named("www-authenticate"),
+        [r#"Bearer realm="latchkey""#]
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.json(), serde_json::json!({}), "{}", r.text());
+}
+
+#[test]
+fn userinfo_without_credentials_names_no_error_and_bad_ones_keep_their_codes() {
+    let server = Server::start();
+    assert_credentials_required(&server.get("/userinfo"));
+    // A form body without access_token is no credential either.
+    assert_credentials_required(&server.post_form("/userinfo", "x=1", ""));
+
+    // Malformed: 400 invalid_request, in the header and the body.
+    let r = server.raw(
+        b"GET /userinfo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+          Authorization: Bearer a b\r\n\r\n",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        r.headers_named("www-authenticate"),
+        [
+            r#"Bearer realm="latchkey", error="invalid_request", error_description="malformed Authorization header""#
+        ]
+    );
+    assert_eq!(r.json()["error"], "invalid_request");
+    // Invalid: 401 invalid_token.
+    let r = userinfo(&server, "not-a-token");
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(
+        r.headers_named("www-authenticate"),
+        [
+            r#"Bearer realm="latchkey", error="invalid_token", error_description="the access token is not valid""#
+        ]
+    );
+    assert_eq!(r.json()["error"], "invalid_token");
+}
+
 #[test]
 fn userinfo_accepts_only_user_access_tokens_with_openid() {
     let server = Server::start();
