@@ -162,7 +162,7 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
         .trim()
         .to_string();
     let password = form.get("password").ok().flatten().unwrap_or("");
-    let ip_key = crate::forward::proxy::client_ip(req, &w.app.config.trusted_proxies).to_string();
+    let ip_key = crate::http::client_ip::client_ip(req, &w.app.config.trusted_proxies).to_string();
     // No account has a longer name, and no password longer than MAX_LEN was ever set: such a
     // sign-in fails before any lookup or hash, and an over-long name never enters the
     // per-account throttle (whose keys an attacker could otherwise choose freely).
