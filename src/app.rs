@@ -1,7 +1,7 @@
 //! `App`: the state every handler shares, and `Worker`: what one worker owns.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use crate::accounts::throttle::Throttle;
 use crate::apikeys::KeyIndex;
@@ -42,6 +42,7 @@ pub struct App {
     verified_tokens: VerifiedTokens,
     revocations: Revocations,
     clients: RwLock<Arc<HashMap<String, Arc<Client>>>>,
+    discovery: OnceLock<Vec<u8>>,
 }
 
 impl App {
@@ -63,7 +64,15 @@ impl App {
             verified_tokens: VerifiedTokens::default(),
             revocations: Revocations::default(),
             clients: RwLock::new(Arc::new(HashMap::new())),
+            discovery: OnceLock::new(),
         }
+    }
+
+    /// The serialised discovery document of this server's issuer, built once by
+    /// [`crate::oidc::discovery`]. It lives here, beside the issuer it depends on, so two servers
+    /// in one process never share one.
+    pub fn discovery_cache(&self) -> &OnceLock<Vec<u8>> {
+        &self.discovery
     }
 
     /// The revoked access tokens.
