@@ -102,7 +102,7 @@ fn refresh(w: &mut Worker, token: &str) -> Result<Resp, OAuthError> {
     )
 }
 
-fn code_request<'a>(code: &'a str) -> Vec<(&'a str, &'a str)> {
+fn code_request(code: &str) -> Vec<(&str, &str)> {
     vec![
         ("grant_type", "authorization_code"),
         ("code", code),
