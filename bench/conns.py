@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The connection layer under many connections (issue 7, "Also"): drives a running latchkey.
+"""The connection layer under many connections: drives a running latchkey.
 
 usage: conns.py BASE_URL PID [--max-connections N] [--header-timeout S] [--idle-timeout S]
                 [--only idle,burst,slow,overload]

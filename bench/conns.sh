@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The connection layer under many connections, against a running `latchkey serve` (issue 7):
+# The connection layer under many connections, against a running `latchkey serve`:
 # 1000 idle keep-alive connections, a burst of 256, 64 slow clients beside wrk, and an overload
 # of 512 wrk connections; each with threads and RSS of the server at its peak and after it.
 #

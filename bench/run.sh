@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load benchmark of latchkey's hot endpoints beside the ceilings of this machine (issue 7).
+# Load benchmark of latchkey's hot endpoints beside the ceilings of this machine.
 #
 #   bench/run.sh                       # full run: 2 s warm-up + 10 s per scenario, 32 connections
 #   DURATION=3 WARMUP=1 bench/run.sh   # a quick run

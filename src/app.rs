@@ -1,7 +1,7 @@
 //! `App`: the state every handler shares, and `Worker`: what one worker owns.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use crate::accounts::throttle::Throttle;
 use crate::apikeys::KeyIndex;
@@ -18,7 +18,7 @@ use crate::store::{Client, Store, StoreError};
 
 /// Free failed logins per account before locks start, and per client address (a household
 /// behind one NAT shares an address).
-const ACCOUNT_FREE_FAILURES: u32 = 5;
+pub(crate) const ACCOUNT_FREE_FAILURES: u32 = 5;
 const ADDRESS_FREE_FAILURES: u32 = 20;
 /// Longest lock, in seconds.
 const MAX_LOCK: i64 = 900;
@@ -42,6 +42,7 @@ pub struct App {
     verified_tokens: VerifiedTokens,
     revocations: Revocations,
     clients: RwLock<Arc<HashMap<String, Arc<Client>>>>,
+    discovery: OnceLock<Vec<u8>>,
 }
 
 impl App {
@@ -63,7 +64,15 @@ impl App {
             verified_tokens: VerifiedTokens::default(),
             revocations: Revocations::default(),
             clients: RwLock::new(Arc::new(HashMap::new())),
+            discovery: OnceLock::new(),
         }
+    }
+
+    /// The serialised discovery document of this server's issuer, built once by
+    /// [`crate::oidc::discovery`]. It lives here, beside the issuer it depends on, so two servers
+    /// in one process never share one.
+    pub fn discovery_cache(&self) -> &OnceLock<Vec<u8>> {
+        &self.discovery
     }
 
     /// The revoked access tokens.
@@ -224,6 +233,62 @@ impl Worker {
         match self.app.indexed_client(client_id) {
             Some(c) if accept(&c) => Ok(Some(c)),
             _ => self.store.client(client_id),
+        }
+    }
+}
+
+/// Workers for handler tests without sockets: an in-memory store, the issuer
+/// `https://auth.test`, loopback as the trusted proxy.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use super::{App, Worker};
+    use crate::config::{Config, Settings};
+    use crate::jwt::{Alg, SigningKey};
+    use crate::store::Store;
+
+    /// The issuer of test workers.
+    pub const ISSUER: &str = "https://auth.test";
+
+    /// A worker whose store has no signing keys (enough for sign-in, not for tokens).
+    pub fn worker_without_keys() -> Worker {
+        worker_on(Store::open_in_memory().unwrap(), ISSUER)
+    }
+
+    /// A worker whose store has an active ES256 key, so access tokens (and ES256 ID tokens)
+    /// can be signed. There is no RS256 key: generating one takes seconds.
+    pub fn worker(now: i64) -> Worker {
+        let mut store = Store::open_in_memory().unwrap();
+        let (pkcs8, key) = SigningKey::generate(Alg::Es256, now).unwrap();
+        assert!(
+            store
+                .insert_first_key(&key.kid, Alg::Es256.as_str(), &pkcs8, now)
+                .unwrap()
+        );
+        worker_on(store, ISSUER)
+    }
+
+    /// A worker over `store` for `issuer`, with the clients the store holds indexed.
+    pub fn worker_on(store: Store, issuer: &str) -> Worker {
+        let config = Config {
+            data_dir: std::path::PathBuf::from("/nonexistent"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            issuer: issuer.into(),
+            workers: 1,
+            cookie_domain: None,
+            trusted_proxies: crate::http::client_ip::default_trusted(),
+        };
+        let app = App::new(
+            config,
+            crate::ops::keys::load_ring(&store).unwrap(),
+            Settings::load(&store).unwrap(),
+            vec![0; 32],
+        );
+        app.set_clients(store.clients().unwrap());
+        Worker {
+            app: Arc::new(app),
+            store,
         }
     }
 }

@@ -19,7 +19,7 @@ pub struct Config {
     /// `Domain` of the forward-auth cookie, so it reaches every protected subdomain.
     pub cookie_domain: Option<String>,
     /// Addresses whose `X-Forwarded-*` / `X-Original-*` headers are believed.
-    pub trusted_proxies: Vec<crate::forward::proxy::Cidr>,
+    pub trusted_proxies: Vec<crate::http::client_ip::Cidr>,
 }
 
 /// The default data directory: the platform's data directory for latchkey

@@ -5,7 +5,7 @@
 //! the connection layer; the `latchkey` binary in `main.rs` only parses arguments and calls
 //! [`cli::run`].
 //!
-//! Layout (see `../shared/DESIGN.md`): only [`http`] and [`server`] know about sockets; protocol
+//! Layout: only [`http`] and [`server`] know about sockets; protocol
 //! code in [`oauth`], [`oidc`] and [`jwt`] takes typed values and an explicit `now`; [`store`] owns
 //! every line of SQL; [`ops`] holds the operations that change state (signing keys so far).
 

@@ -4,8 +4,9 @@
 //! deadlines of [`Limits`] and writes responses. To run a request it borrows one of a fixed
 //! number of workers — each owning its per-worker state, in latchkey one SQLite connection —
 //! so at most `workers` requests execute at once however many connections are open, and a
-//! keep-alive connection never holds a worker while it is idle (the failure DESIGN.md measured
-//! in tiny_http). Beyond `max_connections` open connections, new ones get a 503.
+//! keep-alive connection never holds a worker while it is idle (a pool that gives each
+//! connection a thread of its own for its whole life leaves connections that arrive together
+//! unanswered behind idle keep-alive ones). Beyond `max_connections` open connections, new ones get a 503.
 //!
 //! One peer cannot take every slot: beyond `max_connections_per_address` open connections from
 //! one address (an IPv6 peer counts by its /64, the block one host or household is given), its
@@ -28,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::forward::proxy::Cidr;
+use crate::http::client_ip::Cidr;
 use crate::http::conn::{Conn, Limits, Next};
 use crate::http::rejection::PROBLEM_JSON;
 use crate::http::tls::{Stream, Tls};

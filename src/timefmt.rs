@@ -1,5 +1,10 @@
 //! Unix time and the two text forms latchkey writes: the HTTP `Date` (RFC 9110 §5.6.7,
-//! IMF-fixdate) and RFC 3339 for logs. Only [`now`] reads the system clock.
+//! IMF-fixdate) and RFC 3339 for logs.
+//!
+//! Every expiry decision takes the time as a parameter, read once per request from [`now`].
+//! The other readers of the clock decide no expiry: the millisecond prefix of a grant id
+//! (`oauth::grants::tokens`) and the monotonic timers of the connection layer, the rate limiter
+//! and the maintenance thread.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -1,17 +1,17 @@
 //! The login page (`GET/POST /login`) and the signed-in home page (`GET /`).
 //!
-//! A failed login says the same thing whether the user exists or not and takes the same time
-//! (a dummy argon2 verification). Failures are throttled per account and per client address;
-//! a locked key gets a 429 page without its password being checked. A username longer than any
-//! account may have, or a password longer than [`password::MAX_LEN`], fails the same way
-//! without a lookup or a hash, and counts against the address only. After a successful POST
-//! the browser is sent on with 303 (RFC 9700 §4.12).
+//! The sign-in decision is [`authenticate`]'s (throttling, timing, audit: see
+//! [`crate::accounts::signin`]); this module reads the form and renders the outcome. A failed
+//! login says the same thing whether the user exists or not; a locked account or address gets
+//! a 429 page with `Retry-After`. After a successful POST the browser is sent on with 303
+//! (RFC 9700 §4.12).
 
-use crate::accounts::{MAX_USERNAME_CHARS, csrf, password, session};
+use crate::accounts::signin::{Attempt, Outcome, authenticate};
+use crate::accounts::{csrf, session};
 use crate::app::Worker;
+use crate::http::client_ip::client_ip;
 use crate::http::form::Form;
 use crate::http::{Req, Resp};
-use crate::store::users::username_key;
 use crate::ui::{self, Slot};
 
 /// Where a login may send the browser afterwards: only latchkey's own authorization endpoint
@@ -146,7 +146,7 @@ fn to_forward_target(
     resp
 }
 
-/// `POST /login`.
+/// `POST /login`: parse the form, [`authenticate`], render the outcome.
 pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
     let form = match csrf::checked_form(&w.app, req) {
         Ok(f) => f,
@@ -161,89 +161,16 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
         .unwrap_or("")
         .trim()
         .to_string();
-    let password = form.get("password").ok().flatten().unwrap_or("");
-    let ip_key = crate::forward::proxy::client_ip(req, &w.app.config.trusted_proxies).to_string();
-    // No account has a longer name, and no password longer than MAX_LEN was ever set: such a
-    // sign-in fails before any lookup or hash, and an over-long name never enters the
-    // per-account throttle (whose keys an attacker could otherwise choose freely).
-    let long_name =
-        username.len() > 4 * MAX_USERNAME_CHARS || username.chars().count() > MAX_USERNAME_CHARS;
-    let oversized = long_name || password.len() > password::MAX_LEN;
-    let account_key = (!long_name).then(|| username_key(&username));
-    let (accounts, addresses) = w.app.throttles();
-    let account_lock = account_key.as_deref().and_then(|k| accounts.locked(k, now));
-    if let Some(wait) = account_lock.max(addresses.locked(&ip_key, now)) {
-        log::info!(target: "latchkey::security", "login throttled from {ip_key}");
-        crate::metrics::METRICS.login_throttled();
-        w.app
-            .audit()
-            .record(now, "anonymous", "login", "", "locked", &ip_key);
-        return ui::message(
-            429,
-            "Too many attempts",
-            &format!("Too many failed sign-ins. Wait {wait} seconds, then try again."),
-        )
-        .with("Retry-After", wait.to_string());
-    }
-    let user = if oversized {
-        None
-    } else {
-        match w.store.user_by_name(&username) {
-            Ok(u) => u,
-            Err(e) => {
-                log::error!("login: {e}");
-                return ui::message(500, "Something went wrong", "Try again in a moment.");
-            }
-        }
+    let attempt = Attempt {
+        username: &username,
+        password: form.get("password").ok().flatten().unwrap_or(""),
+        client: client_ip(req, &w.app.config.trusted_proxies),
+        now,
     };
-    let ok = match &user {
-        Some(u) if !u.disabled => match &u.password_hash {
-            Some(phc) => password::verify(password, phc),
-            None => {
-                password::verify_dummy(password);
-                false
-            }
-        },
-        _ if oversized => false,
-        _ => {
-            password::verify_dummy(password);
-            false
-        }
-    };
-    let user = match (ok, &user) {
-        (true, Some(u)) => u.clone(),
-        _ => {
-            crate::metrics::METRICS.login_failure();
-            let target = user
-                .as_ref()
-                .map(|u| u.username.clone())
-                .unwrap_or_default();
-            w.app
-                .audit()
-                .record(now, "anonymous", "login", &target, "failed", &ip_key);
-            // An oversized sign-in counts against its address like any failure (it is one,
-            // and a flood of them is abuse from there), but not against an account: it
-            // cannot be a guess at one.
-            let account_lock = match &account_key {
-                Some(k) if !oversized => accounts.fail(k, now),
-                _ => None,
-            };
-            let lock = account_lock.max(addresses.fail(&ip_key, now));
-            // The typed name is logged only when it is a real account: people type passwords
-            // into the username field.
-            let who = user
-                .as_ref()
-                .map(|u| u.username.as_str())
-                .unwrap_or("an unknown user");
-            log::info!(target: "latchkey::security", "login failed for {} from {}", who.escape_debug(), ip_key);
-            if let Some(wait) = lock {
-                return ui::message(
-                    429,
-                    "Too many attempts",
-                    &format!("Too many failed sign-ins. Wait {wait} seconds, then try again."),
-                )
-                .with("Retry-After", wait.to_string());
-            }
+    let user = match authenticate(&w.app, &mut w.store, &attempt) {
+        Ok(Outcome::SignedIn(user)) => user,
+        Ok(Outcome::Throttled { retry_after }) => return too_many_attempts(retry_after),
+        Ok(Outcome::Refused { .. }) => {
             return login_page(
                 w,
                 req,
@@ -254,33 +181,11 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
                 Some("Wrong username or password."),
             );
         }
-    };
-    if let Some(k) = &account_key {
-        accounts.reset(k);
-    }
-    crate::metrics::METRICS.login();
-    w.app.audit().record(
-        now,
-        &format!("user:{}", user.username),
-        "login",
-        &user.username,
-        "ok",
-        &ip_key,
-    );
-    if user
-        .password_hash
-        .as_deref()
-        .is_some_and(password::needs_rehash)
-    {
-        match password::hash(password) {
-            Ok(h) => {
-                if let Err(e) = w.store.set_password_hash(&user.id, &h, now) {
-                    log::error!("password rehash: {e}");
-                }
-            }
-            Err(e) => log::error!("password rehash: {e}"),
+        Err(e) => {
+            log::error!("login: {e}");
+            return ui::message(500, "Something went wrong", "Try again in a moment.");
         }
-    }
+    };
     let (cookie, hash) = match session::start(w, req, &user.id, now) {
         Ok(c) => c,
         Err(e) => {
@@ -288,7 +193,6 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
             return ui::message(500, "Something went wrong", "Try again in a moment.");
         }
     };
-    log::info!(target: "latchkey::security", "login succeeded for {} from {}", user.username.escape_debug(), ip_key);
     if let Some(rd) = &rd {
         return to_forward_target(w, &hash, &user.id, now, rd, now, Some(cookie));
     }
@@ -296,6 +200,16 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
         .with("Location", return_to)
         .with("Set-Cookie", cookie)
         .with("Cache-Control", "no-store")
+}
+
+/// The 429 page of a locked account or address.
+fn too_many_attempts(wait: i64) -> Resp {
+    ui::message(
+        429,
+        "Too many attempts",
+        &format!("Too many failed sign-ins. Wait {wait} seconds, then try again."),
+    )
+    .with("Retry-After", wait.to_string())
 }
 
 /// `GET /`: who is signed in.

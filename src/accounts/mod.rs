@@ -1,10 +1,14 @@
-//! People: password hashing, browser sessions, CSRF tokens and login throttling.
+//! People: the password sign-in ([`authenticate`]), password hashing, browser sessions, CSRF
+//! tokens and login throttling.
 
 pub mod csrf;
 pub mod login;
 pub mod password;
 pub mod session;
+pub mod signin;
 pub mod throttle;
+
+pub use signin::{Attempt, Outcome, authenticate};
 
 /// The longest username, in characters.
 pub const MAX_USERNAME_CHARS: usize = 64;

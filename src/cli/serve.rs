@@ -38,8 +38,8 @@ pub struct ServeArgs {
     /// An address range whose X-Forwarded-*/X-Original-* headers are believed (repeatable)
     /// [default: 127.0.0.0/8 and ::1]
     #[arg(long = "trusted-proxy", env = "LATCHKEY_TRUSTED_PROXIES", value_delimiter = ',',
-          value_name = "CIDR", value_parser = crate::forward::proxy::Cidr::parse)]
-    trusted_proxies: Vec<crate::forward::proxy::Cidr>,
+          value_name = "CIDR", value_parser = crate::http::client_ip::Cidr::parse)]
+    trusted_proxies: Vec<crate::http::client_ip::Cidr>,
     /// Serve Prometheus metrics at /metrics on this separate address (off by default; keep it
     /// on loopback or a private network)
     #[arg(long, env = "LATCHKEY_METRICS_LISTEN", value_name = "ADDR")]
@@ -131,7 +131,7 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
         }
     };
     let trusted_proxies = if args.trusted_proxies.is_empty() {
-        crate::forward::proxy::default_trusted()
+        crate::http::client_ip::default_trusted()
     } else {
         args.trusted_proxies.clone()
     };

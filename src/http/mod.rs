@@ -3,6 +3,7 @@
 //! boundary.
 
 pub mod auth;
+pub mod client_ip;
 pub mod conn;
 pub mod cookies;
 pub mod form;

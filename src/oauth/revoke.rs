@@ -98,7 +98,7 @@ fn revoke_api_key(
         "apikey_revoked",
         &row.id,
         "ok",
-        &crate::forward::proxy::client_ip(req, &w.app.config.trusted_proxies).to_string(),
+        &crate::http::client_ip::client_ip(req, &w.app.config.trusted_proxies).to_string(),
     );
     Ok(())
 }

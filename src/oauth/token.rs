@@ -61,7 +61,7 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
             "token_issued",
             grant,
             "ok",
-            &crate::forward::proxy::client_ip(req, &w.app.config.trusted_proxies).to_string(),
+            &crate::http::client_ip::client_ip(req, &w.app.config.trusted_proxies).to_string(),
         );
     }
     result

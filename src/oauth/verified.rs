@@ -6,8 +6,9 @@
 //! the SHA-256 of the whole token: a hit is only ever the exact bytes that verified before.
 //!
 //! What the cache does not decide: a hit is still checked against the current key ring (a
-//! removed key withdraws its tokens at once), against `exp`, and — by the caller, in the
-//! database, on every request — against the revocation list and the client's existence. The
+//! removed key withdraws its tokens at once), against `exp`, and — by the caller, on every
+//! request — against the revocation list and the client's existence, both read from the
+//! server's in-memory copies (the database only when the revocation list overflowed). The
 //! cache is bounded: when it is full, expired entries go, and if that frees nothing it starts
 //! over empty (a miss only costs a verification).
 

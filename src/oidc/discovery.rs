@@ -57,13 +57,44 @@ pub fn metadata(issuer: &str) -> serde_json::Value {
 
 /// Handles both discovery paths.
 pub fn handle(w: &mut Worker, _req: &Req, _now: i64) -> Result<Resp, OAuthError> {
-    // The document depends only on the issuer: serialised once per process.
-    static DOCUMENT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    let body = DOCUMENT
-        .get_or_init(|| serde_json::to_vec(&metadata(&w.app.config.issuer)).unwrap_or_default());
+    // The document depends only on the issuer: serialised once per `App`, which has one.
+    let app = &*w.app;
+    let body = app
+        .discovery_cache()
+        .get_or_init(|| serde_json::to_vec(&metadata(&app.config.issuer)).unwrap_or_default());
     let mut resp = Resp::empty(200)
         .with("Content-Type", "application/json")
         .with("Cache-Control", "public, max-age=300");
     resp.body = body.clone();
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::testing::worker_on;
+    use crate::store::Store;
+
+    #[test]
+    fn each_issuer_is_served_its_own_document() {
+        let mut workers: Vec<_> = ["https://a.test", "https://b.test/tenant"]
+            .into_iter()
+            .map(|issuer| worker_on(Store::open_in_memory().unwrap(), issuer))
+            .collect();
+        let req = Req::new(
+            crate::http::Method::Get,
+            router::DISCOVERY_OIDC,
+            "127.0.0.1:1".parse().unwrap(),
+        );
+        // Twice each, so the second answer comes from the cache.
+        for _ in 0..2 {
+            for w in &mut workers {
+                let resp = handle(w, &req, 0).unwrap();
+                let doc: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+                let issuer = w.app.config.issuer.clone();
+                assert_eq!(doc["issuer"], issuer.as_str());
+                assert_eq!(doc["token_endpoint"], format!("{issuer}{}", router::TOKEN));
+            }
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! Forward auth (issue 5) against the real binary. The tests act as the reverse proxy: every
+//! Forward auth against the real binary. The tests act as the reverse proxy: every
 //! request to `/api/forward-auth` comes from 127.0.0.1 (a trusted proxy by default) and carries
 //! the proxy headers the test chooses — Traefik/Caddy's `X-Forwarded-*` or nginx's
 //! `X-Original-URL`. Covered: every answer (200 with `Remote-*`, 302/401 for people who are not
@@ -2266,7 +2266,7 @@ fn rule_move_out_of_range_reports_the_real_position_or_refuses() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 11. Hosts with ports, IP literals and wildcards; ambiguous paths (issue 15)
+// 11. Hosts with ports, IP literals and wildcards; ambiguous paths
 // ---------------------------------------------------------------------------------------------
 
 /// The standard setup plus, after its rules (9–16; hosts given in other spellings are stored

@@ -531,7 +531,7 @@ fn create_key(data_dir: &Path, name: &str, scope: &str) -> String {
     v["key"].as_str().unwrap().to_string()
 }
 
-/// latchkey, the app and one proxy, set up as the issue describes: alice (in admins) and bob
+/// latchkey, the app and one proxy: alice (in admins) and bob
 /// (not) and the rules
 ///
 /// 1. `app.test /health` bypass (a health check),

@@ -6,3 +6,6 @@ pub mod authorization_code;
 pub mod client_credentials;
 pub mod refresh_token;
 pub mod tokens;
+
+#[cfg(test)]
+mod tests;
