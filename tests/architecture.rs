@@ -211,3 +211,33 @@ fn the_checker_sees_code_and_skips_comments_and_tests() {
         .any(|(_, l)| l.contains("println!"));
     assert!(cli_prints);
 }
+
+#[test]
+fn error_codes_are_named_not_spelled() {
+    const CODES: &[&str] = &[
+        "\"invalid_request\"",
+        "\"invalid_client\"",
+        "\"invalid_grant\"",
+        "\"unauthorized_client\"",
+        "\"unsupported_grant_type\"",
+        "\"invalid_scope\"",
+        "\"access_denied\"",
+        "\"unsupported_response_type\"",
+        "\"login_required\"",
+        "\"consent_required\"",
+        "\"interaction_required\"",
+        "\"request_not_supported\"",
+        "\"request_uri_not_supported\"",
+        "\"registration_not_supported\"",
+        "\"invalid_token\"",
+        "\"insufficient_scope\"",
+        "\"server_error\"",
+        "\"temporarily_unavailable\"",
+        "\"rate_limited\"",
+    ];
+    forbid(
+        "an OAuth error is an oauth::error::ErrorCode, spelled only in its module",
+        |rel| rel != "oauth/error.rs",
+        CODES,
+    );
+}
