@@ -9,6 +9,7 @@
 //! a refused change is recorded too.
 
 pub mod keys;
+pub mod rules;
 
 use std::fmt;
 
