@@ -1,11 +1,13 @@
-//! The accept loop and the worker pool.
+//! The server: the accept loop and the worker pool (here), the start-up sequence of
+//! `latchkey serve` ([`start`]) and the background thread that keeps a running server in step
+//! with the database ([`maintenance`]).
 //!
 //! Each accepted connection gets a small thread that does its I/O: it reads requests with the
 //! deadlines of [`Limits`] and writes responses. To run a request it borrows one of a fixed
 //! number of workers — each owning its per-worker state, in latchkey one SQLite connection —
 //! so at most `workers` requests execute at once however many connections are open, and a
-//! keep-alive connection never holds a worker while it is idle (the failure DESIGN.md measured
-//! in tiny_http). Beyond `max_connections` open connections, new ones get a 503.
+//! keep-alive connection never holds a worker while it is idle (the failure measured in
+//! tiny_http). Beyond `max_connections` open connections, new ones get a 503.
 //!
 //! One peer cannot take every slot: beyond `max_connections_per_address` open connections from
 //! one address (an IPv6 peer counts by its /64, the block one host or household is given), its
@@ -19,6 +21,9 @@
 //! the flag within 200 ms and close; requests in flight finish and their responses carry
 //! `Connection: close`; [`Server::run`] returns when every connection is gone or the drain
 //! deadline passes.
+
+pub mod maintenance;
+pub mod start;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
