@@ -146,3 +146,34 @@ fn print_json(value: &serde_json::Value) {
         serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into())
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every argument of every command, hidden ones included, says what it is for: `--help` and
+    /// the man pages show nothing else about it.
+    #[test]
+    fn every_argument_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "latchkey", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "arguments without help text: {missing:#?}"
+        );
+    }
+}
