@@ -4,6 +4,7 @@
 mod apikey;
 mod client;
 mod keys;
+mod man;
 mod ops;
 mod rule;
 mod serve;
@@ -60,6 +61,13 @@ enum Command {
     /// Show and change runtime settings stored in the database
     #[command(subcommand)]
     Settings(settings::SettingsCmd),
+    /// Write the man pages (latchkey.1 and one per subcommand) into a directory
+    #[command(hide = true)]
+    Man {
+        /// Where to write them (created if missing)
+        #[arg(default_value = ".", value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 /// Entry point of the binary.
@@ -84,6 +92,9 @@ fn run(cli: Cli) -> Result<(), Error> {
     if let Command::Healthcheck(args) = cli.command {
         return ops::healthcheck(args);
     }
+    if let Command::Man { dir } = &cli.command {
+        return man::run(dir);
+    }
     if !matches!(cli.command, Command::Serve(_)) {
         // Warnings of the operations layer (an audit event that could not be written) reach
         // the admin on standard error; `serve` sets up its own logger from its flags.
@@ -104,7 +115,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Audit(args) => ops::audit(&open(&data_dir)?, args),
         Command::Backup(args) => ops::backup(&open(&data_dir)?, args),
         Command::Check(args) => ops::check(&data_dir, args),
-        Command::Healthcheck(_) => Ok(()),
+        Command::Healthcheck(_) | Command::Man { .. } => Ok(()),
     }
 }
 
