@@ -381,4 +381,54 @@ mod tests {
         let kid = es256(&ring, 1_000);
         assert_eq!(es256(&ring, 10), kid);
     }
+
+    #[test]
+    fn rotations_are_audited_and_a_pending_one_is_refused_and_audited_as_failed() {
+        let mut store = Store::open_in_memory().unwrap();
+        let actor = Actor {
+            name: "cli:test".into(),
+            address: String::new(),
+        };
+        ensure_keys(&mut store, 1_000).unwrap();
+        let done = rotate(&mut store, &actor, 2_000).unwrap();
+        let max_age = Settings::load(&store).unwrap().get(Setting::JwksMaxAge);
+        assert_eq!(done.max_age, max_age);
+        assert_eq!(done.activate_at, 2_000 + max_age + PUBLISH_MARGIN);
+        assert_eq!(done.retire_after, done.activate_at + KEEP_AFTER_SIGNING);
+        match rotate(&mut store, &actor, 2_001) {
+            Err(OpError::Failed(m)) => {
+                assert!(m.contains("already pending") && m.contains("--now"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let now = rotate_now(&mut store, &actor, 2_002).unwrap();
+        assert_eq!(now.withdrawn.len(), 2, "the pending keys are withdrawn");
+        assert_eq!(now.retire_after, 2_002 + KEEP_AFTER_SIGNING);
+        let events: Vec<_> = store
+            .audit_since(0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.actor, e.action, e.target, e.outcome))
+            .collect();
+        let ev = |target: &str, outcome: &str| {
+            (
+                "cli:test".to_string(),
+                "signing_keys_rotated".to_string(),
+                target.to_string(),
+                outcome.to_string(),
+            )
+        };
+        assert_eq!(
+            events,
+            vec![ev("", "ok"), ev("", "failed"), ev("now", "ok")]
+        );
+        // Listing shows every key, the withdrawn ones gone, with the times of their changes.
+        let listed = list(&mut store, 2_003).unwrap();
+        assert_eq!(listed.iter().filter(|k| k.status == "active").count(), 2);
+        assert!(listed.iter().all(|k| k.status != "next"));
+        for k in listed.iter().filter(|k| k.status == "retiring") {
+            assert_eq!(k.times.signing_until, Some(2_002));
+            assert_eq!(k.times.published_until, Some(2_002 + KEEP_AFTER_SIGNING));
+        }
+    }
 }
