@@ -380,11 +380,11 @@ fn deb_package_installs_runs_and_removes() {
     let target = temp_dir("deb");
     std::fs::create_dir_all(target.join("release")).unwrap();
     std::fs::copy(bin(), target.join("release/latchkey")).unwrap();
-    // The man pages, written by the binary as Cargo.toml's packaging comment says.
+    // The man pages, written by the binary where Cargo.toml's assets take them from.
+    let man_dir = crate_dir().join("target/man");
+    let _ = std::fs::remove_dir_all(&man_dir);
     run_ok(
-        Command::new(bin())
-            .arg("man")
-            .arg(target.join("release/man")),
+        Command::new(bin()).arg("man").arg(&man_dir),
         "the binary under test",
     );
     run_ok(
