@@ -18,32 +18,42 @@ pub enum ApiKeyCmd {
     Create(CreateArgs),
     /// List keys (never the keys themselves)
     List {
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Show one key (by id, or the newest key with this name)
     Show {
+        /// The key: its id, or the name of its newest key
         key: String,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// Revoke a key at once (a running server stops accepting it within a second)
-    Revoke { key: String },
+    Revoke {
+        /// The key: its id, or the name of its newest key
+        key: String,
+    },
     /// Issue a replacement; the old key keeps working for a grace period
     Rotate {
+        /// The key: its id, or the name of its newest key
         key: String,
         /// How long the old key keeps working, e.g. 24h, 30m, 7d
         #[arg(long, default_value = "24h", value_parser = parse_duration)]
         grace: i64,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// Requests per day (UTC) of a key
     Usage {
+        /// The key: its id, or the name of its newest key
         key: String,
         /// How many days back
         #[arg(long, default_value_t = 30)]
         days: i64,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
@@ -57,9 +67,15 @@ pub enum ApiKeyCmd {
 #[derive(Subcommand, Debug)]
 pub enum OwnerCmd {
     /// Every key of this owner stops working
-    Disable { owner: String },
+    Disable {
+        /// The owning application, as `--owner` named it
+        owner: String,
+    },
     /// The owner's keys work again
-    Enable { owner: String },
+    Enable {
+        /// The owning application, as `--owner` named it
+        owner: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -81,6 +97,7 @@ pub struct CreateArgs {
     /// Rate limit, e.g. 600/min, 10/s, 1000/hour, 50000/day
     #[arg(long, value_parser = parse_rate)]
     rate: Option<(i64, i64)>,
+    /// Print JSON instead of text
     #[arg(long)]
     json: bool,
 }

@@ -17,20 +17,28 @@ pub enum ClientCmd {
     Add(AddArgs),
     /// List clients
     List {
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Show one client (by client_id or name)
     Show {
+        /// The client: its client_id or name
         id: String,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// Remove a client (by client_id or name)
-    Remove { id: String },
+    Remove {
+        /// The client: its client_id or name
+        id: String,
+    },
     /// Replace a confidential client's secret; prints the new secret (once)
     RotateSecret {
+        /// The client: its client_id or name
         id: String,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
@@ -75,6 +83,7 @@ pub struct AddArgs {
     /// Only members of this group may sign in to the app (repeatable; default: everyone)
     #[arg(long = "allow-group", value_name = "GROUP")]
     allowed_groups: Vec<String>,
+    /// Print JSON instead of text
     #[arg(long)]
     json: bool,
 }

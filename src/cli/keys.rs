@@ -11,17 +11,17 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::config::Settings;
 use crate::error::Error;
-use crate::jwt::keys::KEEP_AFTER_SIGNING;
-use crate::ops::keys::{self, Rotation};
-use crate::store::{KeyRow, Store};
+use crate::ops::Actor;
+use crate::ops::keys;
+use crate::store::Store;
 use crate::timefmt::{now, rfc3339};
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCmd {
     /// List signing keys (next, active, retiring and retired) and when each changes
     List {
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
@@ -31,49 +31,23 @@ pub enum KeysCmd {
         /// refuse its tokens until they fetch it again, for up to jwks.max_age)
         #[arg(long)]
         now: bool,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
 }
 
-/// The times of a key's changes, as `keys list` shows them.
-struct Times {
-    signing_from: i64,
-    signing_until: Option<i64>,
-    published_until: Option<i64>,
-}
-
-fn times(k: &KeyRow, rows: &[KeyRow]) -> Times {
-    let successor = rows
-        .iter()
-        .find(|n| n.alg == k.alg && n.status == "next")
-        .map(|n| n.activate_at);
-    let signing_until = match k.status.as_str() {
-        "active" => successor,
-        _ => k.deactivated_at,
-    };
-    let published_until = k
-        .retire_after
-        .or_else(|| signing_until.map(|t| t + KEEP_AFTER_SIGNING));
-    Times {
-        signing_from: k.activate_at,
-        signing_until,
-        published_until,
-    }
-}
-
 pub fn run(store: &mut Store, cmd: KeysCmd) -> Result<(), Error> {
     let now = now();
+    let actor = Actor::cli();
     match cmd {
         KeysCmd::List { json } => {
-            keys::ensure_keys(store, now)?;
-            keys::promote_due(store, now)?;
-            let rows = store.all_keys()?;
+            let keys = keys::list(store, now)?;
             if json {
-                let out: Vec<_> = rows
+                let out: Vec<_> = keys
                     .iter()
                     .map(|k| {
-                        let t = times(k, &rows);
+                        let t = &k.times;
                         json!({
                             "kid": k.kid, "alg": k.alg, "status": k.status,
                             "created_at": k.created_at, "retire_after": k.retire_after,
@@ -89,8 +63,8 @@ pub fn run(store: &mut Store, cmd: KeysCmd) -> Result<(), Error> {
                     "{:<44} {:<6} {:<9} {:<21} {:<21} {:<21} PUBLISHED UNTIL",
                     "KID", "ALG", "STATUS", "CREATED", "SIGNS FROM", "SIGNS UNTIL"
                 );
-                for k in &rows {
-                    let t = times(k, &rows);
+                for k in &keys {
+                    let t = &k.times;
                     println!(
                         "{:<44} {:<6} {:<9} {:<21} {:<21} {:<21} {}",
                         k.kid,
@@ -105,79 +79,54 @@ pub fn run(store: &mut Store, cmd: KeysCmd) -> Result<(), Error> {
             }
         }
         KeysCmd::Rotate { now: true, json } => {
-            // Lifetimes may have been longer while the old key signed than they are now, so the
-            // old key stays for the longest lifetime latchkey allows, not the current one.
-            let retire_after = now + KEEP_AFTER_SIGNING;
-            let max_age = Settings::load(store)?.get(crate::config::Setting::JwksMaxAge);
-            let (created, withdrawn) = keys::rotate_now(store, now)?;
+            let done = keys::rotate_now(store, &actor, now)?;
             let cost = format!(
                 "the new keys sign now: resource servers that cached the JWKS before the rotation \
-                 refuse their tokens until they fetch it again, for up to {max_age} s (jwks.max_age)"
+                 refuse their tokens until they fetch it again, for up to {} s (jwks.max_age)",
+                done.max_age
             );
             if json {
                 super::print_json(&json!({
-                    "active": created, "previous_retire_after": retire_after,
-                    "withdrawn": withdrawn, "stale_for": max_age,
+                    "active": done.created, "previous_retire_after": done.retire_after,
+                    "withdrawn": done.withdrawn, "stale_for": done.max_age,
                 }));
                 eprintln!("latchkey: {cost}");
             } else {
-                for kid in &created {
+                for kid in &done.created {
                     println!("new active key: {kid}");
                 }
-                for kid in &withdrawn {
+                for kid in &done.withdrawn {
                     println!("withdrawn pending key: {kid} (it never signed)");
                 }
                 println!("{cost}");
                 println!(
                     "previous keys stay published until {} (after every token they signed has expired)",
-                    rfc3339(retire_after)
+                    rfc3339(done.retire_after)
                 );
             }
         }
         KeysCmd::Rotate { now: false, json } => {
-            let max_age = Settings::load(store)?.get(crate::config::Setting::JwksMaxAge);
-            match keys::rotate(store, now, max_age)? {
-                Rotation::Scheduled { kids, activate_at } => {
-                    let retire_after = activate_at + KEEP_AFTER_SIGNING;
-                    if json {
-                        super::print_json(&json!({
-                            "next": kids, "signing_from": activate_at,
-                            "previous_retire_after": retire_after,
-                        }));
-                    } else {
-                        for kid in &kids {
-                            println!("new key, published now: {kid}");
-                        }
-                        println!(
-                            "the new keys sign from {} (once JWKS cached before now have expired: jwks.max_age = {max_age} s)",
-                            rfc3339(activate_at)
-                        );
-                        println!(
-                            "previous keys sign until then and stay published until {} (after every token they signed has expired)",
-                            rfc3339(retire_after)
-                        );
-                    }
+            let done = keys::rotate(store, &actor, now)?;
+            if json {
+                super::print_json(&json!({
+                    "next": done.kids, "signing_from": done.activate_at,
+                    "previous_retire_after": done.retire_after,
+                }));
+            } else {
+                for kid in &done.kids {
+                    println!("new key, published now: {kid}");
                 }
-                Rotation::Pending { kid, activate_at } => {
-                    return Err(Error::Msg(format!(
-                        "a rotation is already pending: key {kid} signs from {}. Wait until then, \
-                         or rotate with --now to sign with a new key at once",
-                        rfc3339(activate_at)
-                    )));
-                }
+                println!(
+                    "the new keys sign from {} (once JWKS cached before now have expired: jwks.max_age = {} s)",
+                    rfc3339(done.activate_at),
+                    done.max_age
+                );
+                println!(
+                    "previous keys sign until then and stay published until {} (after every token they signed has expired)",
+                    rfc3339(done.retire_after)
+                );
             }
         }
     }
     Ok(())
-}
-
-impl KeysCmd {
-    /// The audit action and target of a command that changes something.
-    pub fn audit_label(&self) -> Option<(&'static str, String)> {
-        match self {
-            KeysCmd::Rotate { now: false, .. } => Some(("signing_keys_rotated", String::new())),
-            KeysCmd::Rotate { now: true, .. } => Some(("signing_keys_rotated", "now".into())),
-            KeysCmd::List { .. } => None,
-        }
-    }
 }

@@ -4,6 +4,7 @@
 mod apikey;
 mod client;
 mod keys;
+mod man;
 mod ops;
 mod rule;
 mod serve;
@@ -60,6 +61,13 @@ enum Command {
     /// Show and change runtime settings stored in the database
     #[command(subcommand)]
     Settings(settings::SettingsCmd),
+    /// Write the man pages (latchkey.1 and one per subcommand) into a directory
+    #[command(hide = true)]
+    Man {
+        /// Where to write them (created if missing)
+        #[arg(default_value = ".", value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 /// Entry point of the binary.
@@ -84,6 +92,9 @@ fn run(cli: Cli) -> Result<(), Error> {
     if let Command::Healthcheck(args) = cli.command {
         return ops::healthcheck(args);
     }
+    if let Command::Man { dir } = &cli.command {
+        return man::run(dir);
+    }
     if !matches!(cli.command, Command::Serve(_)) {
         // Warnings of the operations layer (an audit event that could not be written) reach
         // the admin on standard error; `serve` sets up its own logger from its flags.
@@ -98,13 +109,13 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Client(cmd) => audited(&data_dir, cmd.audit_label(), |s| client::run(s, cmd)),
         Command::User(cmd) => user::run(&mut open(&data_dir)?, cmd),
         Command::Apikey(cmd) => audited(&data_dir, cmd.audit_label(), |s| apikey::run(s, cmd)),
-        Command::Rule(cmd) => audited(&data_dir, cmd.audit_label(), |s| rule::run(s, cmd)),
-        Command::Keys(cmd) => audited(&data_dir, cmd.audit_label(), |s| keys::run(s, cmd)),
+        Command::Rule(cmd) => rule::run(&mut open(&data_dir)?, cmd),
+        Command::Keys(cmd) => keys::run(&mut open(&data_dir)?, cmd),
         Command::Settings(cmd) => settings::run(&mut open(&data_dir)?, cmd),
         Command::Audit(args) => ops::audit(&open(&data_dir)?, args),
         Command::Backup(args) => ops::backup(&open(&data_dir)?, args),
         Command::Check(args) => ops::check(&data_dir, args),
-        Command::Healthcheck(_) => Ok(()),
+        Command::Healthcheck(_) | Command::Man { .. } => Ok(()),
     }
 }
 
@@ -145,4 +156,35 @@ fn print_json(value: &serde_json::Value) {
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into())
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every argument of every command, hidden ones included, says what it is for: `--help` and
+    /// the man pages show nothing else about it.
+    #[test]
+    fn every_argument_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "latchkey", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "arguments without help text: {missing:#?}"
+        );
+    }
 }

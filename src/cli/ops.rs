@@ -85,6 +85,7 @@ pub struct CheckArgs {
     /// The issuer the server runs with
     #[arg(long, env = "LATCHKEY_ISSUER")]
     issuer: Option<String>,
+    /// Print JSON instead of text
     #[arg(long)]
     json: bool,
 }
@@ -220,6 +221,7 @@ pub struct AuditArgs {
     /// At most this many events (the newest)
     #[arg(long, default_value_t = 1000)]
     limit: i64,
+    /// Print JSON instead of text
     #[arg(long)]
     json: bool,
 }

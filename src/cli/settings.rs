@@ -12,15 +12,27 @@ use crate::store::Store;
 pub enum SettingsCmd {
     /// List every setting with its value and default
     List {
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Print one setting's value
-    Get { key: String },
+    Get {
+        /// The setting, e.g. session.idle_ttl (`settings list` names them all)
+        key: String,
+    },
     /// Change a setting (a running server picks it up within a second; http.* at next start)
-    Set { key: String, value: String },
+    Set {
+        /// The setting, e.g. session.idle_ttl (`settings list` names them all)
+        key: String,
+        /// The new value, in the setting's unit
+        value: String,
+    },
     /// Return a setting to its default
-    Unset { key: String },
+    Unset {
+        /// The setting, e.g. session.idle_ttl (`settings list` names them all)
+        key: String,
+    },
 }
 
 pub fn run(store: &mut Store, cmd: SettingsCmd) -> Result<(), Error> {

@@ -18,30 +18,48 @@ pub enum UserCmd {
     Add(AddArgs),
     /// List users
     List {
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Show one user
     Show {
+        /// The username
         name: String,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
     },
     /// Set a new password (ends the user's sessions and revokes their refresh tokens)
     Passwd {
+        /// The username
         name: String,
         /// Read the password from the first line of standard input
         #[arg(long)]
         password_stdin: bool,
     },
     /// Disable a user: sign-in refused, sessions ended, tokens revoked
-    Disable { name: String },
+    Disable {
+        /// The username
+        name: String,
+    },
     /// Enable a disabled user
-    Enable { name: String },
+    Enable {
+        /// The username
+        name: String,
+    },
     /// Remove a user and everything issued to them
-    Remove { name: String },
+    Remove {
+        /// The username
+        name: String,
+    },
     /// Change a username (the user's `sub` stays the same)
-    Rename { name: String, new_name: String },
+    Rename {
+        /// The username
+        name: String,
+        /// The new username
+        new_name: String,
+    },
     /// Manage group membership
     #[command(subcommand)]
     Group(GroupCmd),
@@ -79,27 +97,46 @@ pub enum SessionCmd {
 pub enum ConsentCmd {
     /// List the apps the user approved, and for which scopes
     List {
+        /// The username
         name: String,
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
     /// Forget the user's consent to an app (by client_id or name) and revoke the grants it led
     /// to: the app's refresh tokens stop working, and the user is asked again at the next
     /// sign-in (unless the app skips consent)
-    Revoke { name: String, client: String },
+    Revoke {
+        /// The username
+        name: String,
+        /// The app: its client_id or name
+        client: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum GroupCmd {
     /// Add the user to a group
-    Add { name: String, group: String },
+    Add {
+        /// The username
+        name: String,
+        /// The group
+        group: String,
+    },
     /// Remove the user from a group
-    Remove { name: String, group: String },
+    Remove {
+        /// The username
+        name: String,
+        /// The group
+        group: String,
+    },
 }
 
 #[derive(Args, Debug)]
 pub struct AddArgs {
+    /// The username (unique regardless of letter case)
     name: String,
+    /// Email address
     #[arg(long)]
     email: Option<String>,
     /// Full name
@@ -111,6 +148,7 @@ pub struct AddArgs {
     /// Read the password from the first line of standard input
     #[arg(long)]
     password_stdin: bool,
+    /// Print JSON instead of text
     #[arg(long)]
     json: bool,
 }

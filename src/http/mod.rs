@@ -1,5 +1,5 @@
 //! HTTP/1.1 for latchkey: requests are read with `httparse` into a [`Req`], handlers return a
-//! [`Resp`], and only this module and `server.rs` touch sockets. Nothing else crosses this
+//! [`Resp`], and only this module and `server/` touch sockets. Nothing else crosses this
 //! boundary.
 
 pub mod auth;

@@ -1,13 +1,21 @@
-//! Signing-key operations: generate the first keys, rotate (scheduled or at once), record the
-//! switch to a rotated key and retire keys whose time has come. The key ring itself, and why a rotated key is published before
-//! it signs, are in [`crate::jwt::keys`]; the rows and their transactions in
-//! [`crate::store`] (`store/keys.rs`).
+//! Signing-key operations: generate the first keys, list them with the times of their changes,
+//! rotate (scheduled or at once), record the switch to a rotated key and retire keys whose time
+//! has come. The key ring itself, and why a rotated key is published before it signs, are in
+//! [`crate::jwt::keys`]; the rows and their transactions in [`crate::store`] (`store/keys.rs`).
+//!
+//! [`rotate`] and [`rotate_now`] are what an admin asks for: they take an [`Actor`] and record
+//! `signing_keys_rotated` (target empty for a scheduled rotation, `now` for an emergency one)
+//! in the audit log. Generating the first keys, promoting and retiring are the server's own
+//! housekeeping and are not audited.
 
+use super::{Actor, OpError, audited};
+use crate::config::{Setting, Settings};
 use crate::error::Error;
 use crate::jwt::keys::{
     ALGS, KEEP_AFTER_SIGNING, KeyMaterial, KeyRing, PUBLISH_MARGIN, RingError, SigningKey,
 };
 use crate::store::{KeyRow, NextOutcome, Store, StoreError};
+use crate::timefmt::rfc3339;
 
 /// Loads the next, active and retiring keys from the store into a key ring.
 pub fn load_ring(store: &Store) -> Result<KeyRing, Error> {
@@ -81,9 +89,9 @@ fn generate_all(now: i64) -> Result<Vec<Generated>, Error> {
         .collect()
 }
 
-/// What [`rotate`] did.
+/// What [`schedule`] did.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Rotation {
+enum Rotation {
     /// New keys (their kids), published now, signing from `activate_at`.
     Scheduled { kids: Vec<String>, activate_at: i64 },
     /// Refused: a rotation is pending (this key signs from `activate_at`). Nothing changed.
@@ -92,7 +100,7 @@ pub enum Rotation {
 
 /// Publishes a new key for every algorithm, signing from `now + max_age + PUBLISH_MARGIN`;
 /// refused while an earlier rotation is pending.
-pub fn rotate(store: &mut Store, now: i64, max_age: i64) -> Result<Rotation, Error> {
+fn schedule(store: &mut Store, now: i64, max_age: i64) -> Result<Rotation, Error> {
     promote_due(store, now)?;
     let activate_at = now + max_age.max(0) + PUBLISH_MARGIN;
     let keys = generate_all(now)?;
@@ -112,7 +120,7 @@ pub fn rotate(store: &mut Store, now: i64, max_age: i64) -> Result<Rotation, Err
 /// Makes a new key active for every algorithm at once; each previous key stops signing now and
 /// stays published until `now + KEEP_AFTER_SIGNING`, and a pending `next` key is withdrawn.
 /// Returns the new kids and the withdrawn ones.
-pub fn rotate_now(store: &mut Store, now: i64) -> Result<(Vec<String>, Vec<String>), Error> {
+fn activate_now(store: &mut Store, now: i64) -> Result<(Vec<String>, Vec<String>), Error> {
     promote_due(store, now)?;
     let keys = generate_all(now)?;
     let rows: Vec<_> = keys
@@ -121,6 +129,132 @@ pub fn rotate_now(store: &mut Store, now: i64) -> Result<(Vec<String>, Vec<Strin
         .collect();
     let withdrawn = store.activate_keys_now(&rows, now, now + KEEP_AFTER_SIGNING)?;
     Ok((keys.into_iter().map(|(kid, _, _)| kid).collect(), withdrawn))
+}
+
+/// The times of a key's changes: when it starts or started signing, stops or stopped signing,
+/// and leaves or left the JWKS. Times ahead are what will happen if nothing else changes: an
+/// active key with a `next` key waiting stops signing when that one starts, and is published
+/// `KEEP_AFTER_SIGNING` longer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Times {
+    pub signing_from: i64,
+    pub signing_until: Option<i64>,
+    pub published_until: Option<i64>,
+}
+
+/// A key as [`list`] shows it (without its private half).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedKey {
+    pub kid: String,
+    pub alg: String,
+    /// `next`, `active`, `retiring` or `retired`.
+    pub status: String,
+    pub created_at: i64,
+    pub retire_after: Option<i64>,
+    pub times: Times,
+}
+
+fn times(k: &KeyRow, rows: &[KeyRow]) -> Times {
+    let successor = rows
+        .iter()
+        .find(|n| n.alg == k.alg && n.status == "next")
+        .map(|n| n.activate_at);
+    let signing_until = match k.status.as_str() {
+        "active" => successor,
+        _ => k.deactivated_at,
+    };
+    let published_until = k
+        .retire_after
+        .or_else(|| signing_until.map(|t| t + KEEP_AFTER_SIGNING));
+    Times {
+        signing_from: k.activate_at,
+        signing_until,
+        published_until,
+    }
+}
+
+/// Every key (next, active, retiring and retired) with the times of its changes, after making
+/// sure the first keys exist and recording any switch whose time has come.
+pub fn list(store: &mut Store, now: i64) -> Result<Vec<ListedKey>, OpError> {
+    ensure_keys(store, now)?;
+    promote_due(store, now)?;
+    let rows = store.all_keys()?;
+    let all_times: Vec<Times> = rows.iter().map(|k| times(k, &rows)).collect();
+    Ok(rows
+        .into_iter()
+        .zip(all_times)
+        .map(|(k, times)| ListedKey {
+            kid: k.kid,
+            alg: k.alg,
+            status: k.status,
+            created_at: k.created_at,
+            retire_after: k.retire_after,
+            times,
+        })
+        .collect())
+}
+
+/// A scheduled rotation: the new keys, published now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scheduled {
+    pub kids: Vec<String>,
+    /// When the new keys start signing.
+    pub activate_at: i64,
+    /// When the previous keys leave the JWKS (after every token they signed has expired).
+    pub retire_after: i64,
+    /// `jwks.max_age`, the delay's reason.
+    pub max_age: i64,
+}
+
+/// Publishes a new key for every algorithm, signing once every JWKS cached before now has
+/// expired (`jwks.max_age`). Refused while an earlier rotation is pending; nothing changes then.
+pub fn rotate(store: &mut Store, actor: &Actor, now: i64) -> Result<Scheduled, OpError> {
+    audited(store, actor, "signing_keys_rotated", "", |store| {
+        let max_age = Settings::load(store)?.get(Setting::JwksMaxAge);
+        match schedule(store, now, max_age)? {
+            Rotation::Scheduled { kids, activate_at } => Ok(Scheduled {
+                kids,
+                activate_at,
+                retire_after: activate_at + KEEP_AFTER_SIGNING,
+                max_age,
+            }),
+            Rotation::Pending { kid, activate_at } => Err(OpError::Failed(format!(
+                "a rotation is already pending: key {kid} signs from {}. Wait until then, \
+                 or rotate with --now to sign with a new key at once",
+                rfc3339(activate_at)
+            ))),
+        }
+    })
+}
+
+/// An emergency rotation: the new keys sign now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emergency {
+    pub created: Vec<String>,
+    /// Pending `next` keys withdrawn (they never signed).
+    pub withdrawn: Vec<String>,
+    /// When the previous keys leave the JWKS.
+    pub retire_after: i64,
+    /// `jwks.max_age`: for this long, resource servers that cached the JWKS before the rotation
+    /// refuse the new keys' tokens.
+    pub max_age: i64,
+}
+
+/// Makes a new key of every algorithm sign at once; see [`activate_now`].
+pub fn rotate_now(store: &mut Store, actor: &Actor, now: i64) -> Result<Emergency, OpError> {
+    audited(store, actor, "signing_keys_rotated", "now", |store| {
+        // Lifetimes may have been longer while the old key signed than they are now, so the
+        // old key stays for the longest lifetime latchkey allows, not the current one.
+        let retire_after = now + KEEP_AFTER_SIGNING;
+        let max_age = Settings::load(store)?.get(Setting::JwksMaxAge);
+        let (created, withdrawn) = activate_now(store, now)?;
+        Ok(Emergency {
+            created,
+            withdrawn,
+            retire_after,
+            max_age,
+        })
+    })
 }
 
 #[cfg(test)]
@@ -141,7 +275,7 @@ mod tests {
             es256(&ring, 1_000),
             ring.active(Alg::Rs256, 1_000).unwrap().kid.clone(),
         );
-        let Rotation::Scheduled { kids, activate_at } = rotate(&mut store, 2_000, 300).unwrap()
+        let Rotation::Scheduled { kids, activate_at } = schedule(&mut store, 2_000, 300).unwrap()
         else {
             panic!("refused");
         };
@@ -170,7 +304,7 @@ mod tests {
         assert!(ring.next_due(activate_at));
         // A second rotation while one is pending changes nothing.
         assert_eq!(
-            rotate(&mut store, 2_001, 300).unwrap(),
+            schedule(&mut store, 2_001, 300).unwrap(),
             Rotation::Pending {
                 kid: store
                     .live_keys()
@@ -208,11 +342,11 @@ mod tests {
         let mut store = Store::open_in_memory().unwrap();
         ensure_keys(&mut store, 1_000).unwrap();
         let old = es256(&load_ring(&store).unwrap(), 1_000);
-        let Rotation::Scheduled { kids: pending, .. } = rotate(&mut store, 2_000, 300).unwrap()
+        let Rotation::Scheduled { kids: pending, .. } = schedule(&mut store, 2_000, 300).unwrap()
         else {
             panic!("refused");
         };
-        let (new, withdrawn) = rotate_now(&mut store, 2_010).unwrap();
+        let (new, withdrawn) = activate_now(&mut store, 2_010).unwrap();
         let mut sorted = withdrawn.clone();
         sorted.sort();
         let mut expected = pending.clone();
@@ -234,7 +368,7 @@ mod tests {
         assert_eq!(old_row.retire_after, Some(2_010 + KEEP_AFTER_SIGNING));
         // Nothing pending now: a normal rotation is accepted again.
         assert!(matches!(
-            rotate(&mut store, 2_020, 300).unwrap(),
+            schedule(&mut store, 2_020, 300).unwrap(),
             Rotation::Scheduled { .. }
         ));
     }
@@ -246,5 +380,55 @@ mod tests {
         let ring = load_ring(&store).unwrap();
         let kid = es256(&ring, 1_000);
         assert_eq!(es256(&ring, 10), kid);
+    }
+
+    #[test]
+    fn rotations_are_audited_and_a_pending_one_is_refused_and_audited_as_failed() {
+        let mut store = Store::open_in_memory().unwrap();
+        let actor = Actor {
+            name: "cli:test".into(),
+            address: String::new(),
+        };
+        ensure_keys(&mut store, 1_000).unwrap();
+        let done = rotate(&mut store, &actor, 2_000).unwrap();
+        let max_age = Settings::load(&store).unwrap().get(Setting::JwksMaxAge);
+        assert_eq!(done.max_age, max_age);
+        assert_eq!(done.activate_at, 2_000 + max_age + PUBLISH_MARGIN);
+        assert_eq!(done.retire_after, done.activate_at + KEEP_AFTER_SIGNING);
+        match rotate(&mut store, &actor, 2_001) {
+            Err(OpError::Failed(m)) => {
+                assert!(m.contains("already pending") && m.contains("--now"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let now = rotate_now(&mut store, &actor, 2_002).unwrap();
+        assert_eq!(now.withdrawn.len(), 2, "the pending keys are withdrawn");
+        assert_eq!(now.retire_after, 2_002 + KEEP_AFTER_SIGNING);
+        let events: Vec<_> = store
+            .audit_since(0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.actor, e.action, e.target, e.outcome))
+            .collect();
+        let ev = |target: &str, outcome: &str| {
+            (
+                "cli:test".to_string(),
+                "signing_keys_rotated".to_string(),
+                target.to_string(),
+                outcome.to_string(),
+            )
+        };
+        assert_eq!(
+            events,
+            vec![ev("", "ok"), ev("", "failed"), ev("now", "ok")]
+        );
+        // Listing shows every key, the withdrawn ones gone, with the times of their changes.
+        let listed = list(&mut store, 2_003).unwrap();
+        assert_eq!(listed.iter().filter(|k| k.status == "active").count(), 2);
+        assert!(listed.iter().all(|k| k.status != "next"));
+        for k in listed.iter().filter(|k| k.status == "retiring") {
+            assert_eq!(k.times.signing_until, Some(2_002));
+            assert_eq!(k.times.published_until, Some(2_002 + KEEP_AFTER_SIGNING));
+        }
     }
 }

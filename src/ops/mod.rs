@@ -35,6 +35,7 @@
 //! | a signing key | `kid`, `alg` | RFC 7517 §4.5, RFC 7518 |
 
 pub mod keys;
+pub mod rules;
 pub mod sessions;
 pub mod settings;
 pub mod users;

@@ -1,4 +1,4 @@
-//! The HTTP/1.1 connection layer (src/http/conn.rs, src/server.rs) against the real binary:
+//! The HTTP/1.1 connection layer (src/http/conn.rs, src/server/) against the real binary:
 //! bursts, timeouts, the connection cap, keep-alive, pipelining, `Expect`, HEAD, HTTP/1.0,
 //! message framing (RFC 9112), graceful stop and memory with many idle connections.
 //! Each test's name states the behaviour it shows.

@@ -1,9 +1,10 @@
 //! Packaging: the systemd unit passes `systemd-analyze verify` and keeps its
-//! `systemd-analyze security` exposure; the .deb built by cargo-deb installs with `dpkg -i`, runs
-//! from /usr/bin as the system user its postinst creates, and removes cleanly; the static musl
-//! build (the container's binary) links without a dynamic loader and serves.
+//! `systemd-analyze security` exposure; the .deb built by cargo-deb holds man pages that `man`
+//! renders, installs with `dpkg -i`, runs from /usr/bin as the system user its postinst creates,
+//! and removes cleanly; the static musl build (the container's binary) links without a dynamic
+//! loader and serves.
 //!
-//! The tools come from scripts/test (Debian's `systemd` and `musl-tools`, `cargo install
+//! The tools come from scripts/test (Debian's `systemd`, `man-db` and `musl-tools`, `cargo install
 //! cargo-deb`, `rustup target add`); a missing one fails the test with the reason, never skips
 //! it. The .deb test installs a package on this machine, so it needs root (CI runs as root),
 //! holds a machine-wide lock while it does, and removes the package, the user and the data
@@ -301,6 +302,55 @@ fn package_status() -> String {
         .unwrap_or_default()
 }
 
+/// The package holds the man pages, gzipped where man(1) looks for them (`latchkey.1` and one
+/// per subcommand), and `man` renders them.
+fn check_man_pages(deb: &Path, scratch: &Path) {
+    let contents = run_ok(Command::new("dpkg-deb").arg("--contents").arg(deb), "dpkg");
+    for page in [
+        "latchkey.1.gz",
+        "latchkey-serve.1.gz",
+        "latchkey-rule-add.1.gz",
+    ] {
+        let want = format!("./usr/share/man/man1/{page}");
+        assert!(
+            contents.lines().any(|l| l.ends_with(&want)),
+            "{want} is not in the package:\n{contents}"
+        );
+    }
+    let unpacked = scratch.join("unpacked");
+    run_ok(
+        Command::new("dpkg-deb").arg("-x").arg(deb).arg(&unpacked),
+        "dpkg",
+    );
+    let man = "/usr/bin/man";
+    assert!(
+        Path::new(man).is_file(),
+        "{man} is missing: install Debian's `man-db` package (scripts/test does)"
+    );
+    for (page, says) in [
+        ("latchkey.1.gz", "Manage forward-auth access rules"),
+        ("latchkey-rule-add.1.gz", "--allow-group"),
+    ] {
+        let out = run(
+            Command::new(man)
+                .arg("-l")
+                .arg(unpacked.join("usr/share/man/man1").join(page))
+                .env("MANPAGER", "cat")
+                .env("MANWIDTH", "200")
+                .env("LC_ALL", "C.UTF-8"),
+            "man-db",
+        );
+        let shown = text(&out.stdout).replace(['\u{2010}', '\u{2212}'], "-");
+        assert!(
+            out.status.success() && shown.contains(says),
+            "man -l {page} ({}): {}\n{shown}",
+            out.status,
+            text(&out.stderr)
+        );
+    }
+    std::fs::remove_dir_all(&unpacked).unwrap();
+}
+
 /// Builds the .deb from the binary these tests already built (no release build: cargo-deb is
 /// pointed at a target directory whose `release/latchkey` is that binary, and strips it), installs
 /// it with `dpkg -i`, runs the installed binary as the `latchkey` user the postinst created, and
@@ -330,6 +380,13 @@ fn deb_package_installs_runs_and_removes() {
     let target = temp_dir("deb");
     std::fs::create_dir_all(target.join("release")).unwrap();
     std::fs::copy(bin(), target.join("release/latchkey")).unwrap();
+    // The man pages, written by the binary where Cargo.toml's assets take them from.
+    let man_dir = crate_dir().join("target/man");
+    let _ = std::fs::remove_dir_all(&man_dir);
+    run_ok(
+        Command::new(bin()).arg("man").arg(&man_dir),
+        "the binary under test",
+    );
     run_ok(
         Command::new(cargo)
             .args(["deb", "--no-build", "--strip", "--fast", "--output"])
@@ -358,6 +415,7 @@ fn deb_package_installs_runs_and_removes() {
         "the postinst runs adduser"
     );
     let built = started.elapsed();
+    check_man_pages(&deb, &target);
 
     // Install, with the machine to ourselves.
     let _lock = MachineLock::acquire("/run/lock/latchkey-packaging-test.lock");

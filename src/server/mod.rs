@@ -1,4 +1,6 @@
-//! The accept loop and the worker pool.
+//! The server: the accept loop and the worker pool (here), the start-up sequence of
+//! `latchkey serve` ([`start`]) and the background thread that keeps a running server in step
+//! with the database ([`maintenance`]).
 //!
 //! Each accepted connection gets a small thread that does its I/O: it reads requests with the
 //! deadlines of [`Limits`] and writes responses. To run a request it borrows one of a fixed
@@ -20,6 +22,9 @@
 //! the flag within 200 ms and close; requests in flight finish and their responses carry
 //! `Connection: close`; [`Server::run`] returns when every connection is gone or the drain
 //! deadline passes.
+
+pub mod maintenance;
+pub mod start;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
