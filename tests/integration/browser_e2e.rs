@@ -26,11 +26,10 @@ use ring::rand::SecureRandom as _;
 use serde_json::{Value, json};
 
 use crate::support::browser::{hidden_input, location, query_param};
-use crate::support::{self, Response, Server, TestClient, form_encode};
+use crate::support::{self, PASSWORD, Response, Server, TestClient, add_user, form_encode};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const PASSWORD: &str = "Tr0ub4dor&3-purple-kettle";
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
@@ -48,42 +47,6 @@ fn pkce_pair() -> (String, String) {
     let verifier = random_token();
     let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
     (verifier, URL_SAFE_NO_PAD.encode(digest.as_ref()))
-}
-
-/// `latchkey user add NAME --email E --name FULL --password-stdin --json` with the password piped
-/// on stdin; returns the new user's `sub`.
-fn add_user(server: &Server, name: &str, email: &str, full_name: &str) -> String {
-    let mut child = Command::new(support::bin())
-        .arg("--data-dir")
-        .arg(&server.data_dir)
-        .args(["user", "add", name, "--email", email, "--name", full_name])
-        .args(["--password-stdin", "--json"])
-        .env_remove("LATCHKEY_DATA_DIR")
-        .env_remove("LATCHKEY_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "user add failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["username"], name);
-    v["sub"]
-        .as_str()
-        .expect("user add --json prints sub")
-        .to_string()
 }
 
 /// A confidential authorization-code client with one redirect URI.
@@ -489,7 +452,11 @@ impl Drop for Session<'_> {
 #[test]
 fn chromium_signs_in_and_lands_on_the_callback() {
     let server = Server::start();
-    let sub = add_user(&server, "alice", "alice@example.test", "Alice Liddell");
+    let sub = add_user(
+        &server.data_dir,
+        "alice",
+        &["--email", "alice@example.test", "--name", "Alice Liddell"],
+    );
     let callback = Callback::start();
     let redirect_uri = callback.redirect_uri();
     let client = add_code_client(&server, "Photo Gallery", &redirect_uri);
@@ -734,7 +701,11 @@ fn openidconnect_library_completes_the_code_flow() {
     };
 
     let server = Server::start();
-    add_user(&server, "alice", "alice@example.test", "Alice Liddell");
+    add_user(
+        &server.data_dir,
+        "alice",
+        &["--email", "alice@example.test", "--name", "Alice Liddell"],
+    );
     let shown: Value =
         serde_json::from_str(&server.cli_ok(&["user", "show", "alice", "--json"])).unwrap();
     let sub = shown["sub"].as_str().unwrap().to_string();

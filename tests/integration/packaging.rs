@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{bin, temp_dir};
+use crate::support::{bin, clean_env, temp_dir};
 
 /// The unit as shipped, relative to the crate root.
 const UNIT: &str = "packaging/latchkey.service";
@@ -433,7 +433,7 @@ fn deb_package_installs_runs_and_removes() {
 
     // What the unit runs, as the unit's user (setpriv execs, so SIGTERM reaches latchkey).
     let mut serve = Command::new("setpriv");
-    serve
+    clean_env(&mut serve)
         .args([
             "--reuid=latchkey",
             "--regid=latchkey",
@@ -444,9 +444,7 @@ fn deb_package_installs_runs_and_removes() {
             "--listen",
             "127.0.0.1:0",
         ])
-        .env("LATCHKEY_DATA_DIR", "/var/lib/latchkey")
-        .env_remove("LATCHKEY_LISTEN")
-        .env_remove("LATCHKEY_ISSUER");
+        .env("LATCHKEY_DATA_DIR", "/var/lib/latchkey");
     serve_healthcheck_stop(serve, "/usr/bin/latchkey");
     let db = std::fs::metadata("/var/lib/latchkey/latchkey.db").expect("no latchkey.db");
     assert_eq!(db.uid(), user_uid, "latchkey.db owner");
@@ -541,12 +539,10 @@ fn musl_static_build_runs() {
     );
     let data = temp_dir("musl").join("data");
     let mut serve = Command::new(musl);
-    serve
+    clean_env(&mut serve)
         .arg("--data-dir")
         .arg(&data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env_remove("LATCHKEY_LISTEN")
-        .env_remove("LATCHKEY_ISSUER");
+        .args(["serve", "--listen", "127.0.0.1:0"]);
     serve_healthcheck_stop(serve, musl);
     assert!(data.join("latchkey.db").is_file());
 }

@@ -24,9 +24,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::browser::{Browser, hidden_input, location, query_param};
-use crate::support::{Response, Server, read_response, temp_dir};
-
-const PASSWORD: &str = "correct horse battery staple";
+use crate::support::latchkey_ok as cli_ok;
+use crate::support::{PASSWORD, Response, Server, add_user, read_response, temp_dir};
 
 /// The first line of every answer of the test app.
 const APP_MARKER: &str = "test app saw:";
@@ -498,30 +497,6 @@ impl Drop for Proxy {
 
 // ----- latchkey -----
 
-use crate::support::latchkey_stdin as cli_stdin;
-
-fn cli_ok(data_dir: &Path, args: &[&str]) -> String {
-    let out = cli_stdin(data_dir, args, "");
-    assert!(
-        out.status.success(),
-        "latchkey {args:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn add_user(data_dir: &Path, name: &str, extra: &[&str]) {
-    let mut args = vec!["user", "add", name, "--password-stdin"];
-    args.extend_from_slice(extra);
-    let out = cli_stdin(data_dir, &args, &format!("{PASSWORD}\n"));
-    assert!(
-        out.status.success(),
-        "user add {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn create_key(data_dir: &Path, name: &str, scope: &str) -> String {
     let out = cli_ok(
         data_dir,
@@ -660,24 +635,9 @@ impl World {
     /// [`World::sign_in`] at a login page that must keep `rd` as the page to return to.
     fn sign_in_for(&self, login_url: &str, rd: &str, user: &str) -> (Browser<'_>, String) {
         let mut b = Browser::new(&self.server);
-        let page = b.get(login_url);
-        assert_eq!(page.status, 200, "login page: {}", page.text());
-        let html = page.text();
-        let field = |name: &str| {
-            hidden_input(&html, name).unwrap_or_else(|| panic!("no hidden {name} in {html}"))
-        };
-        let (csrf, return_to, kept) = (field("csrf"), field("return_to"), field("rd"));
+        let (html, r) = b.submit_login_page(login_url, user, PASSWORD);
+        let kept = hidden_input(&html, "rd").unwrap_or_else(|| panic!("no hidden rd in {html}"));
         assert_eq!(kept, rd, "the login form keeps rd");
-        let r = b.post(
-            "/login",
-            &[
-                ("csrf", &csrf),
-                ("return_to", &return_to),
-                ("rd", &kept),
-                ("username", user),
-                ("password", PASSWORD),
-            ],
-        );
         assert_eq!(r.status, 303, "login as {user}: {}", r.text());
         let back = location(&r);
         assert!(
