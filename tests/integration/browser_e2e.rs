@@ -3,8 +3,9 @@
 //! - A real browser: headless Chromium (Debian's `chromium` + `chromium-driver`) driven over
 //!   chromedriver's W3C WebDriver HTTP API by the tiny synchronous client below. It follows the
 //!   authorization request to the login page, types the credentials, approves consent and lands
-//!   on a callback server the test runs on 127.0.0.1. When Chromium or chromedriver is missing or
-//!   does not start, the test fails with a message; it never passes silently.
+//!   on a callback server the test runs on 127.0.0.1. It is a second-tier test: a plain
+//!   `cargo test` skips it with a message, and under `scripts/test` (`LATCHKEY_TEST_FULL=1`) a
+//!   missing or failing Chromium or chromedriver fails it; it never passes silently.
 //! - An independent OpenID Connect library: the `openidconnect` crate does discovery, builds the
 //!   authorization URL (PKCE, state, nonce), exchanges the code, validates the ID token (its own
 //!   signature, issuer, audience, nonce and `at_hash` checks) and calls UserInfo. The login and
@@ -451,6 +452,9 @@ impl Drop for Session<'_> {
 
 #[test]
 fn chromium_signs_in_and_lands_on_the_callback() {
+    if !support::needs(&["chromium", "chromedriver"]) {
+        return;
+    }
     let server = Server::start();
     let sub = add_user(
         &server.data_dir,

@@ -33,8 +33,32 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The variable that turns on the second tier: tests that need tools beyond the binary
+/// (Chromium, nginx, Caddy, systemd-analyze, dpkg, cargo-deb, the musl target). `scripts/test`
+/// installs those tools and sets it; a plain `cargo test` skips those tests with a message.
+pub const FULL_TIER: &str = "LATCHKEY_TEST_FULL";
+
+/// Whether a second-tier test runs. With [`FULL_TIER`] set to `1` it does, and a missing tool
+/// then fails the test loudly; without it the test prints why it is skipped (on stderr, shown
+/// with `--nocapture`) and returns early:
+/// `if !support::needs(&["chromium"]) { return; }`.
+pub fn needs(tools: &[&str]) -> bool {
+    if std::env::var_os(FULL_TIER).is_some_and(|v| v == "1") {
+        return true;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_string();
+    eprintln!(
+        "{test}: skipped: needs {}; scripts/test runs it ({FULL_TIER}=1)",
+        tools.join(", ")
+    );
+    false
+}
+
 /// Removes every `LATCHKEY_*` variable of the test's environment from `cmd`, so that a spawned
-/// `latchkey` sees only what the test passes.
+/// `latchkey` sees only what the test passes (the tier switch [`FULL_TIER`] included).
 pub fn clean_env(cmd: &mut Command) -> &mut Command {
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("LATCHKEY_") {
