@@ -75,7 +75,9 @@ pub enum UserCmd {
 pub enum SessionCmd {
     /// List the user's browser sessions: id, when they signed in, last seen, absolute expiry
     List {
+        /// The username
         name: String,
+        /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
     },
@@ -83,6 +85,7 @@ pub enum SessionCmd {
     /// in again, and its forward-auth sessions end too; tokens already issued to apps stay
     /// valid
     End {
+        /// The username
         name: String,
         /// The session id from `session list`
         #[arg(required_unless_present = "all", conflicts_with = "all")]

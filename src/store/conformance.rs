@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::apikeys::NewApiKey;
+use super::grants::{self as g, NewCode, NewRefresh};
 use super::{NewClient, Revision, SCHEMA_VERSION, Store, StoreError};
 
 type Case = fn(&mut Store);
@@ -20,6 +22,17 @@ const CASES: &[(&str, Case)] = &[
     ("revocations_and_gc", revocations_and_gc),
     ("settings_round_trip", settings_round_trip),
     ("revisions_follow_changes", revisions_follow_changes),
+    ("code_is_redeemed_once", code_is_redeemed_once),
+    ("refresh_rotation_and_reuse", refresh_rotation_and_reuse),
+    (
+        "grant_revocation_is_per_family",
+        grant_revocation_is_per_family,
+    ),
+    ("sessions_expire_and_gc", sessions_expire_and_gc),
+    ("ending_a_users_sessions", ending_a_users_sessions),
+    ("api_key_revocation_sticks", api_key_revocation_sticks),
+    ("rules_keep_their_order", rules_keep_their_order),
+    ("consents_cover_and_revoke", consents_cover_and_revoke),
 ];
 
 pub(crate) fn temp_db() -> PathBuf {
@@ -442,4 +455,458 @@ fn creates_private_files() {
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(store.path().unwrap()), 0o600);
+}
+
+// ----- single-use and family rules -----
+
+/// Clients `c1` and `c2`, users `u1` and `u2`.
+fn people(s: &mut Store) {
+    s.insert_client(&new_client("c1", "one", &[]), 1).unwrap();
+    s.insert_client(&new_client("c2", "two", &[]), 1).unwrap();
+    for (id, name) in [("u1", "alice"), ("u2", "bob")] {
+        s.insert_user(id, name, Some("hash"), None, None, &[], 1)
+            .unwrap();
+    }
+}
+
+/// A grant `id` of `user` to `client`, with one access token `jti` recorded under it.
+fn grant(s: &mut Store, id: &str, client: &str, user: &str, jti: &str) {
+    s.transaction(|tx| {
+        g::insert_grant_tx(tx, id, client, user, "openid", 5, 10, 10_000)?;
+        g::insert_grant_token_tx(tx, jti, id, 5_000)
+    })
+    .unwrap();
+}
+
+fn revoked_at(s: &mut Store, id: &str) -> Option<i64> {
+    s.transaction(|tx| g::grant_tx(tx, id))
+        .unwrap()
+        .unwrap()
+        .revoked_at
+}
+
+fn sorted(mut v: Vec<(String, i64)>) -> Vec<(String, i64)> {
+    v.sort();
+    v
+}
+
+/// An authorization code swaps for a grant once; a second swap fails and leaves the first
+/// swap's record, so the replay can revoke the grant the code became.
+fn code_is_redeemed_once(s: &mut Store) {
+    people(s);
+    let hash = [3u8; 32];
+    s.insert_code(
+        &hash,
+        &NewCode {
+            client_id: "c1",
+            user_id: "u1",
+            redirect_uri: Some("https://app/cb"),
+            scope: "openid profile",
+            nonce: Some("n"),
+            code_challenge: Some("ch"),
+            auth_time: 5,
+            expires_at: 100,
+        },
+    )
+    .unwrap();
+    let code = s.transaction(|tx| g::code_tx(tx, &hash)).unwrap().unwrap();
+    assert_eq!(
+        (code.client_id.as_str(), code.user_id.as_str()),
+        ("c1", "u1")
+    );
+    assert_eq!(code.redirect_uri.as_deref(), Some("https://app/cb"));
+    assert_eq!(code.scope, "openid profile");
+    assert_eq!(code.nonce.as_deref(), Some("n"));
+    assert_eq!(code.code_challenge.as_deref(), Some("ch"));
+    assert_eq!((code.auth_time, code.expires_at), (5, 100));
+    assert_eq!((code.used_at, code.grant_id), (None, None));
+    assert!(
+        s.transaction(|tx| g::code_tx(tx, &[4u8; 32]))
+            .unwrap()
+            .is_none()
+    );
+
+    let first = s
+        .transaction(|tx| {
+            g::insert_grant_tx(tx, "g1", "c1", "u1", "openid profile", 5, 20, 10_000)?;
+            g::insert_grant_token_tx(tx, "a1", "g1", 500)?;
+            g::use_code_tx(tx, &hash, "g1", 20)
+        })
+        .unwrap();
+    assert!(first, "the first swap wins");
+    let second = s
+        .transaction(|tx| g::use_code_tx(tx, &hash, "g2", 30))
+        .unwrap();
+    assert!(!second, "the second swap fails");
+    let code = s.transaction(|tx| g::code_tx(tx, &hash)).unwrap().unwrap();
+    assert_eq!(code.used_at, Some(20), "the second swap changes nothing");
+    assert_eq!(code.grant_id.as_deref(), Some("g1"));
+
+    // The replay revokes the grant the code became, and its access token.
+    let revoked = s.revoke_grant("g1", 30).unwrap();
+    assert_eq!(revoked, vec![("a1".to_string(), 500)]);
+    assert_eq!(revoked_at(s, "g1"), Some(30));
+    assert!(s.is_jti_revoked("a1").unwrap());
+}
+
+/// Rotation spends the presented refresh token once; revoking the family (what a reuse does)
+/// kills every token of it, the newest included, and is not undone by a second revocation.
+fn refresh_rotation_and_reuse(s: &mut Store) {
+    people(s);
+    s.transaction(|tx| g::insert_grant_tx(tx, "g1", "c1", "u1", "openid", 5, 10, 10_000))
+        .unwrap();
+    let (r1, r2) = ([11u8; 32], [12u8; 32]);
+    // One family member with the access token issued beside it, `(jti, expiry)`.
+    let insert = |s: &mut Store, hash: &[u8; 32], jti: &str, exp: i64| {
+        s.transaction(|tx| {
+            g::insert_refresh_tx(
+                tx,
+                &NewRefresh {
+                    hash,
+                    grant_id: "g1",
+                    scope: "openid offline_access",
+                    idle_expires_at: 1_000,
+                    access: (jti, exp),
+                },
+                10,
+            )
+        })
+        .unwrap();
+    };
+    insert(s, &r1, "a1", 300);
+    let row = s
+        .transaction(|tx| g::refresh_tx(tx, Some("g1"), &r1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.grant_id.as_str(), row.scope.as_str()),
+        ("g1", "openid offline_access")
+    );
+    assert_eq!((row.idle_expires_at, row.used_at), (1_000, None));
+    // Found by its family's key only.
+    assert!(
+        s.transaction(|tx| g::refresh_tx(tx, Some("g2"), &r1))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.transaction(|tx| g::refresh_tx(tx, None, &r1))
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        s.refresh_token_client(Some("g1"), &r1).unwrap(),
+        Some(("g1".to_string(), "c1".to_string()))
+    );
+
+    // Rotation: r1 is spent, r2 takes its place.
+    assert!(
+        s.transaction(|tx| g::use_refresh_tx(tx, "g1", &r1, 20))
+            .unwrap()
+    );
+    insert(s, &r2, "a2", 400);
+    let old = s
+        .transaction(|tx| g::refresh_tx(tx, Some("g1"), &r1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.used_at, Some(20), "the old token is spent");
+    assert!(
+        !s.transaction(|tx| g::use_refresh_tx(tx, "g1", &r1, 30))
+            .unwrap(),
+        "a spent token does not rotate again"
+    );
+    let newest = s
+        .transaction(|tx| g::refresh_tx(tx, Some("g1"), &r2))
+        .unwrap()
+        .unwrap();
+    assert_eq!(newest.used_at, None);
+
+    // The reuse revokes the family: the grant (so the newest token too) and both access tokens.
+    let revoked = s
+        .transaction(|tx| g::revoke_grant_tx(tx, "g1", 30))
+        .unwrap();
+    assert_eq!(
+        sorted(revoked),
+        vec![("a1".to_string(), 300), ("a2".to_string(), 400)]
+    );
+    assert_eq!(
+        revoked_at(s, "g1"),
+        Some(30),
+        "the newest token's grant is revoked"
+    );
+    assert!(s.is_jti_revoked("a1").unwrap());
+    assert!(s.is_jti_revoked("a2").unwrap());
+    // Revoking again finds nothing new and keeps the first revocation time.
+    assert!(s.revoke_grant("g1", 40).unwrap().is_empty());
+    assert_eq!(revoked_at(s, "g1"), Some(30));
+}
+
+/// Revoking a grant revokes that family only: its access tokens (recorded on their own and
+/// beside a refresh token), not those of another grant, and not those already expired.
+fn grant_revocation_is_per_family(s: &mut Store) {
+    people(s);
+    grant(s, "g1", "c1", "u1", "a1");
+    grant(s, "g2", "c1", "u1", "b1");
+    s.transaction(|tx| {
+        g::insert_grant_token_tx(tx, "old", "g1", 50)?;
+        g::insert_refresh_tx(
+            tx,
+            &NewRefresh {
+                hash: &[21u8; 32],
+                grant_id: "g1",
+                scope: "openid",
+                idle_expires_at: 1_000,
+                access: ("a2", 600),
+            },
+            10,
+        )
+    })
+    .unwrap();
+    let revoked = s.revoke_grant("g1", 100).unwrap();
+    assert_eq!(
+        sorted(revoked),
+        vec![("a1".to_string(), 5_000), ("a2".to_string(), 600)]
+    );
+    assert_eq!(revoked_at(s, "g1"), Some(100));
+    assert_eq!(
+        revoked_at(s, "g2"),
+        None,
+        "another grant of the same user and client"
+    );
+    assert!(!s.is_jti_revoked("b1").unwrap());
+    assert!(
+        !s.is_jti_revoked("old").unwrap(),
+        "an expired token needs no revocation"
+    );
+}
+
+/// Sessions are returned as stored (expiry is the caller's to check) until `gc_sessions`
+/// removes those past their absolute expiry or idle for `idle_ttl`, and forward-auth sessions
+/// whose login session is gone; ending a login session ends its forward-auth sessions.
+fn sessions_expire_and_gc(s: &mut Store) {
+    people(s);
+    let (live, idle, parent, child, orphan) =
+        ([1u8; 32], [2u8; 32], [3u8; 32], [4u8; 32], [5u8; 32]);
+    s.insert_session(&live, "u1", 100, 1_000).unwrap();
+    s.insert_session(&idle, "u1", 100, 1_000).unwrap();
+    s.insert_session(&parent, "u1", 100, 1_000).unwrap();
+    s.insert_child_session(&child, &live, "u1", 100, 150, 900)
+        .unwrap();
+    s.insert_child_session(&orphan, &parent, "u1", 100, 150, 900)
+        .unwrap();
+    let row = s.session(&live).unwrap().unwrap();
+    assert_eq!(row.user_id, "u1");
+    assert_eq!(
+        (row.auth_time, row.last_seen, row.expires_at),
+        (100, 100, 1_000)
+    );
+    assert_eq!(row.parent, None);
+    let row = s.session(&child).unwrap().unwrap();
+    assert_eq!(row.parent, Some(live));
+    assert_eq!(
+        (row.auth_time, row.last_seen, row.expires_at),
+        (100, 150, 900)
+    );
+
+    s.touch_session(&live, 400).unwrap();
+    assert_eq!(s.session(&live).unwrap().unwrap().last_seen, 400);
+    // Idle: `idle` and `parent` were last seen at 100; 100 + 300 <= 500. `live` was seen at 400.
+    // The forward-auth session of `parent` is hidden at once and collected (by the same or
+    // the next collection).
+    let n = s.gc_sessions(500, 300).unwrap() + s.gc_sessions(500, 300).unwrap();
+    assert_eq!(n, 3, "idle, parent and its forward-auth session");
+    assert!(s.session(&idle).unwrap().is_none());
+    assert!(s.session(&parent).unwrap().is_none());
+    assert!(s.session(&orphan).unwrap().is_none());
+    assert!(s.session(&live).unwrap().is_some());
+    assert!(
+        s.session(&child).unwrap().is_some(),
+        "forward-auth sessions have no idle timeout"
+    );
+    assert_eq!(s.gc_sessions(500, 300).unwrap(), 0);
+
+    // Absolute: past its expiry a session is still returned (the caller refuses it) until
+    // the collection removes it, whatever its activity.
+    s.touch_session(&live, 1_000).unwrap();
+    assert!(s.session(&live).unwrap().is_some());
+    assert_eq!(
+        s.gc_sessions(1_000, 10_000).unwrap(),
+        2,
+        "live and its child"
+    );
+    assert!(s.session(&live).unwrap().is_none());
+    assert!(s.session(&child).unwrap().is_none());
+
+    // Ending a login session ends its forward-auth sessions; an unknown one is no error.
+    s.insert_session(&parent, "u1", 2_000, 3_000).unwrap();
+    s.insert_child_session(&child, &parent, "u1", 2_000, 2_000, 3_000)
+        .unwrap();
+    s.delete_session(&parent).unwrap();
+    assert!(s.session(&parent).unwrap().is_none());
+    assert!(s.session(&child).unwrap().is_none());
+    s.delete_session(&[9u8; 32]).unwrap();
+    assert_eq!(
+        s.gc_sessions(2_000, 10_000).unwrap(),
+        0,
+        "nothing was left behind"
+    );
+}
+
+/// Ending a user's sessions ends every session of that user (forward-auth ones included) and
+/// revokes their grants, and touches no one else.
+fn ending_a_users_sessions(s: &mut Store) {
+    people(s);
+    let (a, b, fa, other) = ([1u8; 32], [2u8; 32], [3u8; 32], [4u8; 32]);
+    s.insert_session(&a, "u1", 10, 1_000).unwrap();
+    s.insert_session(&b, "u1", 10, 1_000).unwrap();
+    s.insert_child_session(&fa, &a, "u1", 10, 10, 1_000)
+        .unwrap();
+    s.insert_session(&other, "u2", 10, 1_000).unwrap();
+    grant(s, "g1", "c1", "u1", "a1");
+    grant(s, "g2", "c1", "u2", "b1");
+    s.end_user_sessions("u1", 50).unwrap();
+    for h in [a, b, fa] {
+        assert!(s.session(&h).unwrap().is_none());
+    }
+    assert!(s.session(&other).unwrap().is_some());
+    assert_eq!(revoked_at(s, "g1"), Some(50));
+    assert_eq!(revoked_at(s, "g2"), None);
+    assert!(s.is_jti_revoked("a1").unwrap());
+    assert!(!s.is_jti_revoked("b1").unwrap());
+}
+
+/// A revoked API key is returned with its revocation (the caller refuses it); a lookup by
+/// name prefers a key that is not revoked; revocation is never undone or moved.
+fn api_key_revocation_sticks(s: &mut Store) {
+    let scopes = vec!["app:read".to_string()];
+    let scopes_ref: &[String] = &scopes;
+    let key = move |id: &'static str, hash: &'static [u8; 32]| NewApiKey {
+        id,
+        name: "ci",
+        owner: "ops",
+        user_id: None,
+        prefix: "lk_",
+        hash,
+        scopes: scopes_ref,
+        rate: None,
+        expires_at: None,
+    };
+    s.insert_api_key(&key("k0", &[1u8; 32]), 5).unwrap();
+    s.insert_api_key(&key("k1", &[2u8; 32]), 10).unwrap();
+    let k1 = s.api_key_by_hash(&[2u8; 32]).unwrap().unwrap();
+    assert_eq!((k1.id.as_str(), k1.revoked_at), ("k1", None));
+    assert_eq!(k1.scopes, scopes);
+    assert_eq!(
+        s.api_key_by_id_or_name("ci").unwrap().unwrap().id,
+        "k1",
+        "the newest"
+    );
+
+    s.revoke_api_key("k1", 50).unwrap();
+    assert_eq!(
+        s.api_key_by_hash(&[2u8; 32]).unwrap().unwrap().revoked_at,
+        Some(50)
+    );
+    assert_eq!(
+        s.api_key_by_id_or_name("k1").unwrap().unwrap().revoked_at,
+        Some(50)
+    );
+    assert_eq!(
+        s.api_key_by_id_or_name("ci").unwrap().unwrap().id,
+        "k0",
+        "by name, a key that still works comes first"
+    );
+    assert!(matches!(
+        s.revoke_api_key("k1", 60),
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        s.revoke_api_key("nope", 60),
+        Err(StoreError::NotFound)
+    ));
+    // Replacing the revoked key does not bring it back.
+    s.rotate_api_key("k1", &key("k2", &[3u8; 32]), 100, 70)
+        .unwrap();
+    let k1 = s.api_key_by_hash(&[2u8; 32]).unwrap().unwrap();
+    assert_eq!(k1.revoked_at, Some(50), "revocation is not undone");
+    assert_eq!(k1.replaced_by.as_deref(), Some("k2"));
+    assert_eq!(
+        s.api_key_by_hash(&[3u8; 32]).unwrap().unwrap().revoked_at,
+        None
+    );
+}
+
+/// Forward-auth rules come back in their stored order after inserts, moves and removals.
+fn rules_keep_their_order(s: &mut Store) {
+    let hosts =
+        |s: &Store| -> Vec<String> { s.rules().unwrap().into_iter().map(|r| r.host).collect() };
+    let mut ids = Vec::new();
+    for host in ["a", "b", "c", "d"] {
+        ids.push(
+            s.insert_rule(host, "/*", None, "bypass", None, None, 1)
+                .unwrap(),
+        );
+    }
+    let [a, b, c, d] = <[i64; 4]>::try_from(ids).unwrap();
+    assert_eq!(hosts(s), ["a", "b", "c", "d"]);
+    let rules = s.rules().unwrap();
+    let first = &rules[0];
+    assert_eq!(
+        (first.id, first.path.as_str(), first.action.as_str()),
+        (a, "/*", "bypass")
+    );
+    assert_eq!(s.move_rule(d, 1).unwrap(), 1);
+    assert_eq!(hosts(s), ["d", "a", "b", "c"]);
+    assert_eq!(s.move_rule(a, 99).unwrap(), 4, "clamped to the end");
+    assert_eq!(hosts(s), ["d", "b", "c", "a"]);
+    assert_eq!(s.move_rule(c, 0).unwrap(), 1, "clamped to the start");
+    assert_eq!(hosts(s), ["c", "d", "b", "a"]);
+    s.remove_rule(b).unwrap();
+    assert_eq!(hosts(s), ["c", "d", "a"]);
+    s.insert_rule("e", "/", Some("GET"), "deny", None, None, 2)
+        .unwrap();
+    assert_eq!(hosts(s), ["c", "d", "a", "e"], "a new rule goes last");
+    assert!(matches!(s.remove_rule(b), Err(StoreError::NotFound)));
+    assert!(matches!(s.move_rule(b, 1), Err(StoreError::NotFound)));
+    assert_eq!(hosts(s), ["c", "d", "a", "e"]);
+}
+
+/// A consent covers its scopes and any subset of them, for its user and client only;
+/// revoking it forgets it and revokes the grants it led to (that client's only).
+fn consents_cover_and_revoke(s: &mut Store) {
+    people(s);
+    let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    s.insert_consent("u1", "c1", &v(&["profile", "openid"]), 10)
+        .unwrap();
+    s.insert_consent("u1", "c1", &v(&["openid", "profile"]), 11)
+        .unwrap();
+    s.insert_consent("u1", "c2", &v(&["openid"]), 12).unwrap();
+    assert_eq!(
+        s.consents_of("u1").unwrap(),
+        vec![
+            ("c1".to_string(), "openid profile".to_string(), 10),
+            ("c2".to_string(), "openid".to_string(), 12)
+        ],
+        "stored sorted, once"
+    );
+    assert!(s.has_consent("u1", "c1", &v(&["openid"])).unwrap());
+    assert!(
+        s.has_consent("u1", "c1", &v(&["profile", "openid"]))
+            .unwrap()
+    );
+    assert!(!s.has_consent("u1", "c1", &v(&["openid", "email"])).unwrap());
+    assert!(!s.has_consent("u1", "c2", &v(&["profile"])).unwrap());
+    assert!(!s.has_consent("u2", "c1", &v(&["openid"])).unwrap());
+
+    grant(s, "g1", "c1", "u1", "a1");
+    grant(s, "g2", "c2", "u1", "b1");
+    assert_eq!(s.revoke_consent("u1", "c1", 50).unwrap(), 1);
+    assert!(!s.has_consent("u1", "c1", &v(&["openid"])).unwrap());
+    assert!(s.has_consent("u1", "c2", &v(&["openid"])).unwrap());
+    assert_eq!(revoked_at(s, "g1"), Some(50));
+    assert_eq!(revoked_at(s, "g2"), None);
+    assert!(s.is_jti_revoked("a1").unwrap());
+    assert!(!s.is_jti_revoked("b1").unwrap());
+    assert_eq!(s.revoke_consent("u1", "c1", 60).unwrap(), 0);
+    assert_eq!(revoked_at(s, "g1"), Some(50));
 }

@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 
 use crate::support::browser::{Browser, encode_form, hidden_input, page_error};
 use crate::support::{
-    Response, Server, free_port, latchkey_stdin, metric_value, proc_status, read_response,
+    PASSWORD, Response, Server, add_user, free_port, metric_value, proc_status, read_response,
     scrape_metrics,
 };
 
-const PASSWORD: &str = "correct horse battery staple";
 const WRONG: &str = "Wrong username or password.";
 
 /// A server with a metrics listener, `extra` serve arguments and these settings.
@@ -71,19 +70,6 @@ fn post_login(b: &Browser, csrf: &str, user: &str, password: &str, extra: &str) 
         .post_form("/login", &body, &format!("{}{extra}", b.cookie_header()))
 }
 
-fn add_user(server: &Server, name: &str) {
-    let out = latchkey_stdin(
-        &server.data_dir,
-        &["user", "add", name, "--password-stdin"],
-        &format!("{PASSWORD}\n"),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A 60,000-character username, distinct for each `i`.
 fn long_name(i: usize) -> String {
     format!("{i:06}{}", "x".repeat(59_994))
@@ -131,7 +117,7 @@ fn a_flood_of_long_usernames_leaves_the_throttle_tables_and_memory_bounded() {
 #[test]
 fn over_long_fields_are_answered_like_a_wrong_password_and_the_throttle_still_locks() {
     let (server, port) = start(&[], &[]);
-    add_user(&server, "alice");
+    add_user(&server.data_dir, "alice", &[]);
     let mut b = Browser::new(&server);
     let csrf = csrf(&mut b);
 

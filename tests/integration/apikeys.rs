@@ -19,10 +19,9 @@ use rusqlite::types::ValueRef;
 use serde_json::{Value, json};
 
 use crate::oauth::{assert_active, assert_error, assert_inactive, introspect};
-use crate::support::{Response, Server, basic_header, form_encode, latchkey, temp_dir};
+use crate::support::{Response, Server, add_user, basic_header, form_encode, latchkey, temp_dir};
 
 const VERIFY: &str = "/v1/apikeys/verify";
-const PASSWORD: &str = "correct horse battery staple";
 
 // ---------------------------------------------------------------------------------------------
 // An independent implementation of the documented key format
@@ -146,8 +145,6 @@ fn civil_date(days: i64) -> String {
 fn today() -> String {
     civil_date(now().div_euclid(86_400))
 }
-
-use crate::support::latchkey_stdin as cli_stdin;
 
 fn cli_ok(data_dir: &Path, args: &[&str]) -> String {
     let out = latchkey(data_dir, args);
@@ -398,20 +395,6 @@ fn sha256(data: &[u8]) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA256, data)
         .as_ref()
         .to_vec()
-}
-
-/// `user add NAME --password-stdin`.
-fn add_user(data_dir: &Path, name: &str) {
-    let out = cli_stdin(
-        data_dir,
-        &["user", "add", name, "--password-stdin"],
-        &format!("{PASSWORD}\n"),
-    );
-    assert!(
-        out.status.success(),
-        "user add {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Parses `"key";r=R;t=T` into (R, T).
@@ -1164,8 +1147,8 @@ fn disabling_the_owner_disables_its_keys_within_one_second() {
 fn disabling_the_user_disables_their_keys_within_one_second() {
     let (server, keys) = server_with_keys(&[], &[]);
     assert!(keys.is_empty());
-    add_user(&server.data_dir, "alice");
-    add_user(&server.data_dir, "bob");
+    add_user(&server.data_dir, "alice", &[]);
+    add_user(&server.data_dir, "bob", &[]);
     let alice = create_key(&server.data_dir, "alice-script", &["--user", "alice"]);
     let bob = create_key(&server.data_dir, "bob-script", &["--user", "bob"]);
     let (r, _) = poll_key(&server, &alice.key, Duration::from_secs(5), |r| {
@@ -1635,7 +1618,7 @@ fn checking_keys_does_not_write_to_the_database_per_request() {
 #[test]
 fn cli_rejects_bad_values_and_unknown_keys() {
     let dir = temp_dir("apikeys-cli").join("data");
-    add_user(&dir, "carol");
+    add_user(&dir, "carol", &[]);
     for (args, code) in [
         (vec!["--rate", "10/fortnight"], 2),
         (vec!["--rate", "0/min"], 2),

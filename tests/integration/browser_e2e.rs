@@ -3,8 +3,9 @@
 //! - A real browser: headless Chromium (Debian's `chromium` + `chromium-driver`) driven over
 //!   chromedriver's W3C WebDriver HTTP API by the tiny synchronous client below. It follows the
 //!   authorization request to the login page, types the credentials, approves consent and lands
-//!   on a callback server the test runs on 127.0.0.1. When Chromium or chromedriver is missing or
-//!   does not start, the test fails with a message; it never passes silently.
+//!   on a callback server the test runs on 127.0.0.1. It is a second-tier test: a plain
+//!   `cargo test` skips it with a message, and under `scripts/test` (`LATCHKEY_TEST_FULL=1`) a
+//!   missing or failing Chromium or chromedriver fails it; it never passes silently.
 //! - An independent OpenID Connect library: the `openidconnect` crate does discovery, builds the
 //!   authorization URL (PKCE, state, nonce), exchanges the code, validates the ID token (its own
 //!   signature, issuer, audience, nonce and `at_hash` checks) and calls UserInfo. The login and
@@ -26,11 +27,10 @@ use ring::rand::SecureRandom as _;
 use serde_json::{Value, json};
 
 use crate::support::browser::{hidden_input, location, query_param};
-use crate::support::{self, Response, Server, TestClient, form_encode};
+use crate::support::{self, PASSWORD, Response, Server, TestClient, add_user, form_encode};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const PASSWORD: &str = "Tr0ub4dor&3-purple-kettle";
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
@@ -48,42 +48,6 @@ fn pkce_pair() -> (String, String) {
     let verifier = random_token();
     let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
     (verifier, URL_SAFE_NO_PAD.encode(digest.as_ref()))
-}
-
-/// `latchkey user add NAME --email E --name FULL --password-stdin --json` with the password piped
-/// on stdin; returns the new user's `sub`.
-fn add_user(server: &Server, name: &str, email: &str, full_name: &str) -> String {
-    let mut child = Command::new(support::bin())
-        .arg("--data-dir")
-        .arg(&server.data_dir)
-        .args(["user", "add", name, "--email", email, "--name", full_name])
-        .args(["--password-stdin", "--json"])
-        .env_remove("LATCHKEY_DATA_DIR")
-        .env_remove("LATCHKEY_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "user add failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["username"], name);
-    v["sub"]
-        .as_str()
-        .expect("user add --json prints sub")
-        .to_string()
 }
 
 /// A confidential authorization-code client with one redirect URI.
@@ -488,8 +452,15 @@ impl Drop for Session<'_> {
 
 #[test]
 fn chromium_signs_in_and_lands_on_the_callback() {
+    if !support::needs(&["chromium", "chromedriver"]) {
+        return;
+    }
     let server = Server::start();
-    let sub = add_user(&server, "alice", "alice@example.test", "Alice Liddell");
+    let sub = add_user(
+        &server.data_dir,
+        "alice",
+        &["--email", "alice@example.test", "--name", "Alice Liddell"],
+    );
     let callback = Callback::start();
     let redirect_uri = callback.redirect_uri();
     let client = add_code_client(&server, "Photo Gallery", &redirect_uri);
@@ -734,7 +705,11 @@ fn openidconnect_library_completes_the_code_flow() {
     };
 
     let server = Server::start();
-    add_user(&server, "alice", "alice@example.test", "Alice Liddell");
+    add_user(
+        &server.data_dir,
+        "alice",
+        &["--email", "alice@example.test", "--name", "Alice Liddell"],
+    );
     let shown: Value =
         serde_json::from_str(&server.cli_ok(&["user", "show", "alice", "--json"])).unwrap();
     let sub = shown["sub"].as_str().unwrap().to_string();

@@ -361,7 +361,7 @@ fn unusable_data_directory_is_a_runtime_failure_exit_1() {
 #[test]
 fn data_dir_can_come_from_the_environment() {
     let dir = temp_dir("env").join("data");
-    let out = Command::new(bin())
+    let out = crate::support::latchkey_cmd()
         .args([
             "client",
             "add",
@@ -724,7 +724,7 @@ fn first_start_creates_a_private_data_dir_database_and_key() {
 #[test]
 fn first_cli_use_creates_private_files_even_with_umask_000() {
     let dir = temp_dir("umask").join("nested").join("data");
-    let out = Command::new("sh")
+    let out = crate::support::clean_env(&mut Command::new("sh"))
         .arg("-c")
         .arg(r#"umask 000; exec "$0" "$@""#)
         .arg(bin())
@@ -771,7 +771,7 @@ fn database_written_by_a_newer_version_is_refused_and_left_untouched() {
         );
     }
     // The server refuses too, before listening.
-    let mut child = Command::new(bin())
+    let mut child = crate::support::latchkey_cmd()
         .arg("--data-dir")
         .arg(&dir)
         .args(["serve", "--listen", "127.0.0.1:0"])

@@ -13,7 +13,7 @@
 
 use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -22,12 +22,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use crate::support::browser::{Browser, encode_form, hidden_input, location, query_param};
+use crate::support::latchkey_stdin as cli_stdin;
 use crate::support::{
-    Response, Server, basic_header, bin, form_encode, latchkey, latchkey_ok, read_response,
+    PASSWORD, Response, Server, add_user, basic_header, form_encode, latchkey, latchkey_cmd,
+    latchkey_ok, read_response,
 };
 
 const FA: &str = "/api/forward-auth";
-const PASSWORD: &str = "correct horse battery staple";
 /// What a browser sends on a navigation.
 const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 /// The exact challenge for a request without credentials.
@@ -41,21 +42,6 @@ const RELOAD: Duration = Duration::from_millis(1500);
 // ---------------------------------------------------------------------------------------------
 // Setup
 // ---------------------------------------------------------------------------------------------
-
-use crate::support::latchkey_stdin as cli_stdin;
-
-/// `user add NAME [extra…] --password-stdin` with [`PASSWORD`].
-fn add_user(data_dir: &Path, name: &str, extra: &[&str]) {
-    let mut args = vec!["user", "add", name];
-    args.extend_from_slice(extra);
-    args.push("--password-stdin");
-    let out = cli_stdin(data_dir, &args, &format!("{PASSWORD}\n"));
-    assert!(
-        out.status.success(),
-        "user add {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// `rule add ARGS…`; returns the new rule's id.
 fn add_rule(data_dir: &Path, args: &[&str]) -> String {
@@ -393,31 +379,13 @@ fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// Opens `/login?rd=RD` (asserting the page keeps `expect_rd` in its hidden field) and signs in
-/// with `rd` posted back as the page had it. Returns the POST's response.
+/// Signs in at `/login?rd=RD` with the shared login step, asserting the page kept `expect_rd`
+/// in its hidden field (which is what it posts back). Returns the POST's response.
 fn login_with_rd(b: &mut Browser, user: &str, rd: &str, expect_rd: &str) -> Response {
-    let page = b.get(&format!("/login?rd={}", form_encode(rd)));
-    assert_eq!(
-        page.status,
-        200,
-        "login page for rd {rd:?}: {}",
-        page.text()
-    );
-    let html = page.text();
+    let (html, r) = b.submit_login_page(&format!("/login?rd={}", form_encode(rd)), user, PASSWORD);
     let kept = hidden_input(&html, "rd").expect("the login page has an rd field");
     assert_eq!(kept, expect_rd, "hidden rd for {rd:?}");
-    let csrf = hidden_input(&html, "csrf").unwrap();
-    let return_to = hidden_input(&html, "return_to").unwrap();
-    b.post(
-        "/login",
-        &[
-            ("csrf", &csrf),
-            ("return_to", &return_to),
-            ("rd", &kept),
-            ("username", user),
-            ("password", PASSWORD),
-        ],
-    )
+    r
 }
 
 /// Signs `user` in through `/login?rd=RD` with a new browser; asserts the 303 back to `rd` with
@@ -1617,12 +1585,10 @@ fn an_https_issuer_uses_a_secure_prefixed_forward_cookie() {
 fn a_bad_cookie_domain_is_a_usage_error() {
     for bad in ["exa mple.org", "example.org/x", "a;b", "."] {
         let dir = crate::support::temp_dir("cookie-domain");
-        let mut child = Command::new(bin())
+        let mut child = latchkey_cmd()
             .arg("--data-dir")
             .arg(dir.join("data"))
             .args(["serve", "--listen", "127.0.0.1:0", "--cookie-domain", bad])
-            .env_remove("LATCHKEY_ISSUER")
-            .env_remove("LATCHKEY_COOKIE_DOMAIN")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

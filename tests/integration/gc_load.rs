@@ -4,8 +4,6 @@
 //! stored expiry times into the past after each round — the shortest real lifetimes are
 //! minutes — so each round ends where the previous one did.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -13,7 +11,7 @@ use ring::digest;
 
 use crate::oauth::{db, now};
 use crate::support::browser::{Browser, query_param};
-use crate::support::{Server, basic_header, bin, form_encode};
+use crate::support::{Server, basic_header, form_encode};
 
 const CB: &str = "http://127.0.0.1:9/cb";
 
@@ -56,21 +54,7 @@ fn steady_load_leaves_the_database_no_bigger_once_rows_expire() {
     let server = Server::start_with(&["--log-level", "warn"], |dir| {
         crate::support::latchkey_ok(dir, &["settings", "set", "gc.interval", "1"]);
     });
-    let mut child = Command::new(bin())
-        .arg("--data-dir")
-        .arg(&server.data_dir)
-        .args(["user", "add", "alice", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"steady-load-password\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    crate::support::add_user_with_password(&server.data_dir, "alice", "steady-load-password", &[]);
     let rp: serde_json::Value = serde_json::from_str(&server.cli_ok(&[
         "client",
         "add",

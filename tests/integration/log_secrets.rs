@@ -3,8 +3,6 @@
 //! against a server logging at `trace`, and the log output is searched for every secret the
 //! flow handled.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -12,29 +10,10 @@ use ring::digest;
 use serde_json::Value;
 
 use crate::support::browser::{Browser, query_param};
-use crate::support::{Server, basic_header, bin, form_encode};
+use crate::support::{PASSWORD, Server, add_user, basic_header, form_encode};
 
-const PASSWORD: &str = "correct horse battery staple";
 const WRONG_PASSWORD: &str = "incorrect-horse-guess-42";
 const CB: &str = "http://127.0.0.1:9/cb";
-
-fn cli_stdin(server: &Server, args: &[&str], stdin: &str) {
-    let mut child = Command::new(bin())
-        .arg("--data-dir")
-        .arg(&server.data_dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{stdin}\n").as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-}
 
 #[test]
 fn a_full_flow_leaves_no_secret_in_the_logs() {
@@ -44,18 +23,7 @@ fn a_full_flow_leaves_no_secret_in_the_logs() {
     keep("password", PASSWORD);
     keep("wrong password", WRONG_PASSWORD);
 
-    cli_stdin(
-        &server,
-        &[
-            "user",
-            "add",
-            "alice",
-            "--group",
-            "admins",
-            "--password-stdin",
-        ],
-        PASSWORD,
-    );
+    add_user(&server.data_dir, "alice", &["--group", "admins"]);
     let rp: Value = serde_json::from_str(&server.cli_ok(&[
         "client",
         "add",

@@ -4,8 +4,6 @@
 //! (verified with the independent `jsonwebtoken` crate against the published JWKS), UserInfo,
 //! RP-initiated logout, discovery, the `user` CLI, CSRF and login throttling.
 
-use std::io::Write as _;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -17,14 +15,14 @@ use crate::oauth::{assert_active, assert_inactive, b64, db, introspect, jwks, no
 use crate::support::browser::{
     Browser, encode_form, hidden_input, inputs, location, page_error, query_pairs, query_param,
 };
-use crate::support::{Response, Server, TestClient, basic_header, bin, eventually};
+use crate::support::{
+    PASSWORD, Response, Server, TestClient, add_user, basic_header, eventually, latchkey_stdin,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// Every test user's password.
-const PASSWORD: &str = "correct horse battery staple";
 /// The default registered redirect URI.
 const CB: &str = "https://app.example/cb";
 /// The default scopes of an authorization_code client.
@@ -33,40 +31,6 @@ const ALL_SCOPES: &str = "openid profile email groups";
 const STATE: &str = "a b/é&x";
 /// The generic failed-login message.
 const WRONG: &str = "Wrong username or password.";
-
-/// Runs `latchkey --data-dir … ARGS` with `stdin` piped in.
-fn cli_stdin(server: &Server, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(bin())
-        .arg("--data-dir")
-        .arg(&server.data_dir)
-        .args(args)
-        .env_remove("LATCHKEY_DATA_DIR")
-        .env_remove("LATCHKEY_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A command that fails early may exit before reading its input.
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child.wait_with_output().unwrap()
-}
-
-/// `user add NAME [extra…] --password-stdin --json` with [`PASSWORD`]; returns the `sub`.
-fn add_user(server: &Server, name: &str, extra: &[&str]) -> String {
-    let mut args = vec!["user", "add", name];
-    args.extend_from_slice(extra);
-    args.extend(["--password-stdin", "--json"]);
-    let out = cli_stdin(server, &args, &format!("{PASSWORD}\n"));
-    assert!(
-        out.status.success(),
-        "user add {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["username"], name);
-    v["sub"].as_str().unwrap().to_string()
-}
 
 /// A relying party registered with `client add`.
 #[derive(Clone, Debug)]
@@ -613,7 +577,7 @@ fn post_login(b: &mut Browser, csrf: &str, return_to: &str, user: &str, pw: &str
 fn full_flow_confidential_client_with_pkce_nonce_and_state() {
     let server = Server::start();
     let sub = add_user(
-        &server,
+        &server.data_dir,
         "alice",
         &[
             "--email",
@@ -831,7 +795,7 @@ fn full_flow_confidential_client_with_pkce_nonce_and_state() {
 #[test]
 fn https_issuer_uses_host_prefixed_secure_cookies() {
     let server = Server::start_with(&["--issuer", "https://login.example"], |_| {});
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "App", &["--skip-consent"]);
     let pkce = Pkce::new();
     let authz = Authz::new(&rp, &pkce);
@@ -882,7 +846,7 @@ fn https_issuer_uses_host_prefixed_secure_cookies() {
 #[test]
 fn public_client_with_es256_id_tokens() {
     let server = Server::start();
-    let sub = add_user(&server, "alice", &["--email", "alice@example.org"]);
+    let sub = add_user(&server.data_dir, "alice", &["--email", "alice@example.org"]);
     let rp = add_rp(
         &server,
         "Phone App",
@@ -924,7 +888,7 @@ fn public_client_with_es256_id_tokens() {
 #[test]
 fn form_post_response_mode() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "App", &[]);
     let mut b = Browser::new(&server);
     login_code(&server, &mut b, "alice", &Authz::new(&rp, &Pkce::new()));
@@ -972,7 +936,7 @@ fn form_post_response_mode() {
 #[test]
 fn consent_is_remembered_per_scope_set_and_prompt_consent_asks_again() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "App", &[]);
     let mut b = Browser::new(&server);
     let authz = |scope: &str| Authz::new(&rp, &Pkce::new()).set("scope", scope);
@@ -1023,7 +987,7 @@ fn consent_is_remembered_per_scope_set_and_prompt_consent_asks_again() {
 #[test]
 fn skip_consent_client_never_shows_the_consent_page() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "First Party", &["--skip-consent"]);
     let mut b = Browser::new(&server);
     let pkce = Pkce::new();
@@ -1054,7 +1018,7 @@ fn skip_consent_client_never_shows_the_consent_page() {
 #[test]
 fn prompt_none_needs_a_session_and_consent() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "App", &[]);
     let other = add_rp(&server, "Other", &[]);
     let mut b = Browser::new(&server);
@@ -1075,7 +1039,7 @@ fn prompt_none_needs_a_session_and_consent() {
 #[test]
 fn prompt_login_and_max_age_force_a_new_login() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "App", &["--skip-consent"]);
     let mut b = Browser::new(&server);
     let auth_time = |code: &str, pkce: &Pkce| -> i64 {
@@ -1161,7 +1125,7 @@ fn prompt_login_and_max_age_force_a_new_login() {
 #[test]
 fn max_age_zero_always_forces_a_new_login() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "App", &["--skip-consent"]);
     let mut b = Browser::new(&server);
     login_code(&server, &mut b, "alice", &Authz::new(&rp, &Pkce::new()));
@@ -1541,7 +1505,7 @@ fn client_without_the_authorization_code_grant_is_unauthorized_client() {
 #[test]
 fn loopback_redirect_uri_may_use_any_port() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let registered = "http://127.0.0.1/cb";
     let rp = add_rp_with(
         &server,
@@ -1591,7 +1555,7 @@ fn loopback_redirect_uri_may_use_any_port() {
 #[test]
 fn token_endpoint_rejects_bad_codes_and_verifiers() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "App", &["--skip-consent"]);
     let other = add_rp(&server, "Other", &["--skip-consent"]);
     let legacy = add_rp(&server, "Legacy", &["--skip-consent", "--no-require-pkce"]);
@@ -1697,7 +1661,7 @@ fn token_endpoint_rejects_bad_codes_and_verifiers() {
 #[test]
 fn reused_code_fails_and_revokes_the_tokens_of_its_first_use() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "App", &["--skip-consent"]);
     let rs = resource_server(&server);
     let mut b = Browser::new(&server);
@@ -1740,7 +1704,7 @@ fn reused_code_fails_and_revokes_the_tokens_of_its_first_use() {
 #[test]
 fn refresh_token_replay_revokes_the_whole_family() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "App", &["--skip-consent"]);
     let rs = resource_server(&server);
     let mut b = Browser::new(&server);
@@ -1773,7 +1737,7 @@ fn refresh_token_replay_revokes_the_whole_family() {
 
 /// alice signed in to App (consent skipped), and the first tokens of that grant.
 fn first_grant(server: &Server) -> (Rp, Tokens) {
-    add_user(server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(server, "App", &["--skip-consent"]);
     let mut b = Browser::new(server);
     let pkce = Pkce::new();
@@ -1841,7 +1805,7 @@ fn refresh_token_names_its_grant_and_a_changed_one_is_refused() {
 #[test]
 fn refresh_scope_may_narrow_but_never_widen() {
     let server = Server::start();
-    add_user(&server, "alice", &["--email", "a@example.org"]);
+    add_user(&server.data_dir, "alice", &["--email", "a@example.org"]);
     let rp = add_rp(&server, "App", &["--skip-consent"]);
     let thief = add_rp(&server, "Thief", &[]);
     let no_refresh = add_rp_with(
@@ -1930,7 +1894,7 @@ fn userinfo_without_credentials_names_no_error_and_bad_ones_keep_their_codes() {
 #[test]
 fn userinfo_accepts_only_user_access_tokens_with_openid() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "App", &["--skip-consent"]);
     let mut b = Browser::new(&server);
     let pkce = Pkce::new();
@@ -1991,7 +1955,7 @@ fn userinfo_accepts_only_user_access_tokens_with_openid() {
 #[test]
 fn sessions_and_refresh_tokens_expire_idle_and_absolute() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "App", &["--skip-consent"]);
     let conn = db(&server.data_dir);
     let authz = Authz::new(&rp, &Pkce::new());
@@ -2063,7 +2027,7 @@ fn sessions_and_refresh_tokens_expire_idle_and_absolute() {
 #[test]
 fn login_and_consent_forms_need_the_browsers_csrf_token() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "App", &[]);
     let authz = Authz::new(&rp, &Pkce::new());
     let mut b = Browser::new(&server);
@@ -2143,8 +2107,8 @@ fn login_and_consent_forms_need_the_browsers_csrf_token() {
 #[test]
 fn login_throttling_locks_an_account_then_answers_429() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
-    add_user(&server, "bob", &[]);
+    add_user(&server.data_dir, "alice", &[]);
+    add_user(&server.data_dir, "bob", &[]);
     let rp = add_rp(&server, "App", &["--skip-consent"]);
     let authz = Authz::new(&rp, &Pkce::new());
     let mut b = Browser::new(&server);
@@ -2205,7 +2169,7 @@ fn login_throttling_locks_an_account_then_answers_429() {
 #[test]
 fn a_successful_login_resets_the_account_counter() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let mut b = Browser::new(&server);
     let (csrf, return_to) = login_form(&mut b, "/login");
     for _ in 0..4 {
@@ -2246,10 +2210,10 @@ fn login_throttling_per_address_after_20_failures() {
 #[test]
 fn usernames_are_unique_case_insensitively_and_login_ignores_case() {
     let server = Server::start();
-    let sub = add_user(&server, "alice", &[]);
+    let sub = add_user(&server.data_dir, "alice", &[]);
     for name in ["Alice", "ALICE"] {
-        let out = cli_stdin(
-            &server,
+        let out = latchkey_stdin(
+            &server.data_dir,
             &["user", "add", name, "--password-stdin"],
             &format!("{PASSWORD}\n"),
         );
@@ -2277,7 +2241,7 @@ fn usernames_are_unique_case_insensitively_and_login_ignores_case() {
 #[test]
 fn rename_keeps_the_sub() {
     let server = Server::start();
-    let sub = add_user(&server, "alice", &[]);
+    let sub = add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "App", &["--skip-consent"]);
     let pkce = Pkce::new();
     let code = login_code(
@@ -2322,7 +2286,7 @@ fn rename_keeps_the_sub() {
 #[test]
 fn disable_ends_sessions_and_tokens_and_login_fails_generically() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "App", &["--skip-consent"]);
     let authz = Authz::new(&rp, &Pkce::new());
     let mut b = Browser::new(&server);
@@ -2356,7 +2320,7 @@ fn disable_ends_sessions_and_tokens_and_login_fails_generically() {
 #[test]
 fn passwd_ends_sessions_and_revokes_grants() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "App", &["--skip-consent"]);
     let mut b = Browser::new(&server);
     let pkce = Pkce::new();
@@ -2364,8 +2328,8 @@ fn passwd_ends_sessions_and_revokes_grants() {
     let t = rp.tokens(&server, &code, &pkce);
 
     let new_password = "a brand new passphrase";
-    let out = cli_stdin(
-        &server,
+    let out = latchkey_stdin(
+        &server.data_dir,
         &["user", "passwd", "alice", "--password-stdin"],
         &format!("{new_password}\n"),
     );
@@ -2391,7 +2355,7 @@ fn passwd_ends_sessions_and_revokes_grants() {
 #[test]
 fn wrong_password_and_unknown_user_get_the_same_answer() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "App", &[]);
     let mut b = Browser::new(&server);
     let to_login = location(&b.get(&Authz::new(&rp, &Pkce::new()).url()));
@@ -2430,7 +2394,7 @@ fn wrong_password_and_unknown_user_get_the_same_answer() {
 #[test]
 fn pages_escape_what_they_reflect() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "<b>Evil</b> & Co", &[]);
     let xss = "\"><script>alert(1)</script>";
     let mut b = Browser::new(&server);
@@ -2489,7 +2453,7 @@ fn pages_escape_what_they_reflect() {
 #[test]
 fn logout_ends_the_session() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let rp = add_rp(&server, "App", &["--skip-consent"]);
     let authz = Authz::new(&rp, &Pkce::new());
     let mut b = Browser::new(&server);
@@ -2535,7 +2499,7 @@ fn logout_ends_the_session() {
 #[test]
 fn logout_redirects_only_to_a_registered_uri_with_a_valid_hint() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let after = "https://app.example/logged-out";
     let rp = add_rp(
         &server,
@@ -2745,7 +2709,7 @@ fn discovery_lists_the_openid_connect_metadata_and_the_jwks_both_keys() {
 #[test]
 fn offline_access_is_granted_to_clients_with_the_refresh_grant_whatever_their_scopes() {
     let server = Server::start();
-    add_user(&server, "alice", &[]);
+    add_user(&server.data_dir, "alice", &[]);
     let mut b = Browser::new(&server);
 
     // Registered with the default scopes, which do not name offline_access.
@@ -2818,7 +2782,7 @@ fn offline_access_is_granted_to_clients_with_the_refresh_grant_whatever_their_sc
 
 /// A user `alice` in group `family`, and a client open to that group only (consent asked).
 fn family_app(server: &Server) -> Rp {
-    add_user(server, "alice", &["--group", "family"]);
+    add_user(&server.data_dir, "alice", &["--group", "family"]);
     add_rp(server, "Family App", &["--allow-group", "family"])
 }
 
@@ -3061,8 +3025,8 @@ fn the_consent_form_cannot_grant_what_the_client_refuses() {
     // The consent form carries the whole authorization request. Posting it for a client the
     // user may not use must not give a code, whatever consent page the form came from.
     let server = Server::start();
-    add_user(&server, "alice", &["--group", "family"]);
-    add_user(&server, "bob", &[]);
+    add_user(&server.data_dir, "alice", &["--group", "family"]);
+    add_user(&server.data_dir, "bob", &[]);
     let family = add_rp(&server, "Family App", &["--allow-group", "family"]);
     let open = add_rp(&server, "Open App", &[]);
     let mut b = Browser::new(&server);

@@ -25,7 +25,8 @@ use serde_json::Value;
 
 use crate::support::browser::{Browser, query_param};
 use crate::support::{
-    self, Response, Server, TestClient, basic_header, form_encode, latchkey, latchkey_ok, temp_dir,
+    self, Response, Server, TestClient, add_user_with_password, basic_header, form_encode,
+    latchkey, latchkey_ok, temp_dir,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -100,24 +101,6 @@ fn restore_into_fresh_dir(db: &Path, name: &str) -> PathBuf {
     std::fs::copy(db, &target).unwrap();
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
     dir
-}
-
-use crate::support::latchkey_stdin as cli_stdin;
-
-/// `user add NAME --password-stdin --json`; returns the user's `sub`.
-fn add_user(data_dir: &Path, name: &str, password: &str) -> String {
-    let out = cli_stdin(
-        data_dir,
-        &["user", "add", name, "--password-stdin", "--json"],
-        &format!("{password}\n"),
-    );
-    assert!(
-        out.status.success(),
-        "user add {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["sub"].as_str().unwrap().to_string()
 }
 
 /// The callback every relying party here registers.
@@ -543,7 +526,7 @@ fn backup_under_load_restores_users_clients_api_keys_and_tokens() {
     let server = Server::start_with(&["--log-level", "warn"], |_| {});
     let dir = server.data_dir.clone();
     for (name, password) in users {
-        add_user(&dir, name, password);
+        add_user_with_password(&dir, name, password, &[]);
     }
     let machine = server.client("billing-worker", "invoices:read invoices:write");
     let revoker = server.client("revoker", "invoices:read");
@@ -902,7 +885,7 @@ fn backup_file_is_never_readable_by_others_while_it_is_written() {
         .unwrap();
     }
     let file = temp_dir("backup-mode-out").join("copy.db");
-    let mut child = Command::new("sh")
+    let mut child = support::clean_env(&mut Command::new("sh"))
         .arg("-c")
         .arg("umask 022; exec \"$0\" --data-dir \"$1\" backup \"$2\"")
         .arg(support::bin())
@@ -1036,7 +1019,7 @@ fn a_database_of_the_oldest_schema_migrates_forward_and_a_newer_one_is_refused()
     let r = server.post_basic("/token", &wrong, "grant_type=client_credentials");
     assert_eq!(r.status, 401, "{}", r.text());
     // Newer features work on the migrated file.
-    add_user(&dir, "newcomer", "newcomer-password");
+    add_user_with_password(&dir, "newcomer", "newcomer-password", &[]);
     add_rp(&dir, "new-app");
     {
         let conn = open_db(&dir);
@@ -1069,14 +1052,11 @@ fn a_database_of_the_oldest_schema_migrates_forward_and_a_newer_one_is_refused()
         "the WAL was not folded back when the connection closed"
     );
     let before = std::fs::read(db_path(&dir)).unwrap();
-    let mut serve = Command::new(support::bin());
+    let mut serve = support::latchkey_cmd();
     serve
         .arg("--data-dir")
         .arg(&dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env_remove("LATCHKEY_ISSUER")
-        .env_remove("LATCHKEY_LISTEN")
-        .env_remove("LATCHKEY_LOG");
+        .args(["serve", "--listen", "127.0.0.1:0"]);
     let (status, stdout, stderr) = run_bounded(serve, Duration::from_secs(10));
     assert_eq!(
         status.code(),
@@ -1365,10 +1345,8 @@ fn sigterm_under_load_round(round: u32) {
 
 /// `latchkey healthcheck --listen ADDR`.
 fn healthcheck(listen: &str) -> (ExitStatus, String, String) {
-    let mut cmd = Command::new(support::bin());
-    cmd.args(["healthcheck", "--listen", listen])
-        .env_remove("LATCHKEY_LISTEN")
-        .env_remove("LATCHKEY_DATA_DIR");
+    let mut cmd = support::latchkey_cmd();
+    cmd.args(["healthcheck", "--listen", listen]);
     run_bounded(cmd, Duration::from_secs(10))
 }
 
@@ -1447,7 +1425,7 @@ fn expired_codes_sessions_grants_and_revocations_are_collected_in_the_background
         latchkey_ok(dir, &["settings", "set", "gc.interval", "1"]);
     });
     let dir = server.data_dir.clone();
-    let user = add_user(&dir, "gc-user", "gc-user-password");
+    let user = add_user_with_password(&dir, "gc-user", "gc-user-password", &[]);
     let client = server.client("gc-client", "a");
     let conn = open_db(&dir);
     let n = now();

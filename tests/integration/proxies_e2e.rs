@@ -11,7 +11,8 @@
 //! a wildcard (not its apex) and an IPv6 literal with a port each decide for their own
 //! listener. For nginx also: the `rd` pattern where nginx builds the login URL itself.
 //!
-//! nginx and caddy must be installed (`scripts/test` installs them with apt-get). They are run as
+//! These are second-tier tests: a plain `cargo test` skips them with a message; `scripts/test`
+//! installs nginx and caddy with apt-get and runs them (`LATCHKEY_TEST_FULL=1`). They are run as
 //! plain child processes with their own configuration in a temporary directory (never the
 //! system services); a missing proxy, or one that does not start, fails the test.
 
@@ -24,9 +25,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::browser::{Browser, hidden_input, location, query_param};
-use crate::support::{Response, Server, read_response, temp_dir};
-
-const PASSWORD: &str = "correct horse battery staple";
+use crate::support::latchkey_ok as cli_ok;
+use crate::support::{PASSWORD, Response, Server, add_user, needs, read_response, temp_dir};
 
 /// The first line of every answer of the test app.
 const APP_MARKER: &str = "test app saw:";
@@ -498,30 +498,6 @@ impl Drop for Proxy {
 
 // ----- latchkey -----
 
-use crate::support::latchkey_stdin as cli_stdin;
-
-fn cli_ok(data_dir: &Path, args: &[&str]) -> String {
-    let out = cli_stdin(data_dir, args, "");
-    assert!(
-        out.status.success(),
-        "latchkey {args:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn add_user(data_dir: &Path, name: &str, extra: &[&str]) {
-    let mut args = vec!["user", "add", name, "--password-stdin"];
-    args.extend_from_slice(extra);
-    let out = cli_stdin(data_dir, &args, &format!("{PASSWORD}\n"));
-    assert!(
-        out.status.success(),
-        "user add {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn create_key(data_dir: &Path, name: &str, scope: &str) -> String {
     let out = cli_ok(
         data_dir,
@@ -660,24 +636,9 @@ impl World {
     /// [`World::sign_in`] at a login page that must keep `rd` as the page to return to.
     fn sign_in_for(&self, login_url: &str, rd: &str, user: &str) -> (Browser<'_>, String) {
         let mut b = Browser::new(&self.server);
-        let page = b.get(login_url);
-        assert_eq!(page.status, 200, "login page: {}", page.text());
-        let html = page.text();
-        let field = |name: &str| {
-            hidden_input(&html, name).unwrap_or_else(|| panic!("no hidden {name} in {html}"))
-        };
-        let (csrf, return_to, kept) = (field("csrf"), field("return_to"), field("rd"));
+        let (html, r) = b.submit_login_page(login_url, user, PASSWORD);
+        let kept = hidden_input(&html, "rd").unwrap_or_else(|| panic!("no hidden rd in {html}"));
         assert_eq!(kept, rd, "the login form keeps rd");
-        let r = b.post(
-            "/login",
-            &[
-                ("csrf", &csrf),
-                ("return_to", &return_to),
-                ("rd", &kept),
-                ("username", user),
-                ("password", PASSWORD),
-            ],
-        );
         assert_eq!(r.status, 303, "login as {user}: {}", r.text());
         let back = location(&r);
         assert!(
@@ -924,31 +885,49 @@ fn forged_headers(kind: Kind) {
 
 #[test]
 fn nginx_sends_browsers_to_login_and_passes_the_user_to_the_app() {
+    if !needs(&["nginx"]) {
+        return;
+    }
     sign_in_round_trip(Kind::Nginx);
 }
 
 #[test]
 fn caddy_sends_browsers_to_login_and_passes_the_user_to_the_app() {
+    if !needs(&["caddy"]) {
+        return;
+    }
     sign_in_round_trip(Kind::Caddy);
 }
 
 #[test]
 fn nginx_lets_api_keys_in_by_scope() {
+    if !needs(&["nginx"]) {
+        return;
+    }
     api_keys(Kind::Nginx);
 }
 
 #[test]
 fn caddy_lets_api_keys_in_by_scope() {
+    if !needs(&["caddy"]) {
+        return;
+    }
     api_keys(Kind::Caddy);
 }
 
 #[test]
 fn nginx_ignores_forged_headers() {
+    if !needs(&["nginx"]) {
+        return;
+    }
     forged_headers(Kind::Nginx);
 }
 
 #[test]
 fn caddy_ignores_forged_headers() {
+    if !needs(&["caddy"]) {
+        return;
+    }
     forged_headers(Kind::Caddy);
 }
 
@@ -960,6 +939,9 @@ fn caddy_ignores_forged_headers() {
 /// URL never has a fragment, and a `:` with no port is malformed) rather than judge another path.
 #[test]
 fn nginx_with_http_host_in_x_original_url_is_not_fooled_by_the_host_header() {
+    if !needs(&["nginx"]) {
+        return;
+    }
     let w = world_with(Kind::Nginx, &|c| {
         replace(
             &c,
@@ -983,6 +965,9 @@ fn nginx_with_http_host_in_x_original_url_is_not_fooled_by_the_host_header() {
 /// pattern (latchkey's encoded `Location`) keeps working on the same nginx.
 #[test]
 fn nginx_sends_browsers_to_login_with_an_rd_it_builds_itself() {
+    if !needs(&["nginx"]) {
+        return;
+    }
     let w = world(Kind::Nginx);
     let p = &w.proxy;
     let path = "/private/page?tab=1&q=a%2Fb";
@@ -1216,10 +1201,16 @@ fn ports_wildcards_and_ipv6(kind: Kind) {
 
 #[test]
 fn nginx_decides_per_port_wildcard_and_ipv6_address() {
+    if !needs(&["nginx"]) {
+        return;
+    }
     ports_wildcards_and_ipv6(Kind::Nginx);
 }
 
 #[test]
 fn caddy_decides_per_port_wildcard_and_ipv6_address() {
+    if !needs(&["caddy"]) {
+        return;
+    }
     ports_wildcards_and_ipv6(Kind::Caddy);
 }

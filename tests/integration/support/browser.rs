@@ -141,20 +141,34 @@ impl<'a> Browser<'a> {
 
     /// GETs a login page and posts the form on it with these credentials.
     pub fn submit_login(&mut self, login_url: &str, user: &str, password: &str) -> Response {
+        self.submit_login_page(login_url, user, password).1
+    }
+
+    /// The one sign-in step every test uses: GETs a login page (asserting 200) and posts its
+    /// form with these credentials and the hidden fields the page carries (`csrf`,
+    /// `return_to`, and `rd` when the page has a non-empty one). Returns the page's HTML and the POST's
+    /// response.
+    pub fn submit_login_page(
+        &mut self,
+        login_url: &str,
+        user: &str,
+        password: &str,
+    ) -> (String, Response) {
         let page = self.get(login_url);
-        assert_eq!(page.status, 200, "login page: {}", page.text());
+        assert_eq!(page.status, 200, "login page {login_url}: {}", page.text());
         let html = page.text();
         let csrf = hidden_input(&html, "csrf").expect("login page has a csrf input");
         let return_to = hidden_input(&html, "return_to").expect("login page has return_to");
-        self.post(
-            "/login",
-            &[
-                ("csrf", &csrf),
-                ("return_to", &return_to),
-                ("username", user),
-                ("password", password),
-            ],
-        )
+        // A browser would post an empty `rd` too; leaving it out keeps the OIDC logins free of
+        // a refused-return-URL log line.
+        let rd = hidden_input(&html, "rd").filter(|rd| !rd.is_empty());
+        let mut fields = vec![("csrf", csrf.as_str()), ("return_to", return_to.as_str())];
+        if let Some(rd) = &rd {
+            fields.push(("rd", rd.as_str()));
+        }
+        fields.extend([("username", user), ("password", password)]);
+        let r = self.post("/login", &fields);
+        (html, r)
     }
 
     /// GETs an `/authorize` URL with a signed-in session: approves consent if asked, and
