@@ -8,6 +8,8 @@
 //! an action such as `user_added` and its target, and whether the operation succeeded —
 //! a refused change is recorded too.
 
+pub mod apikeys;
+pub mod clients;
 pub mod keys;
 
 use std::fmt;
