@@ -95,9 +95,9 @@ fn run(cli: Cli) -> Result<(), Error> {
     };
     match cli.command {
         Command::Serve(args) => serve::run(data_dir, args),
-        Command::Client(cmd) => audited(&data_dir, cmd.audit_label(), |s| client::run(s, cmd)),
+        Command::Client(cmd) => client::run(&mut open(&data_dir)?, cmd),
         Command::User(cmd) => audited(&data_dir, cmd.audit_label(), |s| user::run(s, cmd)),
-        Command::Apikey(cmd) => audited(&data_dir, cmd.audit_label(), |s| apikey::run(s, cmd)),
+        Command::Apikey(cmd) => apikey::run(&mut open(&data_dir)?, cmd),
         Command::Rule(cmd) => audited(&data_dir, cmd.audit_label(), |s| rule::run(s, cmd)),
         Command::Keys(cmd) => audited(&data_dir, cmd.audit_label(), |s| keys::run(s, cmd)),
         Command::Settings(cmd) => audited(&data_dir, cmd.audit_label(), |s| settings::run(s, cmd)),
