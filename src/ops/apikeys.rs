@@ -61,7 +61,6 @@ pub struct NewKey {
 }
 
 /// A minted key. `key` is the only copy of the key there will ever be.
-#[derive(Debug)]
 pub struct Minted {
     pub id: String,
     pub name: String,
@@ -70,6 +69,18 @@ pub struct Minted {
     pub prefix: String,
     pub scopes: Vec<String>,
     pub expires_at: Option<i64>,
+}
+
+// The key never reaches debug output.
+impl std::fmt::Debug for Minted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Minted")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("owner", &self.owner)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Whether a key works: `revoked`, `expired` or `active`.
@@ -272,5 +283,23 @@ mod tests {
         assert!(check_rate(0, 60).is_err());
         assert!(check_rate(MAX_RATE + 1, 1).is_err());
         assert!(check_rate(10, 7).is_err());
+    }
+
+    #[test]
+    fn the_key_is_not_in_debug_output() {
+        let m = Minted {
+            id: "ak_1".into(),
+            name: "ci".into(),
+            owner: "ci".into(),
+            key: "lk_s3cr3tvalue".into(),
+            prefix: "lk_s3c".into(),
+            scopes: Vec::new(),
+            expires_at: None,
+        };
+        let shown = format!("{m:?}");
+        assert!(
+            shown.contains("ak_1") && !shown.contains("lk_s3cr3tvalue"),
+            "{shown}"
+        );
     }
 }

@@ -119,11 +119,21 @@ pub struct ClientChanges {
 
 /// A registered client: its id and, for a confidential client, its secret — returned only
 /// now (latchkey keeps only the hash).
-#[derive(Debug)]
 pub struct Added {
     pub client_id: String,
     pub name: String,
     pub secret: Option<String>,
+}
+
+// The secret never reaches debug output.
+impl std::fmt::Debug for Added {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Added")
+            .field("client_id", &self.client_id)
+            .field("name", &self.name)
+            .field("public", &self.secret.is_none())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The registration rules, checked on the whole client (RFC 6749 §2, RFC 9700 §2.1.1 and §2.6,
@@ -404,5 +414,19 @@ mod tests {
         let mut s = spec(&["client_credentials"]);
         s.name = "\u{7}".into();
         refused(&mut s, "the name must be 1-100 printable characters");
+    }
+
+    #[test]
+    fn the_secret_is_not_in_debug_output() {
+        let a = Added {
+            client_id: "id1".into(),
+            name: "app".into(),
+            secret: Some("s3cr3t-value".into()),
+        };
+        let shown = format!("{a:?}");
+        assert!(
+            shown.contains("id1") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
     }
 }
