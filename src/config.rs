@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::error::Error;
+use crate::oauth::redirect_uri;
 use crate::store::{Store, StoreError};
 
 /// What `latchkey serve` was started with, validated.
@@ -51,7 +52,7 @@ pub fn default_workers() -> usize {
 pub fn validate_issuer(raw: &str) -> Result<(String, Option<String>), Error> {
     let bad = |why: &str| Error::Usage(format!("invalid issuer {raw:?}: {why}"));
     let trimmed = raw.trim_end_matches('/');
-    let (scheme, rest) = trimmed
+    let (scheme, _) = trimmed
         .split_once("://")
         .ok_or_else(|| bad("it must start with https:// or http://"))?;
     if scheme != "https" && scheme != "http" {
@@ -66,20 +67,9 @@ pub fn validate_issuer(raw: &str) -> Result<(String, Option<String>), Error> {
     {
         return Err(bad("it contains whitespace"));
     }
-    let authority = rest.split('/').next().unwrap_or("");
-    if authority.is_empty() || authority.contains('@') {
-        return Err(bad("it needs a host and no user information"));
-    }
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        authority.split(':').next().unwrap_or("")
-    };
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false);
+    // The one reading of an http(s) authority, shared with the redirect-URI rules.
+    let url = redirect_uri::web_url(trimmed).map_err(|why| bad(&format!("it {why}")))?;
+    let loopback = redirect_uri::is_loopback(&url, trimmed);
     let warning = (scheme == "http" && !loopback).then(|| {
         format!(
             "the issuer {trimmed} is plain http on a non-loopback host: tokens, secrets and \
@@ -463,6 +453,45 @@ mod tests {
         ] {
             assert!(validate_issuer(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn issuer_authorities() {
+        let warns = |i: &str| validate_issuer(i).unwrap().1.is_some();
+        // IPv6 and ports.
+        assert!(!warns("http://[::1]"));
+        assert!(warns("http://[2001:db8::1]:8080"));
+        assert_eq!(
+            validate_issuer("https://[2001:db8::1]:8443/idp/")
+                .unwrap()
+                .0,
+            "https://[2001:db8::1]:8443/idp"
+        );
+        assert!(!warns("https://id.example.org:8443"));
+        assert!(!warns("http://127.0.0.1"));
+        assert!(
+            warns("http://127.1:8080"),
+            "a shorthand is not loopback as written"
+        );
+        assert!(warns("http://localhost.example.org"));
+        for bad in [
+            "https://id.example.org:99999",
+            "https://id.example.org:x",
+            "https://[::1",
+            // User information, also empty or behind a backslash.
+            "https://u:p@id.example.org",
+            "https://@id.example.org",
+            "https://evil.example\\@id.example.org",
+            "http://127.0.0.1:1@evil.example",
+            // Empty hosts.
+            "https:///id",
+            "https://:443",
+            "http://",
+        ] {
+            assert!(validate_issuer(bad).is_err(), "{bad}");
+        }
+        let e = validate_issuer("https://u@x").unwrap_err().to_string();
+        assert!(e.contains("no user information"), "{e}");
     }
 
     #[test]

@@ -1,15 +1,15 @@
 //! `latchkey apikey`: keys for apps and scripts. A key is printed once, at creation (or
-//! rotation); latchkey keeps only its SHA-256 and a short public prefix.
+//! rotation); latchkey keeps only its SHA-256 and a short public prefix. The rules are in
+//! [`crate::ops::apikeys`]; this file parses, calls and prints.
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::apikeys::format;
-use crate::crypto::{hex, random_bytes, sha256};
 use crate::error::Error;
-use crate::oauth::scope;
+use crate::ops::Actor;
+use crate::ops::apikeys::{self, NewKey};
 use crate::store::Store;
-use crate::store::apikeys::{ApiKeyRow, NewApiKey};
+use crate::store::apikeys::ApiKeyRow;
 use crate::timefmt::{now, rfc3339};
 
 #[derive(Subcommand, Debug)]
@@ -121,10 +121,11 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
             ));
         }
     };
-    match n.checked_mul(mult) {
-        Some(v) if v > 0 && v <= 10 * 365 * 86_400 => Ok(v),
-        _ => Err(format!("{s:?} is out of range (1 second to 10 years)")),
-    }
+    let v = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is out of range (1 second to 10 years)"))?;
+    apikeys::check_lifetime(v).map_err(|m| format!("{s:?} is {m}"))?;
+    Ok(v)
 }
 
 /// Parses `600/min` into (600, 60).
@@ -147,26 +148,8 @@ pub fn parse_rate(s: &str) -> Result<(i64, i64), String> {
             ));
         }
     };
-    if !(1..=1_000_000_000).contains(&n) {
-        return Err(format!("{s:?}: the count must be between 1 and 1000000000"));
-    }
+    apikeys::check_rate(n, window).map_err(|m| format!("{s:?}: {m}"))?;
     Ok((n, window))
-}
-
-fn find(store: &Store, key: &str) -> Result<ApiKeyRow, Error> {
-    store
-        .api_key_by_id_or_name(key)?
-        .ok_or_else(|| Error::Msg(format!("no API key with id or name {key:?}")))
-}
-
-fn status(k: &ApiKeyRow, now: i64) -> &'static str {
-    if k.revoked_at.is_some() {
-        "revoked"
-    } else if k.expires_at.is_some_and(|e| e <= now) {
-        "expired"
-    } else {
-        "active"
-    }
 }
 
 fn describe(k: &ApiKeyRow, now: i64) -> Value {
@@ -182,80 +165,43 @@ fn describe(k: &ApiKeyRow, now: i64) -> Value {
         "revoked_at": k.revoked_at,
         "last_used_at": k.last_used_at,
         "replaced_by": k.replaced_by,
-        "status": status(k, now),
+        "status": apikeys::status(k, now),
     })
 }
 
-fn new_id() -> Result<String, Error> {
-    Ok(format!("ak_{}", hex(&random_bytes::<8>()?)))
-}
-
 pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
+    let actor = Actor::cli();
     let now = now();
     match cmd {
         ApiKeyCmd::Create(a) => {
-            if a.name.trim().is_empty()
-                || a.name.len() > 100
-                || a.name.chars().any(char::is_control)
-            {
-                return Err(Error::Usage(
-                    "the name must be 1-100 printable characters".into(),
-                ));
-            }
-            let owner = a.owner.clone().unwrap_or_else(|| a.name.clone());
-            if owner.trim().is_empty() || owner.len() > 100 || owner.chars().any(char::is_control) {
-                return Err(Error::Usage(
-                    "the owner must be 1-100 printable characters".into(),
-                ));
-            }
-            let scopes = scope::parse(&a.scopes.join(" ")).ok_or_else(|| {
-                Error::Usage(
-                    "a scope may only hold printable ASCII without spaces, quotes or backslashes"
-                        .into(),
-                )
-            })?;
-            let user_id = match &a.user {
-                Some(u) => Some(
-                    store
-                        .user_by_name(u)?
-                        .ok_or_else(|| Error::Usage(format!("no user named {u:?}")))?
-                        .id,
-                ),
-                None => None,
-            };
-            let key = format::generate()?;
-            let id = new_id()?;
-            let prefix = format::display_prefix(&key);
-            let expires_at = a.expires_in.map(|d| now + d);
-            store.insert_api_key(
-                &NewApiKey {
-                    id: &id,
-                    name: a.name.trim(),
-                    owner: owner.trim(),
-                    user_id: user_id.as_deref(),
-                    prefix: &prefix,
-                    hash: &sha256(key.as_bytes()),
-                    scopes: &scopes,
+            let json = a.json;
+            let m = apikeys::create(
+                store,
+                &actor,
+                NewKey {
+                    name: a.name,
+                    owner: a.owner,
+                    user: a.user,
+                    scopes: a.scopes,
+                    expires_in: a.expires_in,
                     rate: a.rate,
-                    expires_at,
                 },
-                now,
             )?;
-            if a.json {
+            if json {
                 super::print_json(&json!({
-                    "id": id, "name": a.name.trim(), "owner": owner.trim(), "key": key,
-                    "prefix": prefix, "scopes": scopes, "expires_at": expires_at,
+                    "id": m.id, "name": m.name, "owner": m.owner, "key": m.key,
+                    "prefix": m.prefix, "scopes": m.scopes, "expires_at": m.expires_at,
                 }));
             } else {
-                println!("id:   {id}");
-                println!("key:  {key}");
+                println!("id:   {}", m.id);
+                println!("key:  {}", m.key);
                 println!(
                     "Store the key now: it is shown only once (latchkey keeps only its hash)."
                 );
             }
         }
         ApiKeyCmd::List { json } => {
-            let keys = store.api_keys()?;
+            let keys = apikeys::list(store)?;
             if json {
                 super::print_json(&Value::Array(
                     keys.iter().map(|k| describe(k, now)).collect(),
@@ -272,7 +218,7 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
                         k.name,
                         k.owner,
                         k.prefix,
-                        status(&k, now),
+                        apikeys::status(&k, now),
                         k.last_used_at
                             .map(rfc3339)
                             .unwrap_or_else(|| "never".into())
@@ -281,7 +227,7 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
             }
         }
         ApiKeyCmd::Show { key, json } => {
-            let k = find(store, &key)?;
+            let k = apikeys::find(store, &key)?;
             if json {
                 super::print_json(&describe(&k, now));
             } else {
@@ -307,65 +253,33 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
                         .map(rfc3339)
                         .unwrap_or_else(|| "never".into())
                 );
-                println!("status:     {}", status(&k, now));
+                println!("status:     {}", apikeys::status(&k, now));
             }
         }
         ApiKeyCmd::Revoke { key } => {
-            let k = find(store, &key)?;
-            store
-                .revoke_api_key(&k.id, now)
-                .map_err(|_| Error::Msg(format!("API key {} is already revoked", k.id)))?;
+            let k = apikeys::revoke(store, &actor, &key)?;
             println!("revoked {} ({})", k.id, k.name);
         }
         ApiKeyCmd::Rotate { key, grace, json } => {
-            let old = find(store, &key)?;
-            if old.revoked_at.is_some() {
-                return Err(Error::Usage(format!(
-                    "API key {} is revoked; create a new one",
-                    old.id
-                )));
-            }
-            let value = format::generate()?;
-            let id = new_id()?;
-            let prefix = format::display_prefix(&value);
-            // The replacement keeps the old key's lifetime length, counted from now.
-            let expires_at = old.expires_at.map(|e| now + (e - old.created_at).max(1));
-            let user_id = old.user_id.clone();
-            store.rotate_api_key(
-                &old.id,
-                &NewApiKey {
-                    id: &id,
-                    name: &old.name,
-                    owner: &old.owner,
-                    user_id: user_id.as_deref(),
-                    prefix: &prefix,
-                    hash: &sha256(value.as_bytes()),
-                    scopes: &old.scopes,
-                    rate: old.rate,
-                    expires_at,
-                },
-                now + grace,
-                now,
-            )?;
+            let r = apikeys::rotate(store, &actor, &key, grace)?;
             if json {
                 super::print_json(&json!({
-                    "id": id, "name": old.name, "owner": old.owner, "key": value, "prefix": prefix,
-                    "replaces": old.id, "old_key_expires_at": now + grace,
+                    "id": r.new.id, "name": r.new.name, "owner": r.new.owner, "key": r.new.key,
+                    "prefix": r.new.prefix, "replaces": r.replaces,
+                    "old_key_expires_at": r.old_key_expires_at,
                 }));
             } else {
-                println!("id:   {id}");
-                println!("key:  {value}");
+                println!("id:   {}", r.new.id);
+                println!("key:  {}", r.new.key);
                 println!(
                     "The old key {} keeps working until {}.",
-                    old.id,
-                    rfc3339(now + grace)
+                    r.replaces,
+                    rfc3339(r.old_key_expires_at)
                 );
             }
         }
         ApiKeyCmd::Usage { key, days, json } => {
-            let k = find(store, &key)?;
-            let since = now.div_euclid(86_400) - days.clamp(1, 3650) + 1;
-            let rows = store.api_key_usage(&k.id, since)?;
+            let (k, rows) = apikeys::usage(store, &key, days)?;
             if json {
                 let rows: Vec<Value> = rows
                     .iter()
@@ -384,34 +298,16 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
         }
         ApiKeyCmd::Owner { cmd } => match cmd {
             OwnerCmd::Disable { owner } => {
-                store.set_api_owner_disabled(&owner, true, now)?;
+                apikeys::set_owner_disabled(store, &actor, &owner, true)?;
                 println!("keys of {owner} are switched off");
             }
             OwnerCmd::Enable { owner } => {
-                store.set_api_owner_disabled(&owner, false, now)?;
+                apikeys::set_owner_disabled(store, &actor, &owner, false)?;
                 println!("keys of {owner} work again");
             }
         },
     }
     Ok(())
-}
-
-impl ApiKeyCmd {
-    /// The audit action and target of a command that changes something (never the key).
-    pub fn audit_label(&self) -> Option<(&'static str, String)> {
-        match self {
-            ApiKeyCmd::Create(a) => Some(("apikey_created", a.name.clone())),
-            ApiKeyCmd::Revoke { key } => Some(("apikey_revoked", key.clone())),
-            ApiKeyCmd::Rotate { key, .. } => Some(("apikey_rotated", key.clone())),
-            ApiKeyCmd::Owner {
-                cmd: OwnerCmd::Disable { owner },
-            } => Some(("apikey_owner_disabled", owner.clone())),
-            ApiKeyCmd::Owner {
-                cmd: OwnerCmd::Enable { owner },
-            } => Some(("apikey_owner_enabled", owner.clone())),
-            ApiKeyCmd::List { .. } | ApiKeyCmd::Show { .. } | ApiKeyCmd::Usage { .. } => None,
-        }
-    }
 }
 
 #[cfg(test)]

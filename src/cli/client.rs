@@ -1,15 +1,14 @@
-//! `latchkey client`: register and manage OAuth clients.
+//! `latchkey client`: register and manage OAuth clients. The registration rules are in
+//! [`crate::ops::clients`]; this file parses, calls and prints.
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::config::MAX_TOKEN_TTL;
-use crate::crypto::{hex, random_bytes, random_token, sha256};
 use crate::error::Error;
-use crate::oauth::scope;
-use crate::oauth::token::GRANT_TYPES;
-use crate::store::{Client, NewClient, Store, StoreError};
-use crate::timefmt::{now, rfc3339};
+use crate::ops::Actor;
+use crate::ops::clients::{self, ClientChanges, ClientSpec};
+use crate::store::{Client, Store};
+use crate::timefmt::rfc3339;
 
 #[derive(Subcommand, Debug)]
 pub enum ClientCmd {
@@ -29,6 +28,8 @@ pub enum ClientCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Change a client (by client_id or name); what is not given stays as it is
+    Update(UpdateArgs),
     /// Remove a client (by client_id or name)
     Remove {
         /// The client: its client_id or name
@@ -88,16 +89,112 @@ pub struct AddArgs {
     json: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// The client's client_id or name
+    id: String,
+    /// A new unique name
+    #[arg(long)]
+    name: Option<String>,
+    /// A grant type (repeatable; given at least once, replaces the client's grants)
+    #[arg(long = "grant", value_name = "GRANT")]
+    grants: Vec<String>,
+    /// Scopes, space-separated or repeated (given at least once, replaces the client's scopes;
+    /// '' for none, which is the OpenID Connect default for authorization_code clients)
+    #[arg(long = "scope", value_name = "SCOPES")]
+    scopes: Vec<String>,
+    /// A redirect URI (repeatable; given at least once, replaces the list; '' for none)
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
+    /// A post-logout redirect URI (repeatable; given at least once, replaces the list; ''
+    /// for none)
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    post_logout_redirect_uris: Vec<String>,
+    /// A group whose members may sign in (repeatable; given at least once, replaces the list;
+    /// '' lets everyone in)
+    #[arg(long = "allow-group", value_name = "GROUP")]
+    allowed_groups: Vec<String>,
+    /// The `aud` of its access tokens
+    #[arg(long, conflicts_with = "no_audience")]
+    audience: Option<String>,
+    /// Access tokens name the issuer as their audience again
+    #[arg(long)]
+    no_audience: bool,
+    /// Access-token lifetime in seconds
+    #[arg(long, value_name = "SECS", conflicts_with = "default_access_token_ttl")]
+    access_token_ttl: Option<i64>,
+    /// Access tokens live as long as the token.access_ttl setting says again
+    #[arg(long)]
+    default_access_token_ttl: bool,
+    /// A trusted first-party app whose users are never asked to consent
+    #[arg(long, value_name = "BOOL")]
+    skip_consent: Option<bool>,
+    /// Whether the authorization code flow needs PKCE (always true for a public client)
+    #[arg(long, value_name = "BOOL")]
+    require_pkce: Option<bool>,
+    /// ID-token signing algorithm
+    #[arg(long, value_name = "ALG", value_parser = ["RS256", "ES256"])]
+    id_token_alg: Option<String>,
+    /// The client's type, which cannot change: anything but its own type is refused
+    #[arg(long, value_name = "BOOL")]
+    public: Option<bool>,
+    #[arg(long)]
+    json: bool,
+}
+
+impl UpdateArgs {
+    fn changes(self) -> ClientChanges {
+        // A list flag given at least once replaces the list; '' values are dropped, so a lone
+        // '' empties it.
+        let list = |v: Vec<String>| {
+            (!v.is_empty()).then(|| v.into_iter().filter(|s| !s.is_empty()).collect())
+        };
+        ClientChanges {
+            name: self.name,
+            public: self.public,
+            grant_types: list(self.grants),
+            scopes: list(self.scopes),
+            redirect_uris: list(self.redirect_uris),
+            post_logout_redirect_uris: list(self.post_logout_redirect_uris),
+            audience: if self.no_audience {
+                Some(None)
+            } else {
+                self.audience.map(Some)
+            },
+            access_token_ttl: if self.default_access_token_ttl {
+                Some(None)
+            } else {
+                self.access_token_ttl.map(Some)
+            },
+            require_pkce: self.require_pkce,
+            skip_consent: self.skip_consent,
+            id_token_alg: self.id_token_alg,
+            allowed_groups: list(self.allowed_groups),
+        }
+    }
+}
+
 pub fn run(store: &mut Store, cmd: ClientCmd) -> Result<(), Error> {
+    let actor = Actor::cli();
     match cmd {
-        ClientCmd::Add(args) => add(store, args),
-        ClientCmd::List { json } => {
-            let clients = store.clients()?;
+        ClientCmd::Add(args) => add(store, &actor, args),
+        ClientCmd::Update(args) => {
+            let (id, json) = (args.id.clone(), args.json);
+            let c = clients::update(store, &actor, &id, args.changes())?;
             if json {
-                super::print_json(&Value::Array(clients.iter().map(describe).collect()));
+                super::print_json(&describe(&c));
+            } else {
+                print_human(&c);
+            }
+            Ok(())
+        }
+        ClientCmd::List { json } => {
+            let all = clients::list(store)?;
+            if json {
+                super::print_json(&Value::Array(all.iter().map(describe).collect()));
             } else {
                 println!("{:<34} {:<24} {:<13} GRANTS", "CLIENT_ID", "NAME", "TYPE");
-                for c in clients {
+                for c in all {
                     println!(
                         "{:<34} {:<24} {:<13} {}",
                         c.client_id,
@@ -114,7 +211,7 @@ pub fn run(store: &mut Store, cmd: ClientCmd) -> Result<(), Error> {
             Ok(())
         }
         ClientCmd::Show { id, json } => {
-            let c = find(store, &id)?;
+            let c = clients::find(store, &id)?;
             if json {
                 super::print_json(&describe(&c));
             } else {
@@ -123,21 +220,12 @@ pub fn run(store: &mut Store, cmd: ClientCmd) -> Result<(), Error> {
             Ok(())
         }
         ClientCmd::Remove { id } => {
-            let c = find(store, &id)?;
-            store.remove_client(&c.client_id)?;
+            let c = clients::remove(store, &actor, &id)?;
             println!("removed client {} ({})", c.client_id, c.name);
             Ok(())
         }
         ClientCmd::RotateSecret { id, json } => {
-            let c = find(store, &id)?;
-            if c.is_public() {
-                return Err(Error::Usage(format!(
-                    "client {} is public and has no secret",
-                    c.name
-                )));
-            }
-            let secret = random_token()?;
-            store.set_client_secret(&c.client_id, &sha256(secret.as_bytes()), now())?;
+            let (c, secret) = clients::rotate_secret(store, &actor, &id)?;
             if json {
                 super::print_json(&json!({"client_id": c.client_id, "client_secret": secret}));
             } else {
@@ -148,12 +236,6 @@ pub fn run(store: &mut Store, cmd: ClientCmd) -> Result<(), Error> {
             Ok(())
         }
     }
-}
-
-fn find(store: &Store, id: &str) -> Result<Client, Error> {
-    store
-        .client_by_id_or_name(id)?
-        .ok_or_else(|| Error::Msg(format!("no client with id or name {id:?}")))
 }
 
 fn describe(c: &Client) -> Value {
@@ -217,102 +299,32 @@ fn print_human(c: &Client) {
     println!("created:          {}", rfc3339(c.created_at));
 }
 
-fn add(store: &mut Store, a: AddArgs) -> Result<(), Error> {
-    let usage = |m: String| Err(Error::Usage(m));
-    if a.name.trim().is_empty() || a.name.len() > 100 || a.name.chars().any(char::is_control) {
-        return usage("the name must be 1-100 printable characters".into());
-    }
-    let mut grants: Vec<String> = Vec::new();
-    for g in &a.grants {
-        if !GRANT_TYPES.contains(&g.as_str()) {
-            return usage(format!(
-                "unknown grant {g:?}; supported: {}",
-                GRANT_TYPES.join(", ")
-            ));
-        }
-        if !grants.contains(g) {
-            grants.push(g.clone());
-        }
-    }
-    if a.public && grants.iter().any(|g| g == "client_credentials") {
-        return usage("a public client cannot use client_credentials (it has no secret)".into());
-    }
-    let code_flow = grants.iter().any(|g| g == "authorization_code");
-    if grants.iter().any(|g| g == "refresh_token") && !code_flow {
-        return usage("refresh_token needs the authorization_code grant".into());
-    }
-    if code_flow && a.redirect_uris.is_empty() {
-        return usage("an authorization_code client needs at least one --redirect-uri".into());
-    }
-    if a.public && a.no_require_pkce {
-        return usage("a public client always uses PKCE".into());
-    }
-    let mut scopes = scope::parse(&a.scopes.join(" ")).ok_or_else(|| {
-        Error::Usage(
-            "a scope may only hold printable ASCII without spaces, quotes or backslashes".into(),
-        )
-    })?;
-    if scopes.is_empty() && code_flow {
-        scopes = ["openid", "profile", "email", "groups"]
-            .map(String::from)
-            .to_vec();
-    }
-    for g in &a.allowed_groups {
-        crate::accounts::validate_group(g).map_err(Error::Usage)?;
-    }
-    for uri in a.redirect_uris.iter().chain(&a.post_logout_redirect_uris) {
-        validate_redirect_uri(uri).map_err(Error::Usage)?;
-    }
-    if let Some(aud) = &a.audience
-        && (aud.is_empty() || aud.chars().any(|c| c.is_whitespace() || c.is_control()))
-    {
-        return usage("the audience must be a non-empty string without spaces".into());
-    }
-    if let Some(ttl) = a.access_token_ttl
-        && !(30..=MAX_TOKEN_TTL).contains(&ttl)
-    {
-        return usage(format!(
-            "--access-token-ttl must be between 30 and {MAX_TOKEN_TTL} seconds"
-        ));
-    }
-    let client_id = hex(&random_bytes::<16>()?);
-    let secret = if a.public {
-        None
-    } else {
-        Some(random_token()?)
+fn add(store: &mut Store, actor: &Actor, a: AddArgs) -> Result<(), Error> {
+    let spec = ClientSpec {
+        public: a.public,
+        scopes: a.scopes,
+        redirect_uris: a.redirect_uris,
+        post_logout_redirect_uris: a.post_logout_redirect_uris,
+        audience: a.audience,
+        access_token_ttl: a.access_token_ttl,
+        require_pkce: !a.no_require_pkce,
+        skip_consent: a.skip_consent,
+        id_token_alg: a.id_token_alg,
+        allowed_groups: a.allowed_groups,
+        ..ClientSpec::new(&a.name, a.grants)
     };
-    store
-        .insert_client(
-            &NewClient {
-                client_id: &client_id,
-                name: a.name.trim(),
-                secret_hash: secret.as_ref().map(|s| sha256(s.as_bytes())),
-                redirect_uris: &a.redirect_uris,
-                grant_types: &grants,
-                scopes: &scopes,
-                audience: a.audience.as_deref(),
-                access_token_ttl: a.access_token_ttl,
-                require_pkce: !a.no_require_pkce,
-                skip_consent: a.skip_consent,
-                id_token_alg: &a.id_token_alg,
-                post_logout_redirect_uris: &a.post_logout_redirect_uris,
-                allowed_groups: &a.allowed_groups,
-            },
-            now(),
-        )
-        .map_err(|e| match e {
-            StoreError::Conflict(what) => Error::Usage(format!("{what} already exists")),
-            other => Error::Store(other),
-        })?;
+    let added = clients::add(store, actor, spec)?;
     if a.json {
-        let out = match &secret {
-            Some(s) => json!({"client_id": client_id, "client_secret": s, "name": a.name.trim()}),
-            None => json!({"client_id": client_id, "name": a.name.trim()}),
+        let out = match &added.secret {
+            Some(s) => {
+                json!({"client_id": added.client_id, "client_secret": s, "name": added.name})
+            }
+            None => json!({"client_id": added.client_id, "name": added.name}),
         };
         super::print_json(&out);
     } else {
-        println!("client_id:     {client_id}");
-        match &secret {
+        println!("client_id:     {}", added.client_id);
+        match &added.secret {
             Some(s) => {
                 println!("client_secret: {s}");
                 println!(
@@ -323,89 +335,4 @@ fn add(store: &mut Store, a: AddArgs) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// Registration-time checks of a redirect URI (RFC 9700 §2.6, OAuth 2.1 §2.3.1): absolute, no
-/// fragment, and https — or http only on a loopback IP or `localhost` (RFC 8252 §7.3), or a
-/// private-use scheme containing a dot (RFC 8252 §7.1).
-pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(format!("redirect URI {uri:?}: {why}"));
-    if uri.contains('#') {
-        return bad("must not contain a fragment");
-    }
-    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return bad("must not contain whitespace");
-    }
-    let Some((scheme, rest)) = uri.split_once(':') else {
-        return bad("must be an absolute URI");
-    };
-    let scheme = scheme.to_ascii_lowercase();
-    match scheme.as_str() {
-        "https" | "http" => {
-            let Some(rest) = rest.strip_prefix("//") else {
-                return bad("must be an absolute URI");
-            };
-            let authority = rest.split(['/', '?']).next().unwrap_or("");
-            if authority.is_empty() || authority.contains('@') {
-                return bad("needs a host and no user information");
-            }
-            let host = if let Some(v6) = authority.strip_prefix('[') {
-                v6.split(']').next().unwrap_or("")
-            } else {
-                authority
-                    .rsplit_once(':')
-                    .map(|(h, _)| h)
-                    .unwrap_or(authority)
-            };
-            let loopback = host.eq_ignore_ascii_case("localhost")
-                || host
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback());
-            if scheme == "http" && !loopback {
-                return bad("plain http is only allowed on loopback addresses; use https");
-            }
-            Ok(())
-        }
-        s if s.contains('.')
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
-        {
-            Ok(())
-        }
-        _ => {
-            bad("must be https, loopback http, or a private-use scheme such as com.example.app:/cb")
-        }
-    }
-}
-
-impl ClientCmd {
-    /// The audit action and target of a command that changes something.
-    pub fn audit_label(&self) -> Option<(&'static str, String)> {
-        match self {
-            ClientCmd::Add(a) => Some(("client_added", a.name.clone())),
-            ClientCmd::Remove { id } => Some(("client_removed", id.clone())),
-            ClientCmd::RotateSecret { id, .. } => Some(("client_secret_rotated", id.clone())),
-            ClientCmd::List { .. } | ClientCmd::Show { .. } => None,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::validate_redirect_uri as v;
-
-    #[test]
-    fn redirect_uri_rules() {
-        assert!(v("https://app.example.org/cb").is_ok());
-        assert!(v("http://127.0.0.1:8000/cb").is_ok());
-        assert!(v("http://[::1]/cb").is_ok());
-        assert!(v("http://localhost:3000/cb").is_ok());
-        assert!(v("com.example.app:/oauth").is_ok());
-        assert!(v("http://app.example.org/cb").is_err());
-        assert!(v("https://app.example.org/cb#x").is_err());
-        assert!(v("/relative").is_err());
-        assert!(v("javascript:alert(1)").is_err());
-        assert!(v("https://user@host/cb").is_err());
-        assert!(v("https:///cb").is_err());
-    }
 }

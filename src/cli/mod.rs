@@ -106,9 +106,9 @@ fn run(cli: Cli) -> Result<(), Error> {
     };
     match cli.command {
         Command::Serve(args) => serve::run(data_dir, args),
-        Command::Client(cmd) => audited(&data_dir, cmd.audit_label(), |s| client::run(s, cmd)),
+        Command::Client(cmd) => client::run(&mut open(&data_dir)?, cmd),
         Command::User(cmd) => user::run(&mut open(&data_dir)?, cmd),
-        Command::Apikey(cmd) => audited(&data_dir, cmd.audit_label(), |s| apikey::run(s, cmd)),
+        Command::Apikey(cmd) => apikey::run(&mut open(&data_dir)?, cmd),
         Command::Rule(cmd) => rule::run(&mut open(&data_dir)?, cmd),
         Command::Keys(cmd) => keys::run(&mut open(&data_dir)?, cmd),
         Command::Settings(cmd) => settings::run(&mut open(&data_dir)?, cmd),
@@ -117,32 +117,6 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Check(args) => ops::check(&data_dir, args),
         Command::Healthcheck(_) | Command::Man { .. } => Ok(()),
     }
-}
-
-/// Runs an administrative command and, when it changed something, records it in the audit log
-/// with its outcome.
-fn audited(
-    data_dir: &std::path::Path,
-    label: Option<(&'static str, String)>,
-    f: impl FnOnce(&mut Store) -> Result<(), Error>,
-) -> Result<(), Error> {
-    let mut store = open(data_dir)?;
-    let result = f(&mut store);
-    if let Some((action, target)) = label {
-        let event = crate::store::audit::AuditEvent {
-            time: crate::timefmt::now(),
-            actor: crate::audit::cli_actor(),
-            action: action.into(),
-            target,
-            outcome: if result.is_ok() { "ok" } else { "failed" }.into(),
-            address: String::new(),
-            count: 1,
-        };
-        if let Err(e) = store.append_audit(&[event]) {
-            eprintln!("latchkey: could not write the audit log: {e}");
-        }
-    }
-    result
 }
 
 /// Opens the database of an administrative command (creating it on first use).

@@ -34,6 +34,8 @@
 //! | an API key's public part | `id` (`ak_…`) and `prefix` | |
 //! | a signing key | `kid`, `alg` | RFC 7517 §4.5, RFC 7518 |
 
+pub mod apikeys;
+pub mod clients;
 pub mod keys;
 pub mod rules;
 pub mod sessions;

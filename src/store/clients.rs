@@ -60,7 +60,7 @@ impl Client {
     }
 }
 
-/// What `client add` stores.
+/// What `client add` stores, and `client update` writes (all but the secret).
 pub struct NewClient<'a> {
     pub client_id: &'a str,
     pub name: &'a str,
@@ -234,6 +234,44 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    /// Replaces everything about a client but its id, secret and creation time with `c`'s
+    /// values, in one transaction (a taken name is `Conflict`, no such client `NotFound`). The
+    /// update trigger bumps the `clients` revision, so a running server picks the change up.
+    pub fn update_client(&mut self, c: &NewClient<'_>, now: i64) -> Result<(), StoreError> {
+        let to_json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        let name = format!("a client named {:?}", c.name);
+        self.with_tx(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE clients SET name = ?2, redirect_uris = ?3, grant_types = ?4, \
+                         scopes = ?5, audience = ?6, access_token_ttl = ?7, updated_at = ?8, \
+                         require_pkce = ?9, skip_consent = ?10, id_token_alg = ?11, \
+                         post_logout_redirect_uris = ?12, allowed_groups = ?13 \
+                         WHERE client_id = ?1",
+                    params![
+                        c.client_id,
+                        c.name,
+                        to_json(c.redirect_uris),
+                        to_json(c.grant_types),
+                        c.scopes.join(" "),
+                        c.audience,
+                        c.access_token_ttl,
+                        now,
+                        i64::from(c.require_pkce),
+                        i64::from(c.skip_consent),
+                        c.id_token_alg,
+                        to_json(c.post_logout_redirect_uris),
+                        to_json(c.allowed_groups)
+                    ],
+                )
+                .map_err(|e| conflict(e, &name))?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
     }
 
     /// Replaces a confidential client's secret digest. `NotFound` if there is no such client.

@@ -9,6 +9,7 @@ mod abuse;
 mod apikeys;
 mod browser_e2e;
 mod cli;
+mod clients;
 mod forward_auth;
 mod gc_load;
 mod http_layer;
