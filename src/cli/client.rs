@@ -138,6 +138,7 @@ pub struct UpdateArgs {
     /// The client's type, which cannot change: anything but its own type is refused
     #[arg(long, value_name = "BOOL")]
     public: Option<bool>,
+    /// Print JSON instead of text
     #[arg(long)]
     json: bool,
 }
