@@ -2797,6 +2797,14 @@ fn set_grants(server: &Server, rp: &Rp, grants: &[&str]) {
         .unwrap();
 }
 
+/// Whether `/authorize` (with the browser's session) refuses the client as `unauthorized_client`:
+/// how a test sees that a change to the client's grants reached the server without spending a
+/// code or a refresh token.
+fn authorize_refused(b: &mut Browser, rp: &Rp) -> bool {
+    let r = b.get(&Authz::new(rp, &Pkce::new()).url());
+    query_param(&location(&r), "error").as_deref() == Some("unauthorized_client")
+}
+
 /// Asserts a token-endpoint error, waiting up to 2 s for a change to reach the server.
 fn refused_soon(what: &str, mut request: impl FnMut() -> Response, status: u16, error: &str) {
     eventually(Duration::from_secs(2), what, || {
@@ -2858,23 +2866,23 @@ fn a_refresh_checks_the_sign_in_again() {
     .unwrap();
     rotate(&mut t);
 
-    // The client lost the grant its tokens come from, then the refresh grant itself.
+    // The client lost the grant its tokens come from, then the refresh grant itself. Each
+    // change is first seen at /authorize (which spends no refresh token), so the refresh after
+    // it meets the new registration, never the old one.
     set_grants(&server, &rp, &["refresh_token"]);
-    refused_soon(
-        "no authorization_code",
-        || rp.refresh(&server, t.refresh(), None),
-        400,
-        "unauthorized_client",
-    );
+    eventually(Duration::from_secs(5), "/authorize refuses the client", || {
+        authorize_refused(&mut b, &rp)
+    });
+    let r = rp.refresh(&server, t.refresh(), None);
+    r.assert_oauth_error(400, "unauthorized_client");
     set_grants(&server, &rp, &["authorization_code"]);
-    refused_soon(
-        "no refresh_token",
-        || rp.refresh(&server, t.refresh(), None),
-        400,
-        "unauthorized_client",
-    );
+    eventually(Duration::from_secs(5), "/authorize accepts the client", || {
+        !authorize_refused(&mut b, &rp)
+    });
+    let r = rp.refresh(&server, t.refresh(), None);
+    r.assert_oauth_error(400, "unauthorized_client");
     set_grants(&server, &rp, &["authorization_code", "refresh_token"]);
-    eventually(Duration::from_secs(2), "the grants are back", || {
+    eventually(Duration::from_secs(5), "the grants are back", || {
         rp.refresh(&server, t.refresh(), None).status == 200
     });
     // (That rotated the token; a fresh grant for the last checks.)
@@ -2955,12 +2963,11 @@ fn a_code_is_redeemed_only_while_the_sign_in_still_holds() {
     let pkce = Pkce::new();
     let code = code_via(&server, &mut b, &Authz::new(&rp, &pkce));
     set_grants(&server, &rp, &["refresh_token"]);
-    refused_soon(
-        "no authorization_code",
-        || rp.exchange(&server, &code, Some(&pkce.verifier)),
-        400,
-        "unauthorized_client",
-    );
+    eventually(Duration::from_secs(5), "/authorize refuses the client", || {
+        authorize_refused(&mut b, &rp)
+    });
+    rp.exchange(&server, &code, Some(&pkce.verifier))
+        .assert_oauth_error(400, "unauthorized_client");
 }
 
 #[test]
