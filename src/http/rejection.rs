@@ -130,6 +130,37 @@ impl Rejection {
     }
 }
 
+/// A request that reached no endpoint: a path nothing serves (404) or a method the endpoint
+/// does not take (405, with `Allow`). Also HTTP's own business, answered as a problem like a
+/// [`Rejection`], but the connection stays open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoEndpoint {
+    NotFound(&'static str),
+    MethodNotAllowed(&'static str),
+}
+
+impl NoEndpoint {
+    /// The problem response (without `Allow`; the caller knows the methods).
+    pub fn into_resp(self) -> Resp {
+        let (status, title, detail) = match self {
+            NoEndpoint::NotFound(d) => (404, "Not Found", d),
+            NoEndpoint::MethodNotAllowed(d) => (405, "Method Not Allowed", d),
+        };
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": title,
+            "status": status,
+            "detail": detail,
+        });
+        Resp {
+            status,
+            headers: vec![("Content-Type", Cow::Borrowed(PROBLEM_JSON))],
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+            close: false,
+        }
+    }
+}
+
 /// The media type of an RFC 9457 problem.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 

@@ -2,6 +2,7 @@
 //! builds its endpoint URLs from the same constants, so the two cannot drift apart.
 
 use crate::app::Worker;
+use crate::http::rejection::NoEndpoint;
 use crate::http::{Method, Req, Resp};
 use crate::oauth::error::OAuthError;
 use crate::{accounts, apikeys, forward, oauth, oidc};
@@ -144,7 +145,7 @@ fn dispatch(
     route: Option<&(&'static str, &[(Method, Endpoint)])>,
 ) -> Resp {
     let Some((_, handlers)) = route else {
-        return Resp::json_error(404, "not_found", "no such endpoint");
+        return NoEndpoint::NotFound("no such endpoint").into_resp();
     };
     let method = if req.method == Method::Head {
         Method::Get
@@ -156,12 +157,9 @@ fn dispatch(
         if handlers.iter().any(|(m, _)| *m == Method::Get) {
             allow.push("HEAD");
         }
-        return Resp::json_error(
-            405,
-            "method_not_allowed",
-            "method not allowed on this endpoint",
-        )
-        .with("Allow", allow.join(", "));
+        return NoEndpoint::MethodNotAllowed("method not allowed on this endpoint")
+            .into_resp()
+            .with("Allow", allow.join(", "));
     };
     let now = crate::timefmt::now();
     match endpoint {

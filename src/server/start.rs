@@ -14,6 +14,7 @@ use crate::config::{Config, Setting, Settings, default_workers, validate_issuer}
 use crate::error::Error;
 use crate::http::client_ip::Cidr;
 use crate::http::conn::Limits;
+use crate::http::rejection::NoEndpoint;
 use crate::http::router;
 use crate::http::tls::Tls;
 use crate::ops::keys::{ensure_keys, load_ring};
@@ -231,10 +232,11 @@ fn spawn_metrics(addr: SocketAddr) -> Result<(StopHandle, std::thread::JoinHandl
         .map_err(|e| Error::io(format!("cannot listen on {addr} for metrics"), e))?;
     let handler = |_: &mut (), req: &Req| -> Resp {
         if req.path != "/metrics" {
-            return Resp::json_error(404, "not_found", "only /metrics is served here");
+            return NoEndpoint::NotFound("only /metrics is served here").into_resp();
         }
         if !matches!(req.method, Method::Get | Method::Head) {
-            return Resp::json_error(405, "method_not_allowed", "use GET")
+            return NoEndpoint::MethodNotAllowed("use GET")
+                .into_resp()
                 .with("Allow", "GET, HEAD");
         }
         Resp {

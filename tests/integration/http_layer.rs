@@ -321,7 +321,7 @@ fn pipelined_requests_are_answered_in_order() {
     assert!(jwks.json()["keys"].is_array());
     let nope = response(&mut s);
     assert_eq!(nope.status, 404);
-    assert_eq!(nope.json()["error"], "not_found");
+    assert_eq!(nope.json()["title"], "Not Found");
     // Nothing else was sent and the connection stays usable.
     assert_open(&mut s);
     send(&mut s, get("/healthz").as_bytes());
@@ -659,18 +659,25 @@ fn unknown_path_is_404_and_wrong_method_is_405_with_allow() {
     let server = Server::start();
     let r = server.get("/nope");
     assert_eq!(r.status, 404);
-    assert_eq!(r.header("content-type"), Some("application/json"));
-    assert_eq!(r.json()["error"], "not_found");
+    // HTTP's own answer (RFC 9457), not an OAuth error.
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"type": "about:blank", "title": "Not Found", "status": 404,
+                           "detail": "no such endpoint"})
+    );
 
     let r = server.post_form("/jwks.json", "", "");
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
-    assert_eq!(r.json()["error"], "method_not_allowed");
+    assert_eq!(r.json()["status"], 405);
+    assert_eq!(r.json()["title"], "Method Not Allowed");
+    assert!(r.json().get("error").is_none());
 
     let r = server.get("/token");
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("POST"));
-    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
 
     let r = server.raw(b"DELETE /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 405);

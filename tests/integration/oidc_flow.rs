@@ -2870,15 +2870,19 @@ fn a_refresh_checks_the_sign_in_again() {
     // change is first seen at /authorize (which spends no refresh token), so the refresh after
     // it meets the new registration, never the old one.
     set_grants(&server, &rp, &["refresh_token"]);
-    eventually(Duration::from_secs(5), "/authorize refuses the client", || {
-        authorize_refused(&mut b, &rp)
-    });
+    eventually(
+        Duration::from_secs(5),
+        "/authorize refuses the client",
+        || authorize_refused(&mut b, &rp),
+    );
     let r = rp.refresh(&server, t.refresh(), None);
     r.assert_oauth_error(400, "unauthorized_client");
     set_grants(&server, &rp, &["authorization_code"]);
-    eventually(Duration::from_secs(5), "/authorize accepts the client", || {
-        !authorize_refused(&mut b, &rp)
-    });
+    eventually(
+        Duration::from_secs(5),
+        "/authorize accepts the client",
+        || !authorize_refused(&mut b, &rp),
+    );
     let r = rp.refresh(&server, t.refresh(), None);
     r.assert_oauth_error(400, "unauthorized_client");
     set_grants(&server, &rp, &["authorization_code", "refresh_token"]);
@@ -2963,9 +2967,11 @@ fn a_code_is_redeemed_only_while_the_sign_in_still_holds() {
     let pkce = Pkce::new();
     let code = code_via(&server, &mut b, &Authz::new(&rp, &pkce));
     set_grants(&server, &rp, &["refresh_token"]);
-    eventually(Duration::from_secs(5), "/authorize refuses the client", || {
-        authorize_refused(&mut b, &rp)
-    });
+    eventually(
+        Duration::from_secs(5),
+        "/authorize refuses the client",
+        || authorize_refused(&mut b, &rp),
+    );
     rp.exchange(&server, &code, Some(&pkce.verifier))
         .assert_oauth_error(400, "unauthorized_client");
 }
