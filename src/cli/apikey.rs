@@ -104,27 +104,8 @@ pub struct CreateArgs {
 
 /// Parses `90d`, `12h`, `30m`, `45s` (a bare number is seconds) into seconds.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 90d, 12h, 30m"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => {
-            return Err(format!(
-                "{s:?}: unknown unit {unit:?} (use s, m, h, d or w)"
-            ));
-        }
-    };
-    let v = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is out of range (1 second to 10 years)"))?;
-    apikeys::check_lifetime(v).map_err(|m| format!("{s:?} is {m}"))?;
+    let v = super::parse_seconds(s)?;
+    apikeys::check_lifetime(v).map_err(|m| format!("{:?} is {m}", s.trim()))?;
     Ok(v)
 }
 

@@ -66,8 +66,8 @@ pub struct AddArgs {
     /// The `aud` of its access tokens [default: the issuer]
     #[arg(long)]
     audience: Option<String>,
-    /// Access-token lifetime in seconds [default: the token.access_ttl setting]
-    #[arg(long, value_name = "SECS")]
+    /// Access-token lifetime, e.g. 10m, 1h, 900 (seconds) [default: the token.access_ttl setting]
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_seconds)]
     access_token_ttl: Option<i64>,
     /// A trusted first-party app: users are never asked to consent
     #[arg(long)]
@@ -120,8 +120,9 @@ pub struct UpdateArgs {
     /// Access tokens name the issuer as their audience again
     #[arg(long)]
     no_audience: bool,
-    /// Access-token lifetime in seconds
-    #[arg(long, value_name = "SECS", conflicts_with = "default_access_token_ttl")]
+    /// Access-token lifetime, e.g. 10m, 1h, 900 (seconds)
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_seconds,
+          conflicts_with = "default_access_token_ttl")]
     access_token_ttl: Option<i64>,
     /// Access tokens live as long as the token.access_ttl setting says again
     #[arg(long)]
@@ -259,45 +260,48 @@ fn describe(c: &Client) -> Value {
 }
 
 fn print_human(c: &Client) {
-    println!("client_id:        {}", c.client_id);
-    println!("name:             {}", c.name);
+    println!("client_id:                 {}", c.client_id);
+    println!("name:                      {}", c.name);
     println!(
-        "type:             {}",
+        "type:                      {}",
         if c.is_public() {
             "public"
         } else {
             "confidential"
         }
     );
-    println!("grants:           {}", c.grant_types.join(" "));
-    println!("scopes:           {}", c.scopes.join(" "));
-    println!("redirect_uris:    {}", c.redirect_uris.join(" "));
+    println!("grant_types:               {}", c.grant_types.join(" "));
+    println!("scopes:                    {}", c.scopes.join(" "));
+    println!("redirect_uris:             {}", c.redirect_uris.join(" "));
     println!(
-        "audience:         {}",
+        "audience:                  {}",
         c.audience.as_deref().unwrap_or("(the issuer)")
     );
     println!(
-        "access_token_ttl: {}",
+        "access_token_ttl:          {}",
         c.access_token_ttl
             .map(|t| format!("{t}s"))
             .unwrap_or_else(|| "(server default)".into())
     );
-    println!("require_pkce:     {}", c.require_pkce || c.is_public());
-    println!("skip_consent:     {}", c.skip_consent);
-    println!("id_token_alg:     {}", c.id_token_alg);
     println!(
-        "post_logout_uris: {}",
+        "require_pkce:              {}",
+        c.require_pkce || c.is_public()
+    );
+    println!("skip_consent:              {}", c.skip_consent);
+    println!("id_token_alg:              {}", c.id_token_alg);
+    println!(
+        "post_logout_redirect_uris: {}",
         c.post_logout_redirect_uris.join(" ")
     );
     println!(
-        "allowed_groups:   {}",
+        "allowed_groups:            {}",
         if c.allowed_groups.is_empty() {
             "(everyone)".to_string()
         } else {
             c.allowed_groups.join(" ")
         }
     );
-    println!("created:          {}", rfc3339(c.created_at));
+    println!("created:                   {}", rfc3339(c.created_at));
 }
 
 fn add(store: &mut Store, actor: &Actor, a: AddArgs) -> Result<(), Error> {

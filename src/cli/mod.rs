@@ -124,6 +124,30 @@ fn open(data_dir: &std::path::Path) -> Result<Store, Error> {
     Ok(Store::open_data_dir(data_dir)?)
 }
 
+/// Parses a duration flag: `90d`, `12h`, `30m`, `45s`, `2w` (a bare number is seconds) into
+/// seconds. Ranges are the operations' business.
+pub fn parse_seconds(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90d, 12h, 30m"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit {unit:?} (use s, m, h, d or w)"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is out of range"))
+}
+
 /// Prints a value as pretty JSON.
 fn print_json(value: &serde_json::Value) {
     println!(

@@ -355,3 +355,41 @@ fn client_update_refusals_exit_2_and_change_nothing() {
         "{events}"
     );
 }
+
+#[test]
+fn token_lifetimes_take_a_unit_like_every_other_duration_flag() {
+    let server = Server::start();
+    let added = json(
+        &server,
+        &[
+            "client",
+            "add",
+            "lifetimes",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "read",
+            "--access-token-ttl",
+            "15m",
+            "--json",
+        ],
+    );
+    let id = added["client_id"].as_str().unwrap();
+    assert_eq!(show(&server, id)["access_token_ttl"], 900);
+    server.cli_ok(&["client", "update", id, "--access-token-ttl", "1h"]);
+    assert_eq!(show(&server, id)["access_token_ttl"], 3600);
+    server.cli_ok(&["client", "update", id, "--access-token-ttl", "120"]);
+    assert_eq!(show(&server, id)["access_token_ttl"], 120);
+    // Beyond a day, a bad unit, and not a number: usage errors, nothing changed.
+    for bad in ["2d", "15x", "soon"] {
+        let out = server.cli(&["client", "update", id, "--access-token-ttl", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {out:?}");
+    }
+    assert_eq!(show(&server, id)["access_token_ttl"], 120);
+    let shown = server.cli_ok(&["client", "show", id]);
+    assert!(
+        shown.contains("grant_types:               client_credentials"),
+        "{shown}"
+    );
+    assert!(shown.contains("access_token_ttl:          120s"), "{shown}");
+}
