@@ -19,7 +19,7 @@ pub fn cookie_name(secure: bool) -> &'static str {
     }
 }
 
-/// How stale `last_seen` may get before a request updates it (fewer writes).
+/// How stale `last_seen_at` may get before a request updates it (fewer writes).
 const TOUCH_AFTER: i64 = 60;
 /// How long a forward-auth decision may use a cached session before checking the database
 /// (and the login session it belongs to) again.
@@ -54,7 +54,7 @@ pub fn current(w: &mut Worker, req: &Req, now: i64) -> Result<Option<Session>, S
         return Ok(None);
     }
     let idle = w.app.settings().get(crate::config::Setting::SessionIdleTtl);
-    if row.expires_at <= now || row.last_seen + idle <= now {
+    if row.expires_at <= now || row.last_seen_at + idle <= now {
         w.store.delete_session(&hash)?;
         return Ok(None);
     }
@@ -64,7 +64,7 @@ pub fn current(w: &mut Worker, req: &Req, now: i64) -> Result<Option<Session>, S
     if user.disabled {
         return Ok(None);
     }
-    if now - row.last_seen >= TOUCH_AFTER {
+    if now - row.last_seen_at >= TOUCH_AFTER {
         w.store.touch_session(&hash, now)?;
     }
     Ok(Some(Session {
@@ -182,10 +182,10 @@ pub fn current_forward(
     };
     let idle = w.app.settings().get(crate::config::Setting::SessionIdleTtl);
     let expires_at = row.expires_at.min(parent.expires_at);
-    if expires_at <= now || parent.last_seen + idle <= now {
+    if expires_at <= now || parent.last_seen_at + idle <= now {
         return Ok(None);
     }
-    if now - parent.last_seen >= TOUCH_AFTER {
+    if now - parent.last_seen_at >= TOUCH_AFTER {
         w.store.touch_session(&parent_hash, now)?;
     }
     let Some(user) = w.store.user(&row.user_id)? else {

@@ -199,7 +199,7 @@ fn describe_session(s: &SessionInfo) -> Value {
     json!({
         "id": s.id,
         "auth_time": s.auth_time,
-        "last_seen": s.last_seen,
+        "last_seen_at": s.last_seen_at,
         "expires_at": s.expires_at,
         "forward_auth_sessions": s.forward_sessions,
     })
@@ -352,7 +352,7 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
                         "{:<12}  {:<20}  {:<20}  {:<20}  {}",
                         s.id,
                         rfc3339(s.auth_time),
-                        rfc3339(s.last_seen),
+                        rfc3339(s.last_seen_at),
                         rfc3339(s.expires_at),
                         s.forward_sessions
                     );

@@ -20,7 +20,7 @@ pub struct SessionInfo {
     pub id: String,
     /// When the user signed in (typed the password).
     pub auth_time: i64,
-    pub last_seen: i64,
+    pub last_seen_at: i64,
     /// The absolute timeout (the idle timeout, `session.idle_ttl`, may end it sooner).
     pub expires_at: i64,
     /// Forward-auth sessions that belong to it and end with it.
@@ -47,7 +47,7 @@ fn info(s: &UserSession) -> SessionInfo {
     SessionInfo {
         id: public_id(&s.hash),
         auth_time: s.auth_time,
-        last_seen: s.last_seen,
+        last_seen_at: s.last_seen_at,
         expires_at: s.expires_at,
         forward_sessions: s.forward_sessions,
     }

@@ -697,19 +697,19 @@ fn sessions_expire_and_gc(s: &mut Store) {
     let row = s.session(&live).unwrap().unwrap();
     assert_eq!(row.user_id, "u1");
     assert_eq!(
-        (row.auth_time, row.last_seen, row.expires_at),
+        (row.auth_time, row.last_seen_at, row.expires_at),
         (100, 100, 1_000)
     );
     assert_eq!(row.parent, None);
     let row = s.session(&child).unwrap().unwrap();
     assert_eq!(row.parent, Some(live));
     assert_eq!(
-        (row.auth_time, row.last_seen, row.expires_at),
+        (row.auth_time, row.last_seen_at, row.expires_at),
         (100, 150, 900)
     );
 
     s.touch_session(&live, 400).unwrap();
-    assert_eq!(s.session(&live).unwrap().unwrap().last_seen, 400);
+    assert_eq!(s.session(&live).unwrap().unwrap().last_seen_at, 400);
     // Idle: `idle` and `parent` were last seen at 100; 100 + 300 <= 500. `live` was seen at 400.
     // The forward-auth session of `parent` is hidden at once and collected (by the same or
     // the next collection).

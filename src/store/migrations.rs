@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0009_token_families.sql"),
     include_str!("sql/0010_access_in_refresh_row.sql"),
     include_str!("sql/0011_key_prepublication.sql"),
+    include_str!("sql/0012_session_last_seen_at.sql"),
 ];
 
 /// The schema version this binary writes.

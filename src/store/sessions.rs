@@ -9,7 +9,7 @@ use super::{Store, StoreError, exec_tx};
 pub struct SessionRow {
     pub user_id: String,
     pub auth_time: i64,
-    pub last_seen: i64,
+    pub last_seen_at: i64,
     pub expires_at: i64,
     /// For a forward-auth session, the login session it belongs to.
     pub parent: Option<[u8; 32]>,
@@ -22,7 +22,7 @@ pub struct UserSession {
     pub hash: [u8; 32],
     /// When the user typed the password.
     pub auth_time: i64,
-    pub last_seen: i64,
+    pub last_seen_at: i64,
     /// The absolute timeout (the idle timeout may end it sooner).
     pub expires_at: i64,
     pub forward_sessions: i64,
@@ -38,7 +38,7 @@ impl Store {
         expires_at: i64,
     ) -> Result<(), StoreError> {
         self.exec(
-            "INSERT INTO sessions (hash, user_id, auth_time, last_seen, expires_at) \
+            "INSERT INTO sessions (hash, user_id, auth_time, last_seen_at, expires_at) \
              VALUES (?1, ?2, ?3, ?3, ?4)",
             params![hash.as_slice(), user_id, now, expires_at],
         )?;
@@ -48,7 +48,7 @@ impl Store {
     /// The session with this digest, if it exists (expiry is the caller's to check).
     pub fn session(&self, hash: &[u8; 32]) -> Result<Option<SessionRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT s.user_id, s.auth_time, s.last_seen, s.expires_at, s.parent FROM sessions s \
+            "SELECT s.user_id, s.auth_time, s.last_seen_at, s.expires_at, s.parent FROM sessions s \
              WHERE s.hash = ?1 AND (s.parent IS NULL OR EXISTS \
              (SELECT 1 FROM sessions p WHERE p.hash = s.parent))",
         )?;
@@ -58,7 +58,7 @@ impl Store {
                 Ok(SessionRow {
                     user_id: r.get(0)?,
                     auth_time: r.get(1)?,
-                    last_seen: r.get(2)?,
+                    last_seen_at: r.get(2)?,
                     expires_at: r.get(3)?,
                     parent: parent.and_then(|p| <[u8; 32]>::try_from(p.as_slice()).ok()),
                 })
@@ -69,7 +69,7 @@ impl Store {
     /// Records activity on a session (for the idle timeout).
     pub fn touch_session(&mut self, hash: &[u8; 32], now: i64) -> Result<(), StoreError> {
         self.exec(
-            "UPDATE sessions SET last_seen = ?2 WHERE hash = ?1",
+            "UPDATE sessions SET last_seen_at = ?2 WHERE hash = ?1",
             params![hash.as_slice(), now],
         )?;
         Ok(())
@@ -86,7 +86,7 @@ impl Store {
         expires_at: i64,
     ) -> Result<(), StoreError> {
         self.exec(
-            "INSERT INTO sessions (hash, user_id, auth_time, last_seen, expires_at, parent) \
+            "INSERT INTO sessions (hash, user_id, auth_time, last_seen_at, expires_at, parent) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 hash.as_slice(),
@@ -115,7 +115,7 @@ impl Store {
     /// included.
     pub fn sessions_of(&self, user_id: &str) -> Result<Vec<UserSession>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT s.hash, s.auth_time, s.last_seen, s.expires_at, \
+            "SELECT s.hash, s.auth_time, s.last_seen_at, s.expires_at, \
              (SELECT count(*) FROM sessions c WHERE c.parent = s.hash) \
              FROM sessions s WHERE s.user_id = ?1 AND s.parent IS NULL \
              ORDER BY s.auth_time, s.hash",
@@ -131,13 +131,13 @@ impl Store {
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (hash, auth_time, last_seen, expires_at, forward_sessions) = row?;
+            let (hash, auth_time, last_seen_at, expires_at, forward_sessions) = row?;
             let hash = <[u8; 32]>::try_from(hash.as_slice())
                 .map_err(|_| StoreError::Corrupt("a session digest is not 32 bytes".into()))?;
             out.push(UserSession {
                 hash,
                 auth_time,
-                last_seen,
+                last_seen_at,
                 expires_at,
                 forward_sessions,
             });
@@ -180,7 +180,7 @@ impl Store {
     /// Deletes sessions past their absolute or idle timeout; returns how many.
     pub fn gc_sessions(&mut self, now: i64, idle_ttl: i64) -> Result<usize, StoreError> {
         Ok(self.exec(
-            "DELETE FROM sessions WHERE expires_at <= ?1 OR (parent IS NULL AND last_seen + ?2 <= ?1) \
+            "DELETE FROM sessions WHERE expires_at <= ?1 OR (parent IS NULL AND last_seen_at + ?2 <= ?1) \
              OR (parent IS NOT NULL AND parent NOT IN (SELECT hash FROM sessions WHERE parent IS NULL))",
             params![now, idle_ttl],
         )?)

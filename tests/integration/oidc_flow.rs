@@ -1972,7 +1972,7 @@ fn sessions_and_refresh_tokens_expire_idle_and_absolute() {
     assert!(signed_in(&mut b));
     let n = conn
         .execute(
-            "UPDATE sessions SET last_seen = ?1 WHERE hash = ?2",
+            "UPDATE sessions SET last_seen_at = ?1 WHERE hash = ?2",
             rusqlite::params![now() - 7201, session_hash(&b)],
         )
         .unwrap();
@@ -1984,7 +1984,7 @@ fn sessions_and_refresh_tokens_expire_idle_and_absolute() {
     let code = login_code(&server, &mut b, "alice", &Authz::new(&rp, &pkce));
     let n = conn
         .execute(
-            "UPDATE sessions SET expires_at = ?1, last_seen = ?1 WHERE hash = ?2",
+            "UPDATE sessions SET expires_at = ?1, last_seen_at = ?1 WHERE hash = ?2",
             rusqlite::params![now(), session_hash(&b)],
         )
         .unwrap();

@@ -1451,18 +1451,18 @@ fn expired_codes_sessions_grants_and_revocations_are_collected_in_the_background
     expected.push(("auth_codes", "hash", Box::new(blob("code-grace")), false));
     expected.push(("auth_codes", "hash", Box::new(blob("code-live")), false));
 
-    let session = |label: &str, last_seen: i64, expires_at: i64| {
+    let session = |label: &str, last_seen_at: i64, expires_at: i64| {
         conn.execute(
-            "INSERT INTO sessions (hash, user_id, auth_time, last_seen, expires_at) \
+            "INSERT INTO sessions (hash, user_id, auth_time, last_seen_at, expires_at) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![blob(label), user, n - 40_000, last_seen, expires_at],
+            params![blob(label), user, n - 40_000, last_seen_at, expires_at],
         )
         .unwrap();
     };
     // Forward-auth sessions are children of a login session and end with it.
     let child = |label: &str, parent: &str| {
         conn.execute(
-            "INSERT INTO sessions (hash, user_id, auth_time, last_seen, expires_at, parent) \
+            "INSERT INTO sessions (hash, user_id, auth_time, last_seen_at, expires_at, parent) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![blob(label), user, n - 100, n, n + 3600, blob(parent)],
         )

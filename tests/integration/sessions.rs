@@ -165,7 +165,7 @@ fn an_admin_lists_a_users_sessions_and_ends_one_or_all_and_their_cookies_stop_wo
         );
         let auth_time = s["auth_time"].as_i64().unwrap();
         assert!(auth_time > 0, "{s}");
-        assert!(s["last_seen"].as_i64().unwrap() >= auth_time, "{s}");
+        assert!(s["last_seen_at"].as_i64().unwrap() >= auth_time, "{s}");
         assert!(s["expires_at"].as_i64().unwrap() > auth_time, "{s}");
         assert_eq!(s["forward_auth_sessions"], 1, "{s}");
     }
