@@ -113,7 +113,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Keys(cmd) => keys::run(&mut open(&data_dir)?, cmd),
         Command::Settings(cmd) => settings::run(&mut open(&data_dir)?, cmd),
         Command::Audit(args) => ops::audit(&open(&data_dir)?, args),
-        Command::Backup(args) => ops::backup(&open(&data_dir)?, args),
+        Command::Backup(args) => ops::backup(&mut open(&data_dir)?, args),
         Command::Check(args) => ops::check(&data_dir, args),
         Command::Healthcheck(_) | Command::Man { .. } => Ok(()),
     }

@@ -36,6 +36,7 @@
 
 pub mod apikeys;
 pub mod clients;
+pub mod data;
 pub mod keys;
 pub mod rules;
 pub mod sessions;

@@ -717,6 +717,20 @@ fn backup_under_load_restores_users_clients_api_keys_and_tokens() {
         before,
         "the refused backup changed the existing file"
     );
+    // Both attempts are in the audit log, the refused one as failed.
+    let audit: Value = serde_json::from_str(&latchkey_ok(&dir, &["audit", "--json"])).unwrap();
+    let backups: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "backup_written" && e["target"] == backup_file.to_str().unwrap())
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(backups.len(), 2, "{audit}");
+    assert!(
+        backups.contains(&"ok") && backups.contains(&"failed"),
+        "{audit}"
+    );
 
     // Stop the original server and restore into a fresh data directory, served with the old
     // issuer (the port differs; the issuer is configuration, not state).
