@@ -2,12 +2,14 @@
 //! authorization server, an OpenID Connect provider, an ES256 JWT issuer and an API-key service.
 //!
 //! The crate is a library so that integration tests and the benchmark's ceiling binaries can reuse
-//! the connection layer; the `latchkey` binary in `main.rs` only parses arguments and calls
-//! [`cli::run`].
+//! the connection layer; the `latchkey` binary in `main.rs` only calls [`cli::main`].
 //!
-//! Layout: only [`http`] and [`server`] know about sockets; protocol
-//! code in [`oauth`], [`oidc`] and [`jwt`] takes typed values and an explicit `now`; [`store`] owns
-//! every line of SQL; [`ops`] holds the operations that change state (signing keys so far).
+//! Layout: only [`http`] and [`server`] know about sockets, and the server's runtime (workers,
+//! maintenance, reloads) lives in [`server`]; protocol code in [`oauth`], [`oidc`] and [`jwt`]
+//! takes typed values and an explicit `now`, and [`jwt`] is handed key material, never the
+//! store; [`store`] owns every line of SQL; [`ops`] holds every operation an admin or a user can
+//! perform (users, sessions, clients, API keys, rules, keys, settings, backups), audited, and
+//! [`cli`] only parses, calls them and prints. `tests/architecture.rs` checks these rules.
 
 // No panics in request paths: a panic is a bug, and the server's catch_unwind is a backstop only.
 #![cfg_attr(
