@@ -102,7 +102,7 @@ pub struct CreateArgs {
     json: bool,
 }
 
-/// Parses `90d`, `12h`, `30m`, `45s` (a bare number is seconds) into seconds.
+/// Parses `90d`, `12h`, `30m`, `45s` into seconds, within an API key's lifetime range.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
     let v = super::parse_seconds(s)?;
     apikeys::check_lifetime(v).map_err(|m| format!("{:?} is {m}", s.trim()))?;
@@ -300,7 +300,8 @@ mod tests {
         assert_eq!(parse_duration("90d"), Ok(90 * 86_400));
         assert_eq!(parse_duration("12h"), Ok(43_200));
         assert_eq!(parse_duration("30m"), Ok(1_800));
-        assert_eq!(parse_duration("45"), Ok(45));
+        assert_eq!(parse_duration("45s"), Ok(45));
+        assert!(parse_duration("45").is_err(), "a bare number has no unit");
         assert!(parse_duration("0d").is_err());
         assert!(parse_duration("5y").is_err());
         assert!(parse_duration("d").is_err());

@@ -66,7 +66,7 @@ pub struct AddArgs {
     /// The `aud` of its access tokens [default: the issuer]
     #[arg(long)]
     audience: Option<String>,
-    /// Access-token lifetime, e.g. 10m, 1h, 900 (seconds) [default: the token.access_ttl setting]
+    /// Access-token lifetime with its unit, e.g. 90s, 10m, 1h [default: the token.access_ttl setting]
     #[arg(long, value_name = "DURATION", value_parser = super::parse_seconds)]
     access_token_ttl: Option<i64>,
     /// A trusted first-party app: users are never asked to consent
@@ -120,7 +120,7 @@ pub struct UpdateArgs {
     /// Access tokens name the issuer as their audience again
     #[arg(long)]
     no_audience: bool,
-    /// Access-token lifetime, e.g. 10m, 1h, 900 (seconds)
+    /// Access-token lifetime with its unit, e.g. 90s, 10m, 1h
     #[arg(long, value_name = "DURATION", value_parser = super::parse_seconds,
           conflicts_with = "default_access_token_ttl")]
     access_token_ttl: Option<i64>,

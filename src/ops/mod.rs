@@ -29,7 +29,7 @@
 //! | who may sign in to an app | `allowed_groups` (`--allow-group`) | |
 //! | a token's lifetime | `access_token_ttl`, seconds | |
 //! | an instant | `<event>_at`, Unix seconds in JSON and SQL, RFC 3339 in human output (`created_at`, `expires_at`, `revoked_at`, `last_used_at`, `last_seen_at`); `*_from`/`*_until` bound an interval and `retire_after` is the earliest instant a key may retire | RFC 7519 uses `exp`/`iat` inside tokens only |
-//! | a duration | seconds in JSON, SQL and settings (whose `unit` says so); CLI flags take a number with a unit (`90d`, `12h`, `30m`, `45s`; a bare number is seconds) | |
+//! | a duration | seconds in JSON, SQL and settings (whose `unit` says so); CLI flags take a number with its unit (`90d`, `12h`, `30m`, `45s`; a bare number is refused) | |
 //! | a rate limit | `rate_limit` `{requests, per_seconds}` (`--rate 600/min`) | |
 //! | an API key's public part | `id` (`ak_…`) and `prefix` | |
 //! | a signing key | `kid`, `alg` | RFC 7517 §4.5, RFC 7518 |

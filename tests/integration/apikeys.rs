@@ -1098,7 +1098,7 @@ fn a_leaked_key_is_revoked_through_the_revocation_endpoint_by_any_client() {
 
 #[test]
 fn an_expired_key_is_refused() {
-    let (server, keys) = server_with_keys(&[], &[("short-lived", &["--expires-in", "1"])]);
+    let (server, keys) = server_with_keys(&[], &[("short-lived", &["--expires-in", "1s"])]);
     let k = &keys[0];
     let exp = k.created["expires_at"].as_i64().unwrap();
     assert!((now() - 30..=now() + 1).contains(&exp), "{}", k.created);

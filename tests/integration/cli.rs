@@ -247,11 +247,11 @@ fn client_add_usage_errors_exit_2_and_register_nothing() {
         ),
         (
             "lifetime below 30 s",
-            [&["a"][..], &cc, &["--access-token-ttl", "29"]].concat(),
+            [&["a"][..], &cc, &["--access-token-ttl", "29s"]].concat(),
         ),
         (
             "lifetime above a day",
-            [&["a"][..], &cc, &["--access-token-ttl", "86401"]].concat(),
+            [&["a"][..], &cc, &["--access-token-ttl", "86401s"]].concat(),
         ),
         (
             "negative lifetime",
@@ -326,8 +326,8 @@ fn client_add_usage_errors_exit_2_and_register_nothing() {
             "private-scheme",
             &["--redirect-uri", "com.example.app:/oauth"],
         ),
-        ("ttl-min", &["--access-token-ttl", "30"]),
-        ("ttl-max", &["--access-token-ttl", "86400"]),
+        ("ttl-min", &["--access-token-ttl", "30s"]),
+        ("ttl-max", &["--access-token-ttl", "24h"]),
     ] {
         add_client(&dir, name, extra);
     }
@@ -447,7 +447,7 @@ fn client_add_json_and_show_and_list_json() {
             "--audience",
             "https://api.example.org",
             "--access-token-ttl",
-            "900",
+            "15m",
             "--json",
         ],
     );
@@ -876,7 +876,7 @@ fn keys_list_and_rotate() {
 fn rotation_keeps_the_old_key_for_the_longest_token_lifetime() {
     let dir = temp_dir("retire").join("data");
     latchkey_ok(&dir, &["keys", "list"]);
-    add_client(&dir, "long-lived", &["--access-token-ttl", "7200"]);
+    add_client(&dir, "long-lived", &["--access-token-ttl", "2h"]);
     let t0 = now();
     let v = json_out(&dir, &["keys", "rotate", "--now", "--json"]);
     assert!(

@@ -137,7 +137,7 @@ fn client_update_sets_and_clears_the_other_fields() {
             "--audience",
             "api://one",
             "--access-token-ttl",
-            "600",
+            "10m",
             "--skip-consent",
             "true",
             "--require-pkce",
@@ -252,12 +252,12 @@ fn client_update_refusals_exit_2_and_change_nothing() {
         ),
         (
             "lifetime below 30 s",
-            &["conf", "--access-token-ttl", "29"],
+            &["conf", "--access-token-ttl", "29s"],
             "between 30 and 86400 seconds",
         ),
         (
             "lifetime above a day",
-            &["conf", "--access-token-ttl", "86401"],
+            &["conf", "--access-token-ttl", "86401s"],
             "between 30 and 86400 seconds",
         ),
         (
@@ -306,7 +306,7 @@ fn client_update_refusals_exit_2_and_change_nothing() {
             &[
                 "conf",
                 "--access-token-ttl",
-                "60",
+                "60s",
                 "--default-access-token-ttl",
             ],
             "cannot be used with",
@@ -378,10 +378,10 @@ fn token_lifetimes_take_a_unit_like_every_other_duration_flag() {
     assert_eq!(show(&server, id)["access_token_ttl"], 900);
     server.cli_ok(&["client", "update", id, "--access-token-ttl", "1h"]);
     assert_eq!(show(&server, id)["access_token_ttl"], 3600);
-    server.cli_ok(&["client", "update", id, "--access-token-ttl", "120"]);
+    server.cli_ok(&["client", "update", id, "--access-token-ttl", "120s"]);
     assert_eq!(show(&server, id)["access_token_ttl"], 120);
     // Beyond a day, a bad unit, and not a number: usage errors, nothing changed.
-    for bad in ["2d", "15x", "soon"] {
+    for bad in ["2d", "15x", "soon", "120"] {
         let out = server.cli(&["client", "update", id, "--access-token-ttl", bad]);
         assert_eq!(out.status.code(), Some(2), "{bad}: {out:?}");
     }

@@ -740,7 +740,7 @@ fn per_client_audience_and_lifetime() {
         "--audience",
         "https://api.example.org",
         "--access-token-ttl",
-        "120",
+        "2m",
         "--json",
     ]);
     let v: Value = serde_json::from_str(&out).unwrap();
