@@ -405,8 +405,13 @@ pub fn parse_setting(setting: Setting, raw: &str) -> Result<i64, Error> {
         .parse()
         .map_err(|_| Error::Usage(format!("{}: {raw:?} is not a whole number", spec.key)))?;
     if n < spec.min || n > spec.max {
+        let unit = match spec.unit {
+            Unit::Seconds => " s",
+            Unit::Days => " days",
+            Unit::Count => "",
+        };
         return Err(Error::Usage(format!(
-            "{}: {n} is outside {}..={}",
+            "{}: {n} is outside {}–{}{unit}",
             spec.key, spec.min, spec.max
         )));
     }

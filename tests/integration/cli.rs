@@ -1402,6 +1402,17 @@ fn settings_unknown_key_and_list_shows_unit_and_when_it_applies() {
             assert!(err.contains(known), "{args:?} lists {known}: {err}");
         }
     }
+    // A value out of range names the range the way a person writes it, with its unit.
+    for (key, value, range) in [
+        ("token.access_ttl", "5", "is outside 30–86400 s"),
+        ("audit.retention_days", "0", "days"),
+        ("http.max_connections", "0", "is outside 1–"),
+    ] {
+        let out = latchkey(&dir, &["settings", "set", key, value]);
+        assert_exit(&out, 2, key);
+        let err = stderr(&out);
+        assert!(err.contains(range) && !err.contains("..="), "{key}: {err}");
+    }
     let rows: Value =
         serde_json::from_str(&latchkey_ok(&dir, &["settings", "list", "--json"])).unwrap();
     let row = |key: &str| {
