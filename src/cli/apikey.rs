@@ -3,6 +3,8 @@
 //! [`crate::ops::apikeys`]; this file parses, calls and prints.
 
 use clap::{Args, Subcommand};
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 
 use crate::error::Error;
@@ -30,9 +32,10 @@ pub enum ApiKeyCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a key at once (a running server stops accepting it within a second)
+    /// Revoke a key at once (a running server stops accepting it within a second); by name,
+    /// every key of that name that still works (after rotations there may be several)
     Revoke {
-        /// The key: its id, or the name of its newest key
+        /// The key's id, or a name: every working key of that name
         key: String,
     },
     /// Issue a replacement; the old key keeps working for a grace period
@@ -97,6 +100,9 @@ pub struct CreateArgs {
     /// Rate limit, e.g. 600/min, 10/s, 1000/hour, 50000/day
     #[arg(long, value_parser = parse_rate)]
     rate: Option<(i64, i64)>,
+    /// Create the key even though a working key of this name exists
+    #[arg(long)]
+    allow_duplicate: bool,
     /// Print JSON instead of text
     #[arg(long)]
     json: bool,
@@ -133,11 +139,12 @@ pub fn parse_rate(s: &str) -> Result<(i64, i64), String> {
     Ok((n, window))
 }
 
-fn describe(k: &ApiKeyRow, now: i64) -> Value {
+fn describe(k: &ApiKeyRow, users: &HashMap<String, String>, now: i64) -> Value {
     json!({
         "id": k.id,
         "name": k.name,
         "owner": k.owner,
+        "user": k.user_id.as_ref().map(|id| users.get(id).cloned().unwrap_or_else(|| id.clone())),
         "prefix": k.prefix,
         "scopes": k.scopes,
         "rate_limit": k.rate.map(|(n, w)| json!({"requests": n, "per_seconds": w})),
@@ -166,6 +173,7 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
                     scopes: a.scopes,
                     expires_in: a.expires_in,
                     rate: a.rate,
+                    allow_duplicate: a.allow_duplicate,
                 },
             )?;
             if json {
@@ -183,23 +191,27 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
         }
         ApiKeyCmd::List { json } => {
             let keys = apikeys::list(store)?;
+            let users = apikeys::user_names(store)?;
             if json {
                 super::print_json(&Value::Array(
-                    keys.iter().map(|k| describe(k, now)).collect(),
+                    keys.iter().map(|k| describe(k, &users, now)).collect(),
                 ));
             } else {
                 println!(
-                    "{:<20} {:<20} {:<16} {:<12} {:<8} LAST USED",
-                    "ID", "NAME", "OWNER", "PREFIX", "STATUS"
+                    "{:<20} {:<20} {:<16} {:<12} {:<12} {:<20} {:<20} LAST USED",
+                    "ID", "NAME", "OWNER", "USER", "STATUS", "EXPIRES", "PREFIX"
                 );
                 for k in keys {
+                    let user = k.user_id.as_ref().map(|id| users.get(id).unwrap_or(id));
                     println!(
-                        "{:<20} {:<20} {:<16} {:<12} {:<8} {}",
+                        "{:<20} {:<20} {:<16} {:<12} {:<12} {:<20} {:<20} {}",
                         k.id,
                         k.name,
                         k.owner,
-                        k.prefix,
+                        user.map_or("-", |u| u.as_str()),
                         apikeys::status(&k, now),
+                        k.expires_at.map(rfc3339).unwrap_or_else(|| "never".into()),
+                        k.prefix,
                         k.last_used_at
                             .map(rfc3339)
                             .unwrap_or_else(|| "never".into())
@@ -210,11 +222,15 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
         ApiKeyCmd::Show { key, json } => {
             let k = apikeys::find(store, &key)?;
             if json {
-                super::print_json(&describe(&k, now));
+                super::print_json(&describe(&k, &apikeys::user_names(store)?, now));
             } else {
                 println!("id:         {}", k.id);
                 println!("name:       {}", k.name);
                 println!("owner:      {}", k.owner);
+                if let Some(id) = &k.user_id {
+                    let users = apikeys::user_names(store)?;
+                    println!("user:       {}", users.get(id).unwrap_or(id));
+                }
                 println!("prefix:     {}…", k.prefix);
                 println!("scopes:     {}", k.scopes.join(" "));
                 println!(
@@ -238,8 +254,13 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
             }
         }
         ApiKeyCmd::Revoke { key } => {
-            let k = apikeys::revoke(store, &actor, &key)?;
-            println!("revoked {} ({})", k.id, k.name);
+            let ids = apikeys::revoke(store, &actor, &key)?;
+            for id in &ids {
+                println!("revoked {id}");
+            }
+            if ids.len() > 1 || ids.first() != Some(&key) {
+                println!("{} key(s) named {key} revoked", ids.len());
+            }
         }
         ApiKeyCmd::Rotate { key, grace, json } => {
             let r = apikeys::rotate(store, &actor, &key, grace)?;

@@ -58,6 +58,9 @@ pub struct NewKey {
     pub expires_in: Option<i64>,
     /// (requests, per seconds).
     pub rate: Option<(i64, i64)>,
+    /// Mint even though a working key of this name exists (names are how keys are revoked and
+    /// rotated, so a second one is refused unless asked for).
+    pub allow_duplicate: bool,
 }
 
 /// A minted key. `key` is the only copy of the key there will ever be.
@@ -83,12 +86,15 @@ impl std::fmt::Debug for Minted {
     }
 }
 
-/// Whether a key works: `revoked`, `expired` or `active`.
+/// Whether a key works: `revoked`, `expired`, `retiring` (rotated out, working until its grace
+/// period ends) or `active`.
 pub fn status(k: &ApiKeyRow, now: i64) -> &'static str {
     if k.revoked_at.is_some() {
         "revoked"
     } else if k.expires_at.is_some_and(|e| e <= now) {
         "expired"
+    } else if k.replaced_by.is_some() {
+        "retiring"
     } else {
         "active"
     }
@@ -112,6 +118,13 @@ pub fn create(store: &mut Store, actor: &Actor, new: NewKey) -> Result<Minted, O
         }
         if let Some((n, w)) = new.rate {
             check_rate(n, w).map_err(|m| OpError::Invalid(format!("rate limit: {m}")))?;
+        }
+        if !new.allow_duplicate && store.live_api_key_named(new.name.trim(), now())? {
+            return Err(OpError::Conflict(format!(
+                "a working key named {:?} exists: rotate it (apikey rotate), revoke it, or pass \
+                 --allow-duplicate for a second key of that name",
+                new.name.trim()
+            )));
         }
         let user_id = match &new.user {
             Some(u) => Some(
@@ -213,16 +226,29 @@ pub fn rotate(store: &mut Store, actor: &Actor, key: &str, grace: i64) -> Result
     })
 }
 
-/// Revokes a key at once (audit `apikey_revoked`, target the key given). Returns the key as
-/// it was.
-pub fn revoke(store: &mut Store, actor: &Actor, key: &str) -> Result<ApiKeyRow, OpError> {
+/// Revokes at once the key with this id, or every key of this name that still works (after
+/// rotations there may be several). Audit `apikey_revoked`, target the key given. Returns the
+/// ids revoked.
+pub fn revoke(store: &mut Store, actor: &Actor, key: &str) -> Result<Vec<String>, OpError> {
     audited(store, actor, "apikey_revoked", key, |store| {
         let k = find(store, key)?;
-        store.revoke_api_key(&k.id, now()).map_err(|e| match e {
-            StoreError::NotFound => OpError::Failed(format!("API key {} is already revoked", k.id)),
-            other => OpError::Store(other),
-        })?;
-        Ok(k)
+        if k.id == key {
+            store.revoke_api_key(&k.id, now()).map_err(|e| match e {
+                StoreError::NotFound => {
+                    OpError::Failed(format!("API key {} is already revoked", k.id))
+                }
+                other => OpError::Store(other),
+            })?;
+            return Ok(vec![k.id]);
+        }
+        // By name: after rotations several keys of one name may still work; all of them go.
+        let ids = store.revoke_live_api_keys_named(key, now())?;
+        if ids.is_empty() {
+            return Err(OpError::Failed(format!(
+                "no key named {key:?} still works: each is revoked or expired"
+            )));
+        }
+        Ok(ids)
     })
 }
 
@@ -258,6 +284,15 @@ pub fn find(store: &Store, key: &str) -> Result<ApiKeyRow, OpError> {
     store
         .api_key_by_id_or_name(key)?
         .ok_or_else(|| OpError::NotFound(format!("no API key with id or name {key:?}")))
+}
+
+/// The usernames of the users keys are tied to, by `sub`.
+pub fn user_names(store: &Store) -> Result<std::collections::HashMap<String, String>, OpError> {
+    Ok(store
+        .users()?
+        .into_iter()
+        .map(|u| (u.id, u.username))
+        .collect())
 }
 
 /// Every key, newest first.

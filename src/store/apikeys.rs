@@ -155,6 +155,34 @@ impl Store {
         Ok(())
     }
 
+    /// Revokes every key of this name that still works (not revoked, not expired) in one
+    /// transaction, and returns the ids it revoked (none when no such key works).
+    pub fn revoke_live_api_keys_named(
+        &mut self,
+        name: &str,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.with_tx(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE api_keys SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL \
+                 AND (expires_at IS NULL OR expires_at > ?2) RETURNING id",
+            )?;
+            let ids = stmt
+                .query_map(params![name, now], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(ids)
+        })
+    }
+
+    /// Whether a key of this name still works (not revoked, not expired).
+    pub fn live_api_key_named(&self, name: &str, now: i64) -> Result<bool, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT 1 FROM api_keys WHERE name = ?1 AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > ?2) LIMIT 1",
+        )?;
+        Ok(stmt.exists(params![name, now])?)
+    }
+
     /// Switches an owner's keys off (or on again).
     pub fn set_api_owner_disabled(
         &mut self,

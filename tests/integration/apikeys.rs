@@ -1784,3 +1784,85 @@ fn a_key_in_the_url_path_is_not_logged() {
     }
     assert_not_logged(&server, key);
 }
+
+/// A name is how an admin revokes and rotates keys: `revoke NAME` after two rotations revokes
+/// every key of that name that still works, and a second working key of one name is only made
+/// when asked for. `list` says which keys are rotated out but still working, their expiry and
+/// the user they are tied to.
+#[test]
+fn keys_by_name_revoke_together_and_a_duplicate_name_is_asked_for() {
+    let server = Server::start();
+    let dir = &server.data_dir;
+    add_user(dir, "carol", &[]);
+    let first = create_key(dir, "deploy", &["--user", "carol", "--expires-in", "30d"]);
+    let second: Value = cli_json(
+        dir,
+        &["apikey", "rotate", "deploy", "--grace", "1h", "--json"],
+    );
+    let third: Value = cli_json(
+        dir,
+        &["apikey", "rotate", "deploy", "--grace", "1h", "--json"],
+    );
+    let list = cli_json(dir, &["apikey", "list", "--json"]);
+    let row = |id: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == id)
+            .unwrap_or_else(|| panic!("{id} in {list}"))
+            .clone()
+    };
+    assert_eq!(row(&first.id)["status"], "retiring", "{list}");
+    assert_eq!(row(second["id"].as_str().unwrap())["status"], "retiring");
+    assert_eq!(row(third["id"].as_str().unwrap())["status"], "active");
+    assert_eq!(row(&first.id)["user"], "carol");
+    assert!(row(third["id"].as_str().unwrap())["expires_at"].is_i64());
+    let table = cli_ok(dir, &["apikey", "list"]);
+    assert!(
+        table.contains("retiring") && table.contains("carol"),
+        "{table}"
+    );
+
+    // A second working key of the name is refused (exit 2), unless asked for.
+    let out = latchkey(dir, &["apikey", "create", "deploy"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--allow-duplicate"),
+        "{out:?}"
+    );
+    let extra = create_key(dir, "deploy", &["--allow-duplicate"]);
+    let bystander = create_key(dir, "other", &[]);
+    // The running server knows every key before the revocation.
+    for key in [&extra.key, &bystander.key] {
+        crate::support::eventually(Duration::from_secs(3), "the new key is known", || {
+            check(&server, key).status == 200
+        });
+    }
+
+    // Revoking by name: all four working keys of the name, and nothing else.
+    let out = cli_ok(dir, &["apikey", "revoke", "deploy"]);
+    assert!(out.contains("4 key(s) named deploy revoked"), "{out}");
+    for id in [
+        first.id.as_str(),
+        second["id"].as_str().unwrap(),
+        third["id"].as_str().unwrap(),
+        extra.id.as_str(),
+    ] {
+        assert!(out.contains(id), "{id}: {out}");
+    }
+    for key in [&first.key, &extra.key, third["key"].as_str().unwrap()] {
+        crate::support::eventually(Duration::from_secs(3), "the revocation is known", || {
+            check(&server, key).status == 401
+        });
+    }
+    assert_ok(&check(&server, &bystander.key));
+    // Nothing of that name works any more: a second revoke says so (exit 1).
+    let again = latchkey(dir, &["apikey", "revoke", "deploy"]);
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("revoked or expired"),
+        "{again:?}"
+    );
+    // Once none works, the name is free again without the flag.
+    create_key(dir, "deploy", &[]);
+}
