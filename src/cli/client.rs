@@ -106,10 +106,22 @@ pub struct UpdateArgs {
     /// A redirect URI (repeatable; given at least once, replaces the list; '' for none)
     #[arg(long = "redirect-uri", value_name = "URI")]
     redirect_uris: Vec<String>,
+    /// Add a redirect URI, keeping the others (repeatable)
+    #[arg(long = "add-redirect-uri", value_name = "URI")]
+    add_redirect_uris: Vec<String>,
+    /// Remove a registered redirect URI, keeping the others (repeatable)
+    #[arg(long = "remove-redirect-uri", value_name = "URI")]
+    remove_redirect_uris: Vec<String>,
     /// A post-logout redirect URI (repeatable; given at least once, replaces the list; ''
     /// for none)
     #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
     post_logout_redirect_uris: Vec<String>,
+    /// Add a post-logout redirect URI, keeping the others (repeatable)
+    #[arg(long = "add-post-logout-redirect-uri", value_name = "URI")]
+    add_post_logout_redirect_uris: Vec<String>,
+    /// Remove a registered post-logout redirect URI, keeping the others (repeatable)
+    #[arg(long = "remove-post-logout-redirect-uri", value_name = "URI")]
+    remove_post_logout_redirect_uris: Vec<String>,
     /// A group whose members may sign in (repeatable; given at least once, replaces the list;
     /// '' lets everyone in)
     #[arg(long = "allow-group", value_name = "GROUP")]
@@ -157,7 +169,11 @@ impl UpdateArgs {
             grant_types: list(self.grants),
             scopes: list(self.scopes),
             redirect_uris: list(self.redirect_uris),
+            add_redirect_uris: self.add_redirect_uris,
+            remove_redirect_uris: self.remove_redirect_uris,
             post_logout_redirect_uris: list(self.post_logout_redirect_uris),
+            add_post_logout_redirect_uris: self.add_post_logout_redirect_uris,
+            remove_post_logout_redirect_uris: self.remove_post_logout_redirect_uris,
             audience: if self.no_audience {
                 Some(None)
             } else {

@@ -106,7 +106,13 @@ pub struct ClientChanges {
     pub grant_types: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
     pub redirect_uris: Option<Vec<String>>,
+    /// Added to the redirect URIs (after a replacement, if any); one already there is kept once.
+    pub add_redirect_uris: Vec<String>,
+    /// Taken from the redirect URIs; each must be registered.
+    pub remove_redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub add_post_logout_redirect_uris: Vec<String>,
+    pub remove_post_logout_redirect_uris: Vec<String>,
     /// `Some(None)`: back to the issuer.
     pub audience: Option<Option<String>>,
     /// `Some(None)`: back to the server default.
@@ -280,7 +286,11 @@ pub fn update(
             grant_types,
             scopes,
             redirect_uris,
+            add_redirect_uris,
+            remove_redirect_uris,
             post_logout_redirect_uris,
+            add_post_logout_redirect_uris,
+            remove_post_logout_redirect_uris,
             audience,
             access_token_ttl,
             require_pkce,
@@ -302,6 +312,18 @@ pub fn update(
             post_logout_redirect_uris,
         );
         set(&mut spec.allowed_groups, allowed_groups);
+        edit_list(
+            &mut spec.redirect_uris,
+            add_redirect_uris,
+            remove_redirect_uris,
+            "redirect URI",
+        )?;
+        edit_list(
+            &mut spec.post_logout_redirect_uris,
+            add_post_logout_redirect_uris,
+            remove_post_logout_redirect_uris,
+            "post-logout redirect URI",
+        )?;
         spec.audience = audience.unwrap_or(spec.audience);
         spec.access_token_ttl = access_token_ttl.unwrap_or(spec.access_token_ttl);
         spec.require_pkce = require_pkce.unwrap_or(spec.require_pkce);
@@ -316,6 +338,31 @@ pub fn update(
             })?;
         find(store, &client.client_id)
     })
+}
+
+/// Adds and removes entries of a registered list: an added entry already there is kept once;
+/// removing one that is not there is refused, naming it (a typo must not pass as done).
+fn edit_list(
+    list: &mut Vec<String>,
+    add: Vec<String>,
+    remove: Vec<String>,
+    what: &str,
+) -> Result<(), OpError> {
+    for entry in add {
+        if !list.contains(&entry) {
+            list.push(entry);
+        }
+    }
+    for entry in remove {
+        let before = list.len();
+        list.retain(|e| *e != entry);
+        if list.len() == before {
+            return Err(OpError::Invalid(format!(
+                "{what} {entry:?} is not registered for this client"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Removes a client and, with it, its grants and tokens (audit `client_removed`, target the

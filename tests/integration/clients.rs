@@ -393,3 +393,98 @@ fn token_lifetimes_take_a_unit_like_every_other_duration_flag() {
     );
     assert!(shown.contains("access_token_ttl:          120s"), "{shown}");
 }
+
+/// Redirect URIs are added and removed one by one, keeping the others, the client id and the
+/// secret; removing a URI that is not registered is refused and changes nothing.
+#[test]
+fn client_update_adds_and_removes_redirect_uris_keeping_id_and_secret() {
+    let server = Server::start();
+    let (a, b, c) = (
+        "https://app.example.org/a",
+        "https://app.example.org/b",
+        "https://app.example.org/c",
+    );
+    let added = json(
+        &server,
+        &[
+            "client",
+            "add",
+            "web",
+            "--grant",
+            "authorization_code",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "openid read",
+            "--redirect-uri",
+            a,
+            "--redirect-uri",
+            b,
+            "--json",
+        ],
+    );
+    let client = TestClient {
+        id: added["client_id"].as_str().unwrap().to_string(),
+        secret: added["client_secret"].as_str().unwrap().to_string(),
+    };
+    let v = json(
+        &server,
+        &[
+            "client",
+            "update",
+            "web",
+            "--add-redirect-uri",
+            c,
+            "--remove-redirect-uri",
+            a,
+            "--add-post-logout-redirect-uri",
+            "https://app.example.org/bye",
+            "--json",
+        ],
+    );
+    assert_eq!(v["client_id"], client.id.as_str());
+    assert_eq!(v["redirect_uris"], serde_json::json!([b, c]));
+    assert_eq!(
+        v["post_logout_redirect_uris"],
+        serde_json::json!(["https://app.example.org/bye"])
+    );
+    eventually(SOON, "the removed URI is refused", || {
+        authorize_status(&server, &client.id, a) == 400
+    });
+    assert_eq!(authorize_status(&server, &client.id, b), 303);
+    assert_eq!(authorize_status(&server, &client.id, c), 303);
+    // The secret is the same one.
+    assert_eq!(client_credentials(&server, &client, "read").0, 200);
+
+    // Adding one already there keeps it once; removing one not there is refused.
+    let v = json(
+        &server,
+        &["client", "update", "web", "--add-redirect-uri", b, "--json"],
+    );
+    assert_eq!(v["redirect_uris"], serde_json::json!([b, c]));
+    let out = server.cli(&["client", "update", "web", "--remove-redirect-uri", a]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not registered for this client"),
+        "{out:?}"
+    );
+    assert_eq!(
+        show(&server, &client.id)["redirect_uris"],
+        serde_json::json!([b, c])
+    );
+    // Removing the last one of a code-flow client is refused by the registration rules.
+    let out = server.cli(&[
+        "client",
+        "update",
+        "web",
+        "--remove-redirect-uri",
+        b,
+        "--remove-redirect-uri",
+        c,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        show(&server, &client.id)["redirect_uris"],
+        serde_json::json!([b, c])
+    );
+}
