@@ -12,8 +12,8 @@ use crate::server::start::{StartConfig, TlsFiles};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port and prints it)
-    #[arg(long, env = "LATCHKEY_LISTEN", default_value = "127.0.0.1:8080")]
+    /// Address to listen on, as IP:PORT or HOST:PORT (port 0 picks a free port and prints it)
+    #[arg(long, env = "LATCHKEY_LISTEN", default_value = "127.0.0.1:8080", value_parser = resolve)]
     listen: SocketAddr,
     /// The issuer URL clients see, e.g. https://auth.home.example.org [default: http://<listen>]
     #[arg(long, env = "LATCHKEY_ISSUER")]
@@ -32,7 +32,7 @@ pub struct ServeArgs {
     trusted_proxies: Vec<crate::http::client_ip::Cidr>,
     /// Serve Prometheus metrics at /metrics on this separate address (off by default; keep it
     /// on loopback or a private network)
-    #[arg(long, env = "LATCHKEY_METRICS_LISTEN", value_name = "ADDR")]
+    #[arg(long, env = "LATCHKEY_METRICS_LISTEN", value_name = "ADDR", value_parser = resolve)]
     metrics_listen: Option<SocketAddr>,
     /// Serve HTTPS with this PEM certificate chain (reloaded on SIGHUP)
     #[arg(long, env = "LATCHKEY_TLS_CERT", value_name = "FILE")]
@@ -40,12 +40,28 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert
     #[arg(long, env = "LATCHKEY_TLS_KEY", value_name = "FILE")]
     tls_key: Option<PathBuf>,
-    /// Log level: error, warn, info, debug, trace
-    #[arg(long, env = "LATCHKEY_LOG", default_value = "info")]
+    /// Log level
+    #[arg(long, env = "LATCHKEY_LOG", default_value = "info",
+          value_parser = ["off", "error", "warn", "info", "debug", "trace"], ignore_case = true)]
     log_level: String,
     /// Log line format
     #[arg(long, env = "LATCHKEY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+}
+
+/// Reads a listen address: `IP:PORT`, or `HOST:PORT` resolved now (`localhost:8080`); a name
+/// with several addresses listens on the first one the resolver gives.
+fn resolve(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    use std::net::ToSocketAddrs;
+    let mut addrs = s
+        .to_socket_addrs()
+        .map_err(|e| format!("{s:?} is not an address like 127.0.0.1:8080 ({e})"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{s:?} resolves to no address"))
 }
 
 pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {

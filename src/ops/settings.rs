@@ -29,9 +29,39 @@ pub fn set(
     audited(store, actor, "setting_changed", &target, |s| {
         let setting = Setting::from_key(key)?;
         let n = parse_setting(setting, value)?;
+        agrees(&Settings::load(s)?, setting, n)?;
         s.set_setting(setting.key(), &n.to_string())?;
         Ok((setting, n))
     })
+}
+
+/// Pairs of settings where the first bounds the second: an idle timeout longer than the
+/// absolute lifetime it sits inside would never apply.
+const BOUNDS: &[(Setting, Setting)] = &[
+    (Setting::SessionTtl, Setting::SessionIdleTtl),
+    (Setting::RefreshTtl, Setting::RefreshIdleTtl),
+];
+
+/// Refuses a value that contradicts another setting (see [`BOUNDS`]).
+fn agrees(current: &Settings, setting: Setting, value: i64) -> Result<(), OpError> {
+    let of = |s: Setting| if s == setting { value } else { current.get(s) };
+    for &(outer, inner) in BOUNDS {
+        if (setting == outer || setting == inner) && of(inner) > of(outer) {
+            return Err(OpError::Invalid(format!(
+                "{} ({} s) cannot be longer than {} ({} s): change {} first",
+                inner.key(),
+                of(inner),
+                outer.key(),
+                of(outer),
+                if setting == inner {
+                    outer.key()
+                } else {
+                    inner.key()
+                }
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Returns a setting to its default; returns the setting.

@@ -1452,3 +1452,58 @@ fn settings_unknown_key_and_list_shows_unit_and_when_it_applies() {
         "{line}"
     );
 }
+
+/// Input is checked at the edges: a log level that is not one, a listen address by name, a
+/// rule method that is not a method, and settings that would contradict each other.
+#[test]
+fn edges_refuse_what_is_not_meant_and_resolve_what_is() {
+    let dir = temp_dir("edges");
+    // Not a log level: refused (clap's usage error), never silently `info`.
+    let out = latchkey(
+        &dir,
+        &["serve", "--log-level", "verbose", "--listen", "127.0.0.1:0"],
+    );
+    assert_exit(&out, 2, "--log-level verbose");
+    assert!(stderr(&out).contains("verbose"), "{}", stderr(&out));
+    let out = latchkey(&dir, &["serve", "--listen", "nowhere.invalid:8080"]);
+    assert_exit(&out, 2, "--listen nowhere.invalid:8080");
+    // A name is resolved: localhost:PORT serves.
+    let server = Server::start_in(
+        temp_dir("edges-listen"),
+        &["--listen", "localhost:0", "--log-level", "WARN"],
+    );
+    assert!(server.addr.ip().is_loopback(), "{}", server.addr);
+    assert_eq!(server.get("/healthz").status, 200);
+
+    // --method FOO for a rule.
+    let out = server.cli(&[
+        "rule",
+        "add",
+        "--host",
+        "a.example.org",
+        "--bypass",
+        "--method",
+        "G T",
+    ]);
+    assert_exit(&out, 2, "--method 'G T'");
+
+    // An idle timeout longer than the lifetime it sits in is refused, either way round.
+    let out = server.cli(&["settings", "set", "session.idle_ttl", "50000"]);
+    assert_exit(&out, 2, "session.idle_ttl above session.ttl");
+    assert!(
+        stderr(&out).contains("cannot be longer than session.ttl"),
+        "{}",
+        stderr(&out)
+    );
+    let out = server.cli(&["settings", "set", "session.ttl", "3600"]);
+    assert_exit(&out, 2, "session.ttl below session.idle_ttl");
+    assert!(
+        stderr(&out).contains("change session.idle_ttl first"),
+        "{}",
+        stderr(&out)
+    );
+    let out = server.cli(&["settings", "set", "refresh.idle_ttl", "9000000"]);
+    assert_exit(&out, 2, "refresh.idle_ttl above refresh.ttl");
+    server.cli_ok(&["settings", "set", "session.idle_ttl", "1800"]);
+    server.cli_ok(&["settings", "set", "session.ttl", "3600"]);
+}

@@ -183,10 +183,17 @@ impl Server {
 
     /// Starts a server on an existing data directory.
     pub fn start_in(data_dir: PathBuf, extra: &[&str]) -> Server {
+        // `extra` may name its own listen address; otherwise a free loopback port.
+        let listen: &[&str] = if extra.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = latchkey_cmd()
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("serve")
+            .args(listen)
             .args(extra)
             .env("LATCHKEY_LOG", "debug")
             .stdout(Stdio::piped())
