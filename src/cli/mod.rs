@@ -189,4 +189,40 @@ mod tests {
             "arguments without help text: {missing:#?}"
         );
     }
+
+    /// The CLI reference (`docs/cli.md`) names every command and every long option of it, so
+    /// it cannot fall behind the binary: a new command or flag fails this test until it is
+    /// documented. (The man pages are rendered from the definition itself.)
+    #[test]
+    fn the_cli_reference_names_every_command_and_option() {
+        const REFERENCE: &str = include_str!("../../docs/cli.md");
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if cmd.is_hide_set() || cmd.get_name() == "help" {
+                return;
+            }
+            if cmd.get_subcommands().next().is_none() && !REFERENCE.contains(path) {
+                missing.push(path.to_string());
+            }
+            for arg in cmd.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                if arg.is_hide_set() || ["help", "version", "data-dir"].contains(&long) {
+                    continue;
+                }
+                if !REFERENCE.contains(&format!("--{long}")) {
+                    missing.push(format!("{path} --{long}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "latchkey", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "docs/cli.md does not mention: {missing:#?}"
+        );
+    }
 }
