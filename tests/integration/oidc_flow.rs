@@ -3263,3 +3263,33 @@ fn security_events_are_in_the_audit_log_when_the_answer_arrives() {
         "the revocation is missing from {events:?}"
     );
 }
+
+#[test]
+fn a_rotation_retried_after_its_answer_was_lost_is_a_replay() {
+    // No grace period (docs/oidc-apps.md): the client never saw the answer to its rotation and
+    // presents the same refresh token again at once. That is a replay: the family is revoked,
+    // the successor it never received with it, and the replay is in the audit log already.
+    let server = Server::start();
+    let (rp, t0) = first_grant(&server);
+    let rs = resource_server(&server);
+    let lost = Tokens::from(&rp.refresh(&server, t0.refresh(), None));
+    rp.refresh(&server, t0.refresh(), None)
+        .assert_oauth_error(400, "invalid_grant");
+    rp.refresh(&server, lost.refresh(), None)
+        .assert_oauth_error(400, "invalid_grant");
+    assert_inactive(&introspect(&server, &rs, &lost.access));
+    assert!(
+        server
+            .logs()
+            .contains(&format!("refresh token reused by client {}", rp.id)),
+        "{}",
+        server.logs()
+    );
+    let replays: Vec<_> = audit_events(&server)
+        .into_iter()
+        .filter(|(_, action, _, _)| action == "refresh_token_reused")
+        .collect();
+    assert_eq!(replays.len(), 1, "{replays:?}");
+    assert_eq!(replays[0].0, format!("client:{}", rp.id));
+    assert_eq!(replays[0].3, "failed");
+}

@@ -7,6 +7,15 @@
 //! Uses are serialised by `BEGIN IMMEDIATE`, so of two concurrent uses exactly one rotates.
 //! The replay, and the revocation it causes, is written to the audit log in the transaction
 //! that revokes (`refresh_token_reused`).
+//!
+//! There is no grace period for a retry. A client whose answer to a rotation was lost (a
+//! timeout, a dropped connection) and that presents the same token again is treated as a
+//! replay like any other, and must send its user through a new sign-in. RFC 9700 §4.14.2
+//! allows answering such a retry within a few seconds with the successor already issued, but
+//! the successor is stored only as a digest, so latchkey cannot give it out again. Minting a
+//! second successor instead would hand a fresh token to whoever presents the old one within
+//! the window, a thief as well as the real client, and give up the one rule replay detection
+//! rests on: each refresh token is used once.
 
 use crate::app::Worker;
 use crate::crypto::sha256;
