@@ -1,8 +1,24 @@
-//! Audit events. The server queues them in memory and the maintenance thread writes them in
-//! batches (every few seconds and at shutdown), so recording a sign-in or a token never adds a
-//! database write to the request; the CLI writes its own events directly.
+//! Audit events, in two kinds by how often they happen and what losing one would cost.
 //!
-//! Identical events of one batch (same actor, action, target, outcome and address) are
+//! - *Security events* are written at once, through the request's store (in the server, the
+//!   shared writer), before the answer leaves ([`AuditQueue::write`]): a crash or `kill -9`
+//!   right after the answer cannot lose them. They are the rare ones an investigation needs:
+//!   sign-ins that succeed or fail (`login` `ok`/`failed`), the failure that starts a lockout
+//!   (`lockout`), logouts (`logout`), consents (`consent_granted`, `consent_denied`),
+//!   revocations at `/revoke` (`access_token_revoked`, `grant_revoked`, `apikey_revoked`) and a
+//!   replayed refresh token or code that revokes its grant (`refresh_token_reused`,
+//!   `authorization_code_reused`, in the transaction that revokes). Administrative
+//!   changes are written by the operations layer as they are made (`ops::audited`). A write
+//!   that fails is logged and the event queued for the next batch instead.
+//! - *High-rate events* are queued in memory ([`AuditQueue::record`]) and the maintenance
+//!   thread writes them in batches (every two seconds and at shutdown), so they never add a
+//!   database write to the request; a crash may lose the last two seconds of them. They are
+//!   tokens issued (`token_issued`) and sign-in attempts refused while an account or address
+//!   is locked (`login` `locked`: they cost an attacker nothing, so a write each would let a
+//!   flood of them occupy the writer). Introspection and API-key use are not audited: they
+//!   are counted (`last_used_at`, usage counts), in batches too.
+//!
+//! Identical queued events of one batch (same actor, action, target, outcome and address) are
 //! coalesced into one row with a count: a script asking for thousands of tokens a second costs
 //! one row per batch, not thousands, and the queue's memory is bounded by the number of
 //! distinct events rather than by the request rate.
@@ -12,6 +28,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::{Mutex, PoisonError};
 
+use crate::store::Store;
 use crate::store::audit::AuditEvent;
 
 /// Most distinct events kept waiting (and most kept for a retry after a failed write); beyond
@@ -80,6 +97,37 @@ impl AuditQueue {
         });
         // On a (rare) hash collision the first event keeps the slot; the new one is its own row.
         p.index.entry(key).or_insert(i);
+    }
+
+    /// Writes a security event now through `store` (see the module documentation). When the
+    /// write fails the event is logged and queued, so the next batch retries it.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the event's fields, as for record"
+    )]
+    pub fn write(
+        &self,
+        store: &mut Store,
+        now: i64,
+        actor: &str,
+        action: &str,
+        target: &str,
+        outcome: &str,
+        address: &str,
+    ) {
+        let event = AuditEvent {
+            time: now,
+            actor: actor.to_string(),
+            action: action.to_string(),
+            target: target.to_string(),
+            outcome: outcome.to_string(),
+            address: address.to_string(),
+            count: 1,
+        };
+        if let Err(e) = store.append_audit(std::slice::from_ref(&event)) {
+            log::error!("cannot write the audit log ({action}), queued for a retry: {e}");
+            self.record(now, actor, action, target, outcome, address);
+        }
     }
 
     /// Takes every pending event: a failed batch first, then the current one.
@@ -172,6 +220,23 @@ mod tests {
             "10.0.0.1",
         );
         assert_eq!(q.drain()[0].count, 1);
+    }
+
+    #[test]
+    fn a_security_event_is_in_the_store_at_once_and_queued_when_the_write_fails() {
+        let q = AuditQueue::default();
+        let mut store = Store::open_in_memory().unwrap();
+        q.write(&mut store, 7, "user:bob", "logout", "bob", "ok", "10.0.0.2");
+        let stored = store.audit_since(0, 10).unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!((stored[0].action.as_str(), stored[0].time), ("logout", 7));
+        assert!(q.drain().is_empty(), "nothing was left for the batch");
+        // A store that cannot take it: the event waits in the queue instead of being lost.
+        store.break_audit_for_tests();
+        q.write(&mut store, 8, "user:bob", "login", "bob", "ok", "10.0.0.2");
+        let queued = q.drain();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].time, 8);
     }
 
     #[test]

@@ -94,19 +94,41 @@ pub fn start(
 }
 
 /// Ends the browser's session and its forward-auth session; returns the `Set-Cookie` values
-/// that delete both cookies.
+/// that delete both cookies. Ending a session that existed is written to the audit log
+/// (`logout`, actor and target the user) before the answer leaves.
 pub fn end(w: &mut Worker, req: &Req) -> Result<Vec<String>, StoreError> {
     let secure = w.app.secure_cookies();
+    let mut user_id = None;
     if let Some(hash) = cookies::get(req, cookie_name(secure)).and_then(hash_of) {
+        user_id = w.store.session(&hash)?.map(|r| r.user_id);
         w.store.delete_session(&hash)?;
     }
     if let Some(hash) = cookies::get(req, forward_cookie_name(secure)).and_then(hash_of) {
-        if let Some(parent) = w.store.session(&hash)?.and_then(|r| r.parent) {
-            w.store.delete_session(&parent)?;
+        if let Some(row) = w.store.session(&hash)? {
+            if let Some(parent) = row.parent {
+                w.store.delete_session(&parent)?;
+            }
+            user_id = user_id.or(Some(row.user_id));
         }
         w.store.delete_session(&hash)?;
     }
     w.app.forward_sessions().clear();
+    let user = match user_id {
+        Some(id) => w.store.user(&id)?,
+        None => None,
+    };
+    if let Some(user) = user {
+        let address = crate::http::client_ip::client_ip(req, &w.app.config.trusted_proxies);
+        w.app.audit().write(
+            &mut w.store,
+            crate::timefmt::now(),
+            &format!("user:{}", user.username),
+            "logout",
+            &user.username,
+            "ok",
+            &address.to_string(),
+        );
+    }
     Ok(vec![
         cookies::set(cookie_name(secure), "", 0, secure),
         forward_cookie(&w.app, "", 0),

@@ -109,14 +109,23 @@ pub fn authenticate(
         (verdict, user) => {
             let reason = verdict.err().unwrap_or(Refusal::UnknownUser);
             let key = account_key.as_deref();
-            return Ok(refused(app, user.as_ref(), key, reason, &ip_key, now));
+            return Ok(refused(
+                app,
+                store,
+                user.as_ref(),
+                key,
+                reason,
+                &ip_key,
+                now,
+            ));
         }
     };
     if let Some(k) = &account_key {
         accounts.reset(k);
     }
     crate::metrics::METRICS.login();
-    app.audit().record(
+    app.audit().write(
+        store,
         now,
         &format!("user:{}", user.username),
         "login",
@@ -142,9 +151,10 @@ pub fn authenticate(
     Ok(Outcome::SignedIn(user))
 }
 
-/// Counts and records a refused attempt.
+/// Counts and records a refused attempt, and the lockout it starts.
 fn refused(
     app: &App,
+    store: &mut Store,
     user: Option<&User>,
     account_key: Option<&str>,
     reason: Refusal,
@@ -154,7 +164,7 @@ fn refused(
     crate::metrics::METRICS.login_failure();
     let target = user.map(|u| u.username.as_str()).unwrap_or_default();
     app.audit()
-        .record(now, "anonymous", "login", target, "failed", ip_key);
+        .write(store, now, "anonymous", "login", target, "failed", ip_key);
     let (accounts, addresses) = app.throttles();
     // An oversized attempt counts against its address like any failure (it is one, and a
     // flood of them is abuse from there), but not against an account: it cannot be a guess
@@ -163,7 +173,19 @@ fn refused(
         Some(k) if reason != Refusal::Oversized => accounts.fail(k, now),
         _ => None,
     };
-    let lock = account_lock.max(addresses.fail(ip_key, now));
+    let address_lock = addresses.fail(ip_key, now);
+    // The failure that starts a lock: the account's (named only when it is a real one, as
+    // below) or, with no account lock, the address's.
+    if account_lock.is_some() || address_lock.is_some() {
+        let locked = if account_lock.is_some() {
+            target
+        } else {
+            ip_key
+        };
+        app.audit()
+            .write(store, now, "anonymous", "lockout", locked, "ok", ip_key);
+    }
+    let lock = account_lock.max(address_lock);
     // The typed name is logged only when it is a real account: people type passwords into
     // the username field.
     let who = user
@@ -282,6 +304,37 @@ mod tests {
                 reason: Refusal::NoPassword
             }
         ));
+    }
+
+    #[test]
+    fn sign_ins_failures_and_the_lockout_are_in_the_store_at_once() {
+        let mut w = worker();
+        run(&mut w, &attempt("alice", "correct horse", "192.0.2.1"));
+        for i in 0..=crate::app::ACCOUNT_FREE_FAILURES {
+            run(
+                &mut w,
+                &attempt("alice", "wrong", &format!("192.0.2.{}", i + 10)),
+            );
+        }
+        // Refused while locked: queued with the high-rate events, not written.
+        run(&mut w, &attempt("alice", "correct horse", "192.0.2.99"));
+        let stored: Vec<_> = w
+            .store
+            .audit_since(0, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.action, e.target, e.outcome))
+            .collect();
+        let event = |a: &str, t: &str, o: &str| (a.to_string(), t.to_string(), o.to_string());
+        let mut expected = vec![event("login", "alice", "ok")];
+        for _ in 0..=crate::app::ACCOUNT_FREE_FAILURES {
+            expected.push(event("login", "alice", "failed"));
+        }
+        expected.push(event("lockout", "alice", "ok"));
+        assert_eq!(stored, expected);
+        let queued = w.app.audit().drain();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].outcome, "locked");
     }
 
     #[test]

@@ -706,15 +706,42 @@ fn decide_consent(
             }
             w.store
                 .insert_consent(&s.user.id, &ar.client.client_id, &ar.scope, now)?;
+            audit_consent(w, req, &s, ar, "consent_granted", now);
             issue_code(w, ar, &s, now)
         }
-        Some("deny") => Err(refuse(
-            &ar.target,
-            ErrorCode::AccessDenied,
-            "the user denied the request",
-        )),
+        Some("deny") => {
+            audit_consent(w, req, &s, ar, "consent_denied", now);
+            Err(refuse(
+                &ar.target,
+                ErrorCode::AccessDenied,
+                "the user denied the request",
+            ))
+        }
         _ => Err(page(ErrorCode::InvalidRequest, "The form is incomplete.")),
     }
+}
+
+/// Writes the user's consent decision to the audit log before the answer leaves; the target
+/// is the client and its scope.
+fn audit_consent(
+    w: &mut Worker,
+    req: &Req,
+    s: &session::Session,
+    ar: &AuthRequest,
+    action: &str,
+    now: i64,
+) {
+    let address = crate::http::client_ip::client_ip(req, &w.app.config.trusted_proxies);
+    let target = format!("{} {}", ar.client.client_id, ar.scope.join(" "));
+    w.app.audit().write(
+        &mut w.store,
+        now,
+        &format!("user:{}", s.user.username),
+        action,
+        target.trim_end(),
+        "ok",
+        &address.to_string(),
+    );
 }
 
 fn issue_code(

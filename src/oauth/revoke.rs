@@ -2,7 +2,9 @@
 //! expires; latchkey's own endpoints then treat it as inactive. Revoking a refresh token
 //! revokes its whole grant: every refresh token of the family and the access tokens issued
 //! under it (§2.1). An unknown, malformed or expired token is answered 200 (§2.2: the client
-//! cannot do anything about it). A token issued to another client is refused (§2.1).
+//! cannot do anything about it). A token issued to another client is refused (§2.1). Each
+//! revocation is written to the audit log before the answer leaves: `access_token_revoked`
+//! (target the `jti`) or `grant_revoked` (target the grant's id), actor `client:<id>`.
 //!
 //! An API key (`token=lk_…`) is revoked by any client that authenticates, whoever the key
 //! belongs to: API keys are issued to no client, and whoever holds a leaked key must be able to
@@ -48,6 +50,7 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
         w.store.revoke_jti(&claims.jti, claims.exp)?;
         w.app.revocations().add([(claims.jti.clone(), claims.exp)]);
         log::info!(target: "latchkey::security", "access token {} revoked by client {}", claims.jti, client.client_id);
+        audit(w, req, &client, "access_token_revoked", &claims.jti, now);
     } else if let Some(owner) = w.store.refresh_token_client(
         crate::oauth::grants::tokens::refresh_grant(token),
         &sha256(token.as_bytes()),
@@ -60,6 +63,7 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
         let revoked = w.store.revoke_grant(&owner.0, now)?;
         w.app.revocations().add(revoked);
         log::info!(target: "latchkey::security", "refresh token revoked by client {}; its grant was revoked", client.client_id);
+        audit(w, req, &client, "grant_revoked", &owner.0, now);
     }
     Ok(Resp::empty(200).no_store())
 }
@@ -92,13 +96,20 @@ fn revoke_api_key(
     }
     w.app.revoke_indexed_api_key(&hash);
     log::info!(target: "latchkey::security", "API key {} revoked by client {}", row.id, client.client_id);
-    w.app.audit().record(
+    audit(w, req, client, "apikey_revoked", &row.id, now);
+    Ok(())
+}
+
+/// Writes a revocation to the audit log before the answer leaves (actor `client:<id>`).
+fn audit(w: &mut Worker, req: &Req, client: &Client, action: &str, target: &str, now: i64) {
+    let address = crate::http::client_ip::client_ip(req, &w.app.config.trusted_proxies);
+    w.app.audit().write(
+        &mut w.store,
         now,
         &format!("client:{}", client.client_id),
-        "apikey_revoked",
-        &row.id,
+        action,
+        target,
         "ok",
-        &crate::http::client_ip::client_ip(req, &w.app.config.trusted_proxies).to_string(),
+        &address.to_string(),
     );
-    Ok(())
 }

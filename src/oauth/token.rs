@@ -33,6 +33,7 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
             "the client is not allowed this grant type",
         ));
     }
+    let address = crate::http::client_ip::client_ip(req, &w.app.config.trusted_proxies).to_string();
     let (grant, result) = match grant_type {
         client_credentials::GRANT_TYPE => (
             client_credentials::GRANT_TYPE,
@@ -40,11 +41,11 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
         ),
         authorization_code::GRANT_TYPE => (
             authorization_code::GRANT_TYPE,
-            authorization_code::exchange(w, &client, &form, now),
+            authorization_code::exchange(w, &client, &form, &address, now),
         ),
         refresh_token::GRANT_TYPE => (
             refresh_token::GRANT_TYPE,
-            refresh_token::exchange(w, &client, &form, now),
+            refresh_token::exchange(w, &client, &form, &address, now),
         ),
         _ => {
             return Err(OAuthError::new(
@@ -61,7 +62,7 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Result<Resp, OAuthError> {
             "token_issued",
             grant,
             "ok",
-            &crate::http::client_ip::client_ip(req, &w.app.config.trusted_proxies).to_string(),
+            &address,
         );
     }
     result

@@ -23,6 +23,7 @@
 //! `Connection: close`; [`Server::run`] returns when every connection is gone or the drain
 //! deadline passes.
 
+mod fdlimit;
 pub mod maintenance;
 pub mod start;
 
@@ -377,15 +378,24 @@ impl<W: Send + 'static> Server<W> {
     /// Accepts and serves until stopped, then waits (boundedly) for open connections to
     /// finish. Returns the number of connections still open when it gave up waiting.
     pub fn run(self) -> usize {
+        let mut accept_warned: Option<Instant> = None;
         loop {
             let accepted = self.listener.accept();
             if self.stop.load(Ordering::SeqCst) {
                 break;
             }
-            let Ok((stream, peer)) = accepted else {
-                // EMFILE and friends: back off briefly rather than spin.
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // EMFILE and friends: said once a minute, and backed off briefly rather
+                    // than spun on; the client waits in the kernel's queue meanwhile.
+                    if accept_warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                        log::warn!("cannot accept connections: {e}");
+                        accept_warned = Some(Instant::now());
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
             };
             let accepted_at = Instant::now();
             let slot = match Slot::take(&self.stats, peer.ip(), &self.config) {

@@ -57,6 +57,7 @@ pub struct StartConfig {
 /// gets the URL the server listens on (`http://127.0.0.1:8080`) once it accepts connections.
 pub fn run(args: StartConfig, announce: impl FnOnce(&str)) -> Result<(), Error> {
     crate::logger::init(Some(&args.log_level), args.log_json);
+    let nofile = super::fdlimit::raise();
     let data_dir = args.data_dir.clone();
     let mut store = Store::open_data_dir(&data_dir)?;
     let db_path = store
@@ -161,7 +162,7 @@ pub fn run(args: StartConfig, announce: impl FnOnce(&str)) -> Result<(), Error> 
             store,
         });
     }
-    let server_config = ServerConfig {
+    let mut server_config = ServerConfig {
         limits: Limits {
             idle_timeout: settings.duration(Setting::HttpIdleTimeout),
             header_timeout: settings.duration(Setting::HttpHeaderTimeout),
@@ -187,6 +188,8 @@ pub fn run(args: StartConfig, announce: impl FnOnce(&str)) -> Result<(), Error> 
             store,
         });
     }
+    // Every database connection is open now: the descriptors left must hold the connections.
+    server_config.max_connections = super::fdlimit::cap(server_config.max_connections, nofile);
     let server = Server::new(listener, pool, Arc::new(router::route), server_config)
         .map_err(|e| Error::io("cannot start the server", e))?
         .with_side_pool(sign_in, router::is_password_sign_in);

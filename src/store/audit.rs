@@ -1,6 +1,6 @@
 //! The audit log: who did what to what, when, from where, and how it ended.
 
-use rusqlite::params;
+use rusqlite::{Transaction, params};
 
 use super::{Store, StoreError};
 
@@ -15,6 +15,26 @@ pub struct AuditEvent {
     pub address: String,
     /// How many identical events this row stands for (at least 1).
     pub count: i64,
+}
+
+/// Appends one event inside a transaction of the store's, so it commits (or not) with the
+/// change it records.
+pub fn append_audit_tx(tx: &Transaction<'_>, e: &AuditEvent) -> Result<(), StoreError> {
+    super::exec_tx(
+        tx,
+        "INSERT INTO audit_log (time, actor, action, target, outcome, address, count) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            e.time,
+            e.actor,
+            e.action,
+            e.target,
+            e.outcome,
+            e.address,
+            e.count.max(1)
+        ],
+    )?;
+    Ok(())
 }
 
 impl Store {
@@ -67,5 +87,13 @@ impl Store {
     /// Deletes events older than `before`; returns how many.
     pub fn prune_audit(&mut self, before: i64) -> Result<usize, StoreError> {
         Ok(self.exec("DELETE FROM audit_log WHERE time < ?1", [before])?)
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    /// Makes every later audit write fail (the table is gone), for tests of what happens then.
+    pub(crate) fn break_audit_for_tests(&mut self) {
+        self.conn.execute_batch("DROP TABLE audit_log").unwrap();
     }
 }

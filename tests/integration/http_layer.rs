@@ -8,7 +8,9 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{Response, Server, basic_header, proc_status, read_response};
+use crate::support::{
+    Response, Server, basic_header, eventually, proc_status, read_response, temp_dir,
+};
 
 /// A server whose `http.*` settings are set with the CLI before it starts.
 fn start_with_settings(settings: &[(&str, &str)]) -> Server {
@@ -275,6 +277,35 @@ fn connections_beyond_the_cap_get_503() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Under a descriptor limit far below `http.max_connections` (64, the hard limit too, so it
+/// cannot be raised), the server lowers its cap at start and says why with the numbers; 50
+/// idle connections then cannot leave a new client waiting unanswered in the kernel's queue
+/// (as they did when `accept` ran out of descriptors): it is answered at once, with a 503 if
+/// the lowered cap is full.
+#[test]
+fn a_descriptor_limit_below_the_cap_lowers_it_and_new_clients_are_answered() {
+    let server = Server::start_under(
+        &["sh", "-c", r#"ulimit -n 64 && exec "$0" "$@""#],
+        temp_dir("fdlimit").join("data"),
+        // Few database connections, whatever the machine's core count.
+        &["--workers", "2"],
+    );
+    eventually(Duration::from_secs(3), "the descriptor warning", || {
+        let logs = server.logs();
+        logs.contains("the open-file limit is 64")
+            && logs.contains("too low for http.max_connections 1024")
+    });
+
+    let idle: Vec<TcpStream> = (0..50).map(|_| server.connect()).collect();
+    let mut s = server.connect();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    send(&mut s, get("/healthz").as_bytes());
+    let r = read_response(&mut s, false).expect("no answer beside 50 idle connections");
+    assert_eq!(r.status, 503, "the lowered cap is full: {}", r.text());
+    assert_problem(&r, 503);
+    drop(idle);
 }
 
 #[test]

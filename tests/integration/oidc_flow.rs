@@ -3152,3 +3152,144 @@ fn client_credentials_follow_every_change_to_the_client() {
         "invalid_client",
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Security events survive a crash
+// ---------------------------------------------------------------------------------------------
+
+/// The issuer of the servers a test kills and starts again (each start gets a new port).
+const CRASH_ISSUER: &str = "http://127.0.0.1:9";
+
+/// Kills the server with SIGKILL (a crash: nothing queued is written) and starts a new one on
+/// the same data directory.
+fn crash_and_restart(server: Server) -> Server {
+    let dir = server.data_dir.clone();
+    drop(server);
+    Server::start_in(dir, &["--issuer", CRASH_ISSUER])
+}
+
+/// The audit log as (actor, action, target, outcome), read with the CLI.
+fn audit_events(server: &Server) -> Vec<(String, String, String, String)> {
+    let v: Value = serde_json::from_str(&server.cli_ok(&["audit", "--json"])).unwrap();
+    let s = |e: &Value, k: &str| e[k].as_str().unwrap_or_default().to_string();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                s(e, "actor"),
+                s(e, "action"),
+                s(e, "target"),
+                s(e, "outcome"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn security_events_are_in_the_audit_log_when_the_answer_arrives() {
+    let mut server = Server::start_with(&["--issuer", CRASH_ISSUER], |_| {});
+    add_user(&server.data_dir, "alice", &[]);
+    let rp = add_rp(&server, "App", &[]);
+    let pkce = Pkce::new();
+    let authz = Authz::new(&rp, &pkce).set("scope", "openid profile");
+
+    // A failed sign-in, then the server dies the moment the answer arrived.
+    let mut b = Browser::new(&server);
+    let to_login = location(&b.get(&authz.url()));
+    let r = b.submit_login(&to_login, "alice", "not the password");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(page_error(&r.text()).as_deref(), Some(WRONG));
+    server = crash_and_restart(server);
+
+    // A sign-in.
+    let mut b = Browser::new(&server);
+    let r = b.submit_login(&to_login, "alice", PASSWORD);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let back = location(&r);
+    let session = b.cookie("latchkey-session").unwrap().to_string();
+    server = crash_and_restart(server);
+
+    // Consent.
+    let mut b = Browser::new(&server);
+    b.set_cookie("latchkey-session", &session);
+    let page = b.get(&back);
+    assert_eq!(page.status, 200, "{}", page.text());
+    let r = b.decide(&page, "approve");
+    assert_eq!(r.status, 303, "{}", r.text());
+    let code = query_param(&location(&r), "code").unwrap();
+    server = crash_and_restart(server);
+
+    // Revocation of the grant's refresh token.
+    let tokens = rp.tokens(&server, &code, &pkce);
+    let r = server.post_form(
+        "/revoke",
+        &encode_form(&[("token", tokens.refresh())]),
+        &basic_header(&rp.id, rp.secret.as_deref().unwrap()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    server = crash_and_restart(server);
+
+    // Logout.
+    let mut b = Browser::new(&server);
+    b.set_cookie("latchkey-session", &session);
+    let r = b.post("/logout", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("signed out"), "{}", r.text());
+    let server = crash_and_restart(server);
+
+    let events = audit_events(&server);
+    let client = format!("client:{}", rp.id);
+    for (actor, action, target, outcome) in [
+        ("anonymous", "login", "alice", "failed"),
+        ("user:alice", "login", "alice", "ok"),
+        ("user:alice", "logout", "alice", "ok"),
+    ] {
+        let want = (actor.into(), action.into(), target.into(), outcome.into());
+        assert!(events.contains(&want), "{want:?} missing from {events:?}");
+    }
+    assert!(
+        events.iter().any(|(a, action, t, o)| a == "user:alice"
+            && action == "consent_granted"
+            && t.starts_with(&format!("{} ", rp.id))
+            && t.contains("profile")
+            && o == "ok"),
+        "the consent is missing from {events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|(a, action, _, o)| *a == client && action == "grant_revoked" && o == "ok"),
+        "the revocation is missing from {events:?}"
+    );
+}
+
+#[test]
+fn a_rotation_retried_after_its_answer_was_lost_is_a_replay() {
+    // No grace period (docs/oidc-apps.md): the client never saw the answer to its rotation and
+    // presents the same refresh token again at once. That is a replay: the family is revoked,
+    // the successor it never received with it, and the replay is in the audit log already.
+    let server = Server::start();
+    let (rp, t0) = first_grant(&server);
+    let rs = resource_server(&server);
+    let lost = Tokens::from(&rp.refresh(&server, t0.refresh(), None));
+    rp.refresh(&server, t0.refresh(), None)
+        .assert_oauth_error(400, "invalid_grant");
+    rp.refresh(&server, lost.refresh(), None)
+        .assert_oauth_error(400, "invalid_grant");
+    assert_inactive(&introspect(&server, &rs, &lost.access));
+    assert!(
+        server
+            .logs()
+            .contains(&format!("refresh token reused by client {}", rp.id)),
+        "{}",
+        server.logs()
+    );
+    let replays: Vec<_> = audit_events(&server)
+        .into_iter()
+        .filter(|(_, action, _, _)| action == "refresh_token_reused")
+        .collect();
+    assert_eq!(replays.len(), 1, "{replays:?}");
+    assert_eq!(replays[0].0, format!("client:{}", rp.id));
+    assert_eq!(replays[0].3, "failed");
+}

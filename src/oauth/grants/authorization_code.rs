@@ -3,13 +3,15 @@
 //! The code is checked and consumed in one `BEGIN IMMEDIATE` transaction. A code presented a
 //! second time fails with `invalid_grant` and revokes everything issued from it — but only
 //! when the replay is otherwise valid (right client, redirect URI and verifier), so a stranger
-//! holding a stolen code cannot revoke a user's tokens (OAuth 2.1 §7.5.2).
+//! holding a stolen code cannot revoke a user's tokens (OAuth 2.1 §7.5.2). Such a replay is
+//! written to the audit log in the transaction that revokes (`authorization_code_reused`).
 
 use crate::app::Worker;
 use crate::crypto::sha256;
 use crate::http::Resp;
 use crate::http::form::Form;
 use crate::oauth::error::OAuthError;
+use crate::oauth::grants::refresh_token::replay_event;
 use crate::oauth::grants::tokens::{self, Minted};
 use crate::oauth::policy::{self, Refusal};
 use crate::oauth::{pkce, redirect_uri};
@@ -27,6 +29,7 @@ pub fn exchange(
     w: &mut Worker,
     client: &Client,
     form: &Form,
+    address: &str,
     now: i64,
 ) -> Result<Resp, OAuthError> {
     let code = form
@@ -75,6 +78,9 @@ pub fn exchange(
             if let Some(grant) = &row.grant_id {
                 revoked = g::revoke_grant_tx(tx, grant, now)?;
             }
+            let grant = row.grant_id.as_deref().unwrap_or("");
+            let event = replay_event(client, "authorization_code_reused", grant, address, now);
+            crate::store::audit::append_audit_tx(tx, &event)?;
             log::warn!(target: "latchkey::security", "authorization code replayed by client {}; its grant was revoked", client.client_id);
             return Ok(Err(OAuthError::invalid_grant("authorization code was already used")));
         }

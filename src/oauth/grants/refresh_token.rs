@@ -5,6 +5,17 @@
 //! refresh token of the family and the access tokens issued under it — because either the
 //! legitimate client or an attacker holds a stolen copy, and the server cannot tell which.
 //! Uses are serialised by `BEGIN IMMEDIATE`, so of two concurrent uses exactly one rotates.
+//! The replay, and the revocation it causes, is written to the audit log in the transaction
+//! that revokes (`refresh_token_reused`).
+//!
+//! There is no grace period for a retry. A client whose answer to a rotation was lost (a
+//! timeout, a dropped connection) and that presents the same token again is treated as a
+//! replay like any other, and must send its user through a new sign-in. RFC 9700 §4.14.2
+//! allows answering such a retry within a few seconds with the successor already issued, but
+//! the successor is stored only as a digest, so latchkey cannot give it out again. Minting a
+//! second successor instead would hand a fresh token to whoever presents the old one within
+//! the window, a thief as well as the real client, and give up the one rule replay detection
+//! rests on: each refresh token is used once.
 
 use crate::app::Worker;
 use crate::crypto::sha256;
@@ -15,6 +26,7 @@ use crate::oauth::grants::authorization_code;
 use crate::oauth::grants::tokens::{self, Minted};
 use crate::oauth::policy::{self, Refusal};
 use crate::oauth::scope;
+use crate::store::audit::{AuditEvent, append_audit_tx};
 use crate::store::grants::{self as g, GrantRow};
 use crate::store::sessions::consent_covers;
 use crate::store::users;
@@ -23,11 +35,13 @@ use crate::store::{Client, User};
 /// The wire value.
 pub const GRANT_TYPE: &str = "refresh_token";
 
-/// Rotates a refresh token. The client is authenticated (or identified) and allowed this grant.
+/// Rotates a refresh token. The client is authenticated (or identified) and allowed this grant;
+/// `address` is its address, for the audit event of a replay.
 pub fn exchange(
     w: &mut Worker,
     client: &Client,
     form: &Form,
+    address: &str,
     now: i64,
 ) -> Result<Resp, OAuthError> {
     let presented = form
@@ -62,6 +76,7 @@ pub fn exchange(
         }
         if row.used_at.is_some() {
             revoked = g::revoke_grant_tx(tx, &grant.id, now)?;
+            append_audit_tx(tx, &replay_event(client, "refresh_token_reused", &grant.id, address, now))?;
             log::warn!(target: "latchkey::security", "refresh token reused by client {}; its grant was revoked", client.client_id);
             return Ok(Err(OAuthError::invalid_grant("refresh token was already used")));
         }
@@ -92,6 +107,7 @@ pub fn exchange(
         let granted: Vec<String> = granted.into_iter().filter(|s| scope::permits(client, s)).collect();
         if !g::use_refresh_tx(tx, &row.grant_id, &hash, now)? {
             revoked = g::revoke_grant_tx(tx, &grant.id, now)?;
+            append_audit_tx(tx, &replay_event(client, "refresh_token_reused", &grant.id, address, now))?;
             return Ok(Err(OAuthError::invalid_grant("refresh token was already used")));
         }
         // The rotated token keeps the family's scope (OAuth 2.1 §4.3.3).
@@ -125,4 +141,24 @@ pub fn exchange(
         minted,
         now,
     )
+}
+
+/// The audit event of a replayed refresh token or code (`action`), written in the transaction
+/// that revokes its grant: actor `client:<id>`, target the grant's id, outcome `failed`.
+pub(super) fn replay_event(
+    client: &Client,
+    action: &str,
+    grant_id: &str,
+    address: &str,
+    now: i64,
+) -> AuditEvent {
+    AuditEvent {
+        time: now,
+        actor: format!("client:{}", client.client_id),
+        action: action.into(),
+        target: grant_id.into(),
+        outcome: "failed".into(),
+        address: address.into(),
+        count: 1,
+    }
 }

@@ -89,7 +89,7 @@ fn issue_code(w: &mut Worker, name: &str, expires_at: i64) -> String {
 
 fn redeem(w: &mut Worker, client_id: &str, pairs: &[(&str, &str)]) -> Result<Resp, OAuthError> {
     let c = client(w, client_id);
-    authorization_code::exchange(w, &c, &form(pairs), NOW)
+    authorization_code::exchange(w, &c, &form(pairs), "192.0.2.1", NOW)
 }
 
 fn refresh(w: &mut Worker, token: &str) -> Result<Resp, OAuthError> {
@@ -98,6 +98,7 @@ fn refresh(w: &mut Worker, token: &str) -> Result<Resp, OAuthError> {
         w,
         &c,
         &form(&[("grant_type", "refresh_token"), ("refresh_token", token)]),
+        "192.0.2.1",
         NOW,
     )
 }

@@ -183,13 +183,28 @@ impl Server {
 
     /// Starts a server on an existing data directory.
     pub fn start_in(data_dir: PathBuf, extra: &[&str]) -> Server {
+        Self::start_under(&[], data_dir, extra)
+    }
+
+    /// [`Server::start_in`] with the binary run by `wrapper`, a program and its arguments that
+    /// end by running the binary with the arguments after it (e.g. `sh -c '… exec "$0" "$@"'`);
+    /// empty for none.
+    pub fn start_under(wrapper: &[&str], data_dir: PathBuf, extra: &[&str]) -> Server {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                clean_env(&mut cmd).args(args).arg(bin());
+                cmd
+            }
+            None => latchkey_cmd(),
+        };
         // `extra` may name its own listen address; otherwise a free loopback port.
         let listen: &[&str] = if extra.contains(&"--listen") {
             &[]
         } else {
             &["--listen", "127.0.0.1:0"]
         };
-        let mut child = latchkey_cmd()
+        let mut child = cmd
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("serve")
