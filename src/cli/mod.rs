@@ -27,6 +27,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "LATCHKEY_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
+    /// Print which database the command uses (to standard error)
+    #[arg(short, long, global = true)]
+    verbose: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -35,6 +39,9 @@ pub struct Cli {
 enum Command {
     /// Run the server (creates the data directory, database and signing keys on first start)
     Serve(serve::ServeArgs),
+    /// Create the data directory and an empty database without starting the server (to add
+    /// users and clients first); every other command refuses to run without a database
+    Init,
     /// Manage OAuth clients
     #[command(subcommand)]
     Client(client::ClientCmd),
@@ -104,8 +111,15 @@ fn run(cli: Cli) -> Result<(), Error> {
         Some(d) => d,
         None => crate::config::default_data_dir()?,
     };
+    if cli.verbose {
+        eprintln!(
+            "using database {}",
+            crate::ops::installation::database_path(&data_dir).display()
+        );
+    }
     match cli.command {
         Command::Serve(args) => serve::run(data_dir, args),
+        Command::Init => init(&data_dir),
         Command::Client(cmd) => client::run(&mut open(&data_dir)?, cmd),
         Command::User(cmd) => user::run(&mut open(&data_dir)?, cmd),
         Command::Apikey(cmd) => apikey::run(&mut open(&data_dir)?, cmd),
@@ -119,9 +133,20 @@ fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
-/// Opens the database of an administrative command (creating it on first use).
+/// Opens the database of an administrative command; a missing one is refused (exit 2) and
+/// nothing is created.
 fn open(data_dir: &std::path::Path) -> Result<Store, Error> {
-    Ok(Store::open_data_dir(data_dir)?)
+    Ok(crate::ops::installation::open_existing(data_dir)?)
+}
+
+/// `latchkey init`: the data directory and an empty database, as the first `serve` makes them.
+fn init(data_dir: &std::path::Path) -> Result<(), Error> {
+    use crate::ops::installation::Initialised;
+    match crate::ops::installation::init(data_dir)? {
+        Initialised::Created(db) => println!("created {}", db.display()),
+        Initialised::Existed(db) => println!("{} already exists; nothing changed", db.display()),
+    }
+    Ok(())
 }
 
 /// Parses a duration flag: `90s`, `15m` (or `15min`), `12h`, `30d`, `2w` into seconds. A bare

@@ -56,7 +56,8 @@ pub fn backup(store: &mut Store, a: BackupArgs) -> Result<(), Error> {
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// The issuer the server runs with
+    /// The issuer the server runs with, compared against the stored one [default: the issuer
+    /// stored by the first serve --issuer]
     #[arg(long, env = "LATCHKEY_ISSUER")]
     issuer: Option<String>,
     /// Print JSON instead of text

@@ -15,9 +15,15 @@ pub struct ServeArgs {
     /// Address to listen on, as IP:PORT or HOST:PORT (port 0 picks a free port and prints it)
     #[arg(long, env = "LATCHKEY_LISTEN", default_value = "127.0.0.1:8080", value_parser = resolve)]
     listen: SocketAddr,
-    /// The issuer URL clients see, e.g. https://auth.home.example.org [default: http://<listen>]
+    /// The issuer URL clients see, e.g. https://auth.home.example.org. Stored in the database on
+    /// the first start with it; later starts without it use the stored one, and a different one
+    /// is refused unless --change-issuer [default: the stored issuer, else http://<listen>]
     #[arg(long, env = "LATCHKEY_ISSUER")]
     issuer: Option<String>,
+    /// Confirm that --issuer replaces the stored issuer: every app's discovery URL and the iss
+    /// of every token change, and tokens already issued stop validating
+    #[arg(long, requires = "issuer")]
+    change_issuer: bool,
     /// Requests executed at once, each worker with its own database connection [default: 2 per core]
     #[arg(long, env = "LATCHKEY_WORKERS", value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: Option<u16>,
@@ -74,6 +80,7 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
         data_dir,
         listen: args.listen,
         issuer: args.issuer,
+        change_issuer: args.change_issuer,
         workers: args.workers.map(usize::from),
         cookie_domain: args.cookie_domain,
         trusted_proxies: args.trusted_proxies,

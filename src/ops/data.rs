@@ -1,6 +1,6 @@
 //! Operations on the data itself: a backup of the database while the server runs, and the
-//! check of a data directory (permissions, schema version, signing keys, issuer) that
-//! `latchkey check` reports.
+//! check of a data directory (permissions, schema version, signing keys, the stored issuer)
+//! that `latchkey check` reports.
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -73,11 +73,16 @@ pub fn check(data_dir: &Path, issuer: Option<&str>) -> Vec<Check> {
                 db.display()
             ),
         ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            report(false, super::installation::missing_database(data_dir))
+        }
         Err(e) => report(false, format!("database {}: {e}", db.display())),
     }
+    let mut stored_issuer = None;
     if db.exists() {
         match Store::inspect(&db) {
             Ok(info) => {
+                stored_issuer = info.issuer.clone();
                 match info.schema_version {
                     v if v > SCHEMA_VERSION => report(
                         false,
@@ -135,19 +140,37 @@ pub fn check(data_dir: &Path, issuer: Option<&str>) -> Vec<Check> {
             Err(e) => report(false, format!("cannot read the database: {e}")),
         }
     }
-    match issuer {
+    // `--issuer` on check is what the server is (or will be) started with: compared against
+    // the stored one, which a start with another would refuse.
+    if let (Some(given), Some(stored)) = (issuer, stored_issuer.as_deref())
+        && let Ok((iss, _)) = crate::config::validate_issuer(given)
+        && iss != stored
+    {
+        report(
+            false,
+            format!(
+                "issuer {iss} (--issuer) differs from the stored issuer {stored}: serve refuses it unless started with --change-issuer, which breaks every app's configuration"
+            ),
+        );
+    }
+    let from_store = issuer.is_none() && stored_issuer.is_some();
+    let stored = if from_store { "stored " } else { "" };
+    match issuer.or(stored_issuer.as_deref()) {
         None => report(
             false,
             "no issuer set (LATCHKEY_ISSUER or --issuer): the default http://<listen> only suits loopback testing".into(),
         ),
         Some(i) => match crate::config::validate_issuer(i) {
             Ok((iss, None)) if iss.starts_with("https://") => {
-                report(true, format!("issuer {iss} (https)"))
+                report(true, format!("{stored}issuer {iss} (https)"))
             }
-            Ok((iss, None)) => report(true, format!("issuer {iss} (plain http, loopback only)")),
+            Ok((iss, None)) => report(
+                true,
+                format!("{stored}issuer {iss} (plain http, loopback only)"),
+            ),
             Ok((iss, Some(_))) => report(
                 false,
-                format!("issuer {iss} is plain http on a network address: use https"),
+                format!("{stored}issuer {iss} is plain http on a network address: use https"),
             ),
             Err(e) => report(false, e.to_string()),
         },

@@ -37,6 +37,7 @@
 pub mod apikeys;
 pub mod clients;
 pub mod data;
+pub mod installation;
 pub mod keys;
 pub mod rules;
 pub mod sessions;

@@ -1,8 +1,10 @@
-//! The start-up sequence of `latchkey serve`: open the database (creating it, and the first
-//! signing keys, on first start), load what the workers read into memory, bind, start the
-//! workers, the maintenance thread, the signal watcher and the optional metrics listener,
-//! announce the address (the caller prints it), serve until SIGTERM or SIGINT, then write what
-//! is queued, checkpoint and return. The CLI only turns its flags into a [`StartConfig`].
+//! The start-up sequence of `latchkey serve`: take the data directory's lock (one server per
+//! directory), open the database (creating it, and the first signing keys, on first start),
+//! settle the issuer against the stored one, load what the workers read into memory, bind,
+//! start the workers, the maintenance thread, the signal watcher and the optional metrics
+//! listener, announce the address (the caller prints it), serve until SIGTERM or SIGINT, then
+//! write what is queued, checkpoint and return. The CLI only turns its flags into a
+//! [`StartConfig`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use crate::http::conn::Limits;
 use crate::http::rejection::NoEndpoint;
 use crate::http::router;
 use crate::http::tls::Tls;
+use crate::ops::installation::IssuerOutcome;
 use crate::ops::keys::{ensure_keys, load_ring};
 use crate::store::{Checkpointer, SharedWriter, Store};
 use crate::timefmt::now;
@@ -35,8 +38,11 @@ pub struct StartConfig {
     pub data_dir: PathBuf,
     /// Port 0 picks a free port, announced on standard output.
     pub listen: SocketAddr,
-    /// The issuer URL clients see; `None` for `<scheme>://<bound address>`.
+    /// The issuer URL clients see; `None` for the stored one, or without one
+    /// `<scheme>://<bound address>` (not stored).
     pub issuer: Option<String>,
+    /// `issuer` may replace a different stored issuer.
+    pub change_issuer: bool,
     /// Request workers; `None` for 2 per core.
     pub workers: Option<usize>,
     /// Domain of the forward-auth session cookie; `None` (or empty) for a host-only cookie.
@@ -59,11 +65,43 @@ pub fn run(args: StartConfig, announce: impl FnOnce(&str)) -> Result<(), Error> 
     crate::logger::init(Some(&args.log_level), args.log_json);
     let nofile = super::fdlimit::raise();
     let data_dir = args.data_dir.clone();
+    crate::store::create_data_dir(&data_dir)?;
+    // Held until this function returns; the kernel releases it if the process dies.
+    let _lock = crate::store::lock::DataDirLock::acquire(&data_dir)
+        .map_err(|e| Error::Msg(e.to_string()))?;
     let mut store = Store::open_data_dir(&data_dir)?;
     let db_path = store
         .path()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| data_dir.join(crate::store::DB_FILE));
+    // Before anything is generated or listens: a changed issuer is refused (exit 2) unless
+    // confirmed.
+    let given_issuer = match &args.issuer {
+        Some(i) => {
+            let (issuer, warning) = validate_issuer(i)?;
+            let actor = crate::ops::Actor::cli();
+            match crate::ops::installation::settle_issuer(
+                &mut store,
+                &actor,
+                &issuer,
+                args.change_issuer,
+            )? {
+                IssuerOutcome::Stored => log::info!("issuer {issuer} stored in the database"),
+                IssuerOutcome::Unchanged => {}
+                IssuerOutcome::Changed { from } => log::warn!(
+                    "issuer changed from {from} to {issuer} (--change-issuer): every app must use the new discovery URL; tokens issued under {from} no longer validate"
+                ),
+            }
+            Some((issuer, warning))
+        }
+        None => match crate::ops::installation::stored_issuer(&store)? {
+            Some(stored) => {
+                log::info!("issuer {stored} (stored in the database)");
+                Some(validate_issuer(&stored)?)
+            }
+            None => None,
+        },
+    };
     for kid in ensure_keys(&mut store, now())? {
         log::info!("generated signing key {kid}");
     }
@@ -81,14 +119,15 @@ pub fn run(args: StartConfig, announce: impl FnOnce(&str)) -> Result<(), Error> 
     let bound = listener
         .local_addr()
         .map_err(|e| Error::io("cannot read the bound address", e))?;
-    let (issuer, warning) = match &args.issuer {
-        Some(i) => validate_issuer(i)?,
+    let explicit_issuer = given_issuer.is_some();
+    let (issuer, warning) = match given_issuer {
+        Some(chosen) => chosen,
         None => validate_issuer(&format!("{scheme}://{bound}"))?,
     };
     if let Some(w) = warning {
         log::warn!("{w}");
     }
-    if bound.ip().is_unspecified() && args.issuer.is_none() {
+    if bound.ip().is_unspecified() && !explicit_issuer {
         log::warn!(
             "listening on all interfaces with the default issuer {issuer}: set --issuer to the URL clients use"
         );

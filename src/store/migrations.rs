@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0010_access_in_refresh_row.sql"),
     include_str!("sql/0011_key_prepublication.sql"),
     include_str!("sql/0012_session_last_seen_at.sql"),
+    include_str!("sql/0013_installation.sql"),
 ];
 
 /// The schema version this binary writes.

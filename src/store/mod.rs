@@ -16,7 +16,9 @@ pub mod audit;
 mod checkpoint;
 mod clients;
 pub mod grants;
+mod installation;
 mod keys;
+pub mod lock;
 mod migrations;
 mod revision;
 pub mod rules;
@@ -115,6 +117,8 @@ impl From<rusqlite::Error> for StoreError {
 pub struct Inspection {
     pub schema_version: i64,
     pub keys: Vec<KeySummary>,
+    /// The issuer stored by an earlier `serve --issuer`.
+    pub issuer: Option<String>,
 }
 
 /// A signing key without its private part.
@@ -165,22 +169,28 @@ impl SharedWriter {
     }
 }
 
+/// Creates the data directory (mode 0700, parents as needed) if it is missing.
+pub fn create_data_dir(dir: &Path) -> Result<(), StoreError> {
+    if !dir.exists() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| StoreError::Io(format!("cannot create {}", dir.display()), e))?;
+        // `recursive` applies the mode to the last component only through the umask; set
+        // it explicitly.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| StoreError::Io(format!("cannot chmod {}", dir.display()), e))?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Creates the data directory (mode 0700) and the database file (mode 0600) when missing,
     /// opens it in WAL mode and applies pending migrations. A database from a newer latchkey is
     /// refused before anything is written.
     pub fn open_data_dir(dir: &Path) -> Result<Store, StoreError> {
-        if !dir.exists() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| StoreError::Io(format!("cannot create {}", dir.display()), e))?;
-            // `recursive` applies the mode to the last component only through the umask; set
-            // it explicitly.
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| StoreError::Io(format!("cannot chmod {}", dir.display()), e))?;
-        }
+        create_data_dir(dir)?;
         let path = dir.join(DB_FILE);
         if !path.exists() {
             OpenOptions::new()
@@ -360,9 +370,11 @@ impl Store {
                 })?
                 .collect::<Result<_, _>>()?;
         }
+        let issuer = installation::read_issuer(&conn)?;
         Ok(Inspection {
             schema_version,
             keys,
+            issuer,
         })
     }
 

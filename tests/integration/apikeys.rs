@@ -415,6 +415,7 @@ fn parse_ratelimit(v: &str) -> (i64, i64) {
 #[test]
 fn create_prints_a_well_formed_key_once_and_stores_only_its_digest() {
     let dir = temp_dir("apikeys-create").join("data");
+    crate::support::init_data_dir(&dir);
     let a = create_key(&dir, "backup-job", &["--scope", "read write"]);
     let b = create_key(
         &dir,
@@ -1618,6 +1619,7 @@ fn checking_keys_does_not_write_to_the_database_per_request() {
 #[test]
 fn cli_rejects_bad_values_and_unknown_keys() {
     let dir = temp_dir("apikeys-cli").join("data");
+    crate::support::init_data_dir(&dir);
     add_user(&dir, "carol", &[]);
     for (args, code) in [
         (vec!["--rate", "10/fortnight"], 2),

@@ -168,6 +168,7 @@ fn command_line_parse_errors_exit_2() {
 #[test]
 fn client_add_usage_errors_exit_2_and_register_nothing() {
     let dir = temp_dir("usage").join("data");
+    crate::support::init_data_dir(&dir);
     let cc = ["--grant", "client_credentials"];
     let long_name = "n".repeat(101);
     let cases: Vec<(&str, Vec<&str>)> = vec![
@@ -336,6 +337,7 @@ fn client_add_usage_errors_exit_2_and_register_nothing() {
 #[test]
 fn unknown_client_is_a_runtime_failure_exit_1() {
     let dir = temp_dir("unknown").join("data");
+    crate::support::init_data_dir(&dir);
     for args in [
         &["client", "show", "nobody"][..],
         &["client", "remove", "nobody"],
@@ -361,6 +363,7 @@ fn unusable_data_directory_is_a_runtime_failure_exit_1() {
 #[test]
 fn data_dir_can_come_from_the_environment() {
     let dir = temp_dir("env").join("data");
+    crate::support::init_data_dir(&dir);
     let out = crate::support::latchkey_cmd()
         .args([
             "client",
@@ -430,6 +433,7 @@ fn client_add_prints_the_secret_once() {
 #[test]
 fn client_add_json_and_show_and_list_json() {
     let dir = temp_dir("json").join("data");
+    crate::support::init_data_dir(&dir);
     let v = json_out(
         &dir,
         &[
@@ -722,18 +726,23 @@ fn first_start_creates_a_private_data_dir_database_and_key() {
 }
 
 #[test]
-fn first_cli_use_creates_private_files_even_with_umask_000() {
+fn init_and_cli_use_create_private_files_even_with_umask_000() {
     let dir = temp_dir("umask").join("nested").join("data");
-    let out = crate::support::clean_env(&mut Command::new("sh"))
-        .arg("-c")
-        .arg(r#"umask 000; exec "$0" "$@""#)
-        .arg(bin())
-        .arg("--data-dir")
-        .arg(&dir)
-        .args(["client", "add", "x", "--grant", "client_credentials"])
-        .output()
-        .unwrap();
-    assert_exit(&out, 0, "client add under umask 000");
+    for args in [
+        &["init"][..],
+        &["client", "add", "x", "--grant", "client_credentials"],
+    ] {
+        let out = crate::support::clean_env(&mut Command::new("sh"))
+            .arg("-c")
+            .arg(r#"umask 000; exec "$0" "$@""#)
+            .arg(bin())
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_exit(&out, 0, &format!("{args:?} under umask 000"));
+    }
     assert_eq!(mode(&dir), 0o700, "data directory");
     assert_eq!(mode(&dir.join("latchkey.db")), 0o600, "database");
     for side in ["latchkey.db-wal", "latchkey.db-shm"] {
@@ -747,6 +756,7 @@ fn first_cli_use_creates_private_files_even_with_umask_000() {
 #[test]
 fn database_written_by_a_newer_version_is_refused_and_left_untouched() {
     let dir = temp_dir("newer").join("data");
+    crate::support::init_data_dir(&dir);
     latchkey_ok(&dir, &["keys", "list"]);
     let db = dir.join("latchkey.db");
     {
@@ -809,6 +819,7 @@ fn database_written_by_a_newer_version_is_refused_and_left_untouched() {
 #[test]
 fn keys_list_and_rotate() {
     let dir = temp_dir("keys").join("data");
+    crate::support::init_data_dir(&dir);
     let listed = json_out(&dir, &["keys", "list", "--json"]);
     let rows = listed.as_array().unwrap();
     let es: Vec<&Value> = rows.iter().filter(|k| k["alg"] == "ES256").collect();
@@ -875,6 +886,7 @@ fn keys_list_and_rotate() {
 #[test]
 fn rotation_keeps_the_old_key_for_the_longest_token_lifetime() {
     let dir = temp_dir("retire").join("data");
+    crate::support::init_data_dir(&dir);
     latchkey_ok(&dir, &["keys", "list"]);
     add_client(&dir, "long-lived", &["--access-token-ttl", "2h"]);
     let t0 = now();
@@ -1173,6 +1185,7 @@ fn a_rotated_key_is_published_at_once_and_signs_only_after_the_jwks_max_age() {
 #[test]
 fn a_second_rotation_is_refused_while_one_is_pending_and_now_replaces_it() {
     let dir = temp_dir("pending").join("data");
+    crate::support::init_data_dir(&dir);
     let first = keys_with_status(&dir, "active");
     let kid1 = first[0]["kid"].as_str().unwrap().to_string();
     let t0 = now();
@@ -1231,6 +1244,7 @@ fn a_second_rotation_is_refused_while_one_is_pending_and_now_replaces_it() {
 #[test]
 fn check_reports_a_healthy_data_directory_and_exits_0() {
     let dir = temp_dir("check-ok").join("data");
+    crate::support::init_data_dir(&dir);
     latchkey_ok(&dir, &["keys", "list"]);
     let out = latchkey(&dir, &["check", "--issuer", "https://auth.example.org"]);
     assert_exit(&out, 0, "check");
@@ -1248,6 +1262,7 @@ fn check_reports_a_healthy_data_directory_and_exits_0() {
 #[test]
 fn check_finds_problems_and_exits_1() {
     let dir = temp_dir("check-bad").join("data");
+    crate::support::init_data_dir(&dir);
     latchkey_ok(&dir, &["keys", "list"]);
     let db = dir.join("latchkey.db");
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -1382,6 +1397,7 @@ fn audit_log_records_cli_changes_tokens_and_sign_ins_without_secrets() {
 #[test]
 fn settings_unknown_key_and_list_shows_unit_and_when_it_applies() {
     let dir = temp_dir("settings-typed");
+    crate::support::init_data_dir(&dir);
     for args in [
         &["settings", "get", "token.acess_ttl"][..],
         &["settings", "set", "token.acess_ttl", "300"],

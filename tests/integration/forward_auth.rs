@@ -1914,6 +1914,7 @@ fn client_allow_group_refuses_users_outside_the_groups_at_authorize() {
 
 fn cli_dir() -> std::path::PathBuf {
     let dir = crate::support::temp_dir("rules").join("data");
+    crate::support::init_data_dir(&dir);
     standard(&dir);
     dir
 }
@@ -1987,6 +1988,7 @@ fn rule_test_explains_which_rule_decides() {
 #[test]
 fn rule_list_shows_the_rules_in_order() {
     let dir = crate::support::temp_dir("rules").join("data");
+    crate::support::init_data_dir(&dir);
     assert_eq!(
         latchkey_ok(&dir, &["rule", "list"]).trim(),
         "no rules: forward auth denies everything"
@@ -2548,6 +2550,7 @@ fn login_recovers_an_unencoded_rd_with_its_own_query() {
 #[test]
 fn rule_add_accepts_ports_ip_literals_and_wildcards_in_canonical_form() {
     let dir = crate::support::temp_dir("rules").join("data");
+    crate::support::init_data_dir(&dir);
     for (given, stored) in [
         ("App.Test:8443", "app.test:8443"),
         ("192.168.1.5", "192.168.1.5"),
@@ -2587,6 +2590,7 @@ fn rule_add_accepts_ports_ip_literals_and_wildcards_in_canonical_form() {
 #[test]
 fn rule_test_shows_ports_wildcards_and_ambiguous_paths() {
     let dir = crate::support::temp_dir("rules").join("data");
+    crate::support::init_data_dir(&dir);
     hosts_setup(&dir);
     let cases: &[(&[&str], &str)] = &[
         (

@@ -13,6 +13,7 @@ mod clients;
 mod forward_auth;
 mod gc_load;
 mod http_layer;
+mod installation;
 mod log_secrets;
 mod metrics;
 mod oauth;

@@ -888,6 +888,7 @@ fn sigint_stops_cleanly_too() {
 #[test]
 fn backup_file_is_never_readable_by_others_while_it_is_written() {
     let dir = temp_dir("backup-mode").join("data");
+    crate::support::init_data_dir(&dir);
     latchkey_ok(&dir, &["keys", "list"]);
     {
         let conn = open_db(&dir);
@@ -1429,10 +1430,9 @@ fn rows(conn: &Connection, table: &str, column: &str, key: &dyn rusqlite::ToSql)
 #[test]
 fn expired_codes_sessions_grants_and_revocations_are_collected_in_the_background() {
     // gc.interval has a floor of one second.
-    let refused = latchkey(
-        &temp_dir("gc-setting"),
-        &["settings", "set", "gc.interval", "0"],
-    );
+    let gc_dir = temp_dir("gc-setting");
+    support::init_data_dir(&gc_dir);
+    let refused = latchkey(&gc_dir, &["settings", "set", "gc.interval", "0"]);
     assert_eq!(refused.status.code(), Some(2), "gc.interval 0: {refused:?}");
 
     let server = Server::start_with(&[], |dir| {

@@ -258,6 +258,7 @@ fn an_admin_lists_a_users_sessions_and_ends_one_or_all_and_their_cookies_stop_wo
 #[test]
 fn ending_a_session_refuses_unknown_ids_malformed_ids_and_unknown_users() {
     let dir = temp_dir("session-end-errors");
+    crate::support::init_data_dir(&dir);
     add_user(&dir, "alice");
     let cases: &[(&[&str], i32, &str)] = &[
         (

@@ -101,6 +101,17 @@ pub fn latchkey_stdin(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Creates the data directory and its database as an admin does before the first start
+/// (`latchkey init`): every command but `serve` and `init` refuses to run without one.
+pub fn init_data_dir(data_dir: &Path) {
+    let out = latchkey(data_dir, &["init"]);
+    assert!(
+        out.status.success(),
+        "latchkey init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The password [`add_user`] gives every test user.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -158,15 +169,16 @@ pub struct TestClient {
 }
 
 impl Server {
-    /// Starts a server with a new data directory.
+    /// Starts a server with a new data directory (which `serve` creates).
     pub fn start() -> Server {
-        Self::start_with(&[], |_| {})
+        Self::start_in(temp_dir("server").join("data"), &[])
     }
 
-    /// Starts a server with extra `serve` arguments, after running `setup` on the data
-    /// directory (e.g. CLI commands that change settings).
+    /// Starts a server with extra `serve` arguments, after creating the data directory
+    /// ([`init_data_dir`]) and running `setup` on it (e.g. CLI commands that change settings).
     pub fn start_with(extra: &[&str], setup: impl FnOnce(&Path)) -> Server {
         let data_dir = temp_dir("server").join("data");
+        init_data_dir(&data_dir);
         setup(&data_dir);
         Self::start_in(data_dir, extra)
     }
