@@ -16,6 +16,7 @@ pub mod audit;
 mod checkpoint;
 mod clients;
 pub mod grants;
+pub mod groups;
 mod keys;
 mod migrations;
 mod revision;
@@ -39,6 +40,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use checkpoint::Checkpointer;
 pub use clients::{Client, NewClient};
+pub use groups::Group;
 pub use keys::{KeyRow, NextOutcome};
 pub use migrations::SCHEMA_VERSION;
 pub use revision::Revision;
