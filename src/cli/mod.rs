@@ -3,6 +3,7 @@
 
 mod apikey;
 mod client;
+mod group;
 mod keys;
 mod man;
 mod ops;
@@ -62,6 +63,9 @@ enum Command {
     /// Manage users and their groups
     #[command(subcommand)]
     User(user::UserCmd),
+    /// Manage groups: members, description, and the rules and clients that name them
+    #[command(subcommand)]
+    Group(group::GroupCmd),
     /// List and rotate signing keys
     #[command(subcommand)]
     Keys(keys::KeysCmd),
@@ -122,6 +126,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Init => init(&data_dir),
         Command::Client(cmd) => client::run(&mut open(&data_dir)?, cmd),
         Command::User(cmd) => user::run(&mut open(&data_dir)?, cmd),
+        Command::Group(cmd) => group::run(&mut open(&data_dir)?, cmd),
         Command::Apikey(cmd) => apikey::run(&mut open(&data_dir)?, cmd),
         Command::Rule(cmd) => rule::run(&mut open(&data_dir)?, cmd),
         Command::Keys(cmd) => keys::run(&mut open(&data_dir)?, cmd),

@@ -63,7 +63,7 @@ pub struct AddArgs {
     /// Members of this group get in
     #[arg(long)]
     allow_group: Option<String>,
-    /// This user gets in
+    /// This user gets in (the rule names the person: it follows a rename)
     #[arg(long)]
     allow_user: Option<String>,
     /// Every signed-in user gets in
@@ -111,9 +111,9 @@ pub fn run(store: &mut Store, cmd: RuleCmd) -> Result<(), Error> {
                 let rows: Vec<Value> = list
                     .iter()
                     .map(|r| {
-                        let (action, subject) = rules::action_parts(&r.action);
+                        let (action, _) = rules::action_parts(&r.action);
                         json!({"id": r.id, "host": r.host, "path": r.path, "method": r.method,
-                               "action": action, "subject": subject, "scope": r.scope.as_ref().map(|s| s.join(" "))})
+                               "action": action, "subject": r.subject, "scope": r.scope.as_ref().map(|s| s.join(" "))})
                     })
                     .collect();
                 super::print_json(&Value::Array(rows));

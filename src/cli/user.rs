@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::ops::sessions::{self, SessionInfo, Which};
-use crate::ops::users::{self, NewUser};
+use crate::ops::users::{self, NewUser, UserUpdate};
 use crate::ops::{Actor, OpError};
 use crate::store::{Store, User};
 use crate::timefmt::rfc3339;
@@ -48,11 +48,16 @@ pub enum UserCmd {
         /// The username
         name: String,
     },
-    /// Remove a user and everything issued to them
+    /// Remove a user and everything issued to them (a rule naming the user needs --yes)
     Remove {
         /// The username
         name: String,
+        /// Remove the user even if forward-auth rules name them (those rules then admit nobody)
+        #[arg(long)]
+        yes: bool,
     },
+    /// Change a user's email, full name or groups (the username, `sub` and password stay)
+    Update(UpdateArgs),
     /// Change a username (the user's `sub` stays the same)
     Rename {
         /// The username
@@ -133,6 +138,27 @@ pub enum GroupCmd {
         /// The group
         group: String,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// The username
+    name: String,
+    /// The new email address ("" clears it)
+    #[arg(long)]
+    email: Option<String>,
+    /// The new full name ("" clears it)
+    #[arg(long = "name", value_name = "FULL NAME")]
+    full_name: Option<String>,
+    /// A group (repeatable; given at least once, replaces the user's groups)
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+    /// Leave the user in no group
+    #[arg(long, conflicts_with = "groups")]
+    no_groups: bool,
+    /// Print the user as JSON
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -281,9 +307,40 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
             let u = users::enable(store, &actor, &name)?;
             println!("enabled {}", u.username);
         }
-        UserCmd::Remove { name } => {
-            let u = users::remove(store, &actor, &name)?;
+        UserCmd::Remove { name, yes } => {
+            let (u, refs) = users::remove(store, &actor, &name, yes)?;
+            if !refs.is_empty() {
+                eprintln!(
+                    "warning: {} was named by {}; they now admit nobody",
+                    u.username,
+                    refs.join(", ")
+                );
+            }
             println!("removed {}", u.username);
+        }
+        UserCmd::Update(a) => {
+            let change = UserUpdate {
+                email: a.email,
+                full_name: a.full_name,
+                groups: a.groups,
+                clear_groups: a.no_groups,
+            };
+            let u = users::update(store, &actor, &a.name, change)?;
+            if a.json {
+                super::print_json(&describe(&u));
+            } else {
+                println!(
+                    "updated {}: email {}, name {}, groups {}",
+                    u.username,
+                    u.email.as_deref().unwrap_or("-"),
+                    u.name.as_deref().unwrap_or("-"),
+                    if u.groups.is_empty() {
+                        "-".to_string()
+                    } else {
+                        u.groups.join(" ")
+                    }
+                );
+            }
         }
         UserCmd::Rename { name, new_name } => {
             let u = users::rename(store, &actor, &name, &new_name)?;

@@ -249,7 +249,10 @@ impl fmt::Display for HostPattern {
     }
 }
 
-/// What a matching rule does.
+/// What a matching rule does. A new rule names the group or user by name; a loaded rule holds
+/// what the hot path compares: the group's current name (empty if the group was removed, which
+/// matches nobody) and the user's `sub` (so a renamed user stays admitted and a newcomer who
+/// takes the old name is not). [`Rule::subject`] has the names to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     AllowGroup(String),
@@ -271,17 +274,36 @@ pub struct Rule {
     pub action: Action,
     /// Scopes an API key or access token must hold; `None` means people only.
     pub scope: Option<Vec<String>>,
+    /// Who an allow-group or allow-user rule names, as shown: the current group name or
+    /// username, or `removed group ID` / `removed user SUB` once it is gone.
+    pub subject: Option<String>,
 }
 
 impl Rule {
     fn from_row(r: RuleRow) -> Option<Rule> {
-        let action = match (r.action.as_str(), r.subject) {
-            ("allow_group", Some(g)) => Action::AllowGroup(g),
-            ("allow_user", Some(u)) => Action::AllowUser(u),
-            ("allow_any_user", _) => Action::AllowAnyUser,
-            ("bypass", _) => Action::Bypass,
-            ("deny", _) => Action::Deny,
-            _ => return None,
+        let shown = |kind: &str, raw: &str| {
+            r.subject_name
+                .clone()
+                .unwrap_or_else(|| format!("removed {kind} {raw}"))
+        };
+        let (action, subject) = match (r.action.as_str(), r.subject) {
+            ("allow_group", Some(id)) => (
+                Action::AllowGroup(r.subject_name.clone().unwrap_or_default()),
+                Some(shown("group", &id)),
+            ),
+            ("allow_user", Some(sub)) => {
+                let name = shown("user", &sub);
+                (Action::AllowUser(sub), Some(name))
+            }
+            (_, _) => (
+                match r.action.as_str() {
+                    "allow_any_user" => Action::AllowAnyUser,
+                    "bypass" => Action::Bypass,
+                    "deny" => Action::Deny,
+                    _ => return None,
+                },
+                None,
+            ),
         };
         let pattern = HostPattern::stored(&r.host);
         Some(Rule {
@@ -297,6 +319,7 @@ impl Rule {
                     .map(String::from)
                     .collect()
             }),
+            subject,
         })
     }
 
@@ -316,9 +339,10 @@ impl Rule {
 
     /// Who the rule lets in, in words (for `rule list` and `rule test`).
     pub fn describe(&self) -> String {
+        let subject = self.subject.as_deref().unwrap_or("");
         let who = match &self.action {
-            Action::AllowGroup(g) => format!("allow group {g}"),
-            Action::AllowUser(u) => format!("allow user {u}"),
+            Action::AllowGroup(_) => format!("allow group {subject}"),
+            Action::AllowUser(_) => format!("allow user {subject}"),
             Action::AllowAnyUser => "allow any signed-in user".into(),
             Action::Bypass => "bypass (no sign-in)".into(),
             Action::Deny => "deny".into(),
@@ -341,8 +365,8 @@ impl Rule {
     pub fn admits_user(&self, user: &User) -> bool {
         match &self.action {
             Action::AllowAnyUser => true,
-            Action::AllowGroup(g) => user.groups.iter().any(|x| x == g),
-            Action::AllowUser(u) => user.username.eq_ignore_ascii_case(u),
+            Action::AllowGroup(g) => !g.is_empty() && user.groups.iter().any(|x| x == g),
+            Action::AllowUser(sub) => user.id == *sub,
             Action::Bypass => true,
             Action::Deny => false,
         }
@@ -492,6 +516,7 @@ mod tests {
             method: method.map(String::from),
             action: Action::Deny,
             scope: None,
+            subject: None,
         }
     }
 

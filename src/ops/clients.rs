@@ -194,7 +194,11 @@ pub fn validate(spec: &mut ClientSpec) -> Result<(), OpError> {
     }
     spec.scopes = scopes;
     for g in &spec.allowed_groups {
-        crate::accounts::validate_group(g).map_err(OpError::Invalid)?;
+        // A removed group the client still names reads as words no group name can be; an
+        // update keeps it (so the client stays closed to it).
+        if crate::store::groups::removed_group_id(g).is_none() {
+            crate::accounts::validate_group(g).map_err(OpError::Invalid)?;
+        }
     }
     for uri in spec
         .redirect_uris

@@ -27,6 +27,7 @@
 //! | scopes granted or asked | `scope`, one space-separated string | RFC 6749 §3.3 |
 //! | scopes allowed (a list) | `scopes`, an array (`--scope`) | |
 //! | who may sign in to an app | `allowed_groups` (`--allow-group`) | |
+//! | a group | `name`; its stable id `id` (JSON, `groups.id`), what rules and clients store | |
 //! | a token's lifetime | `access_token_ttl`, seconds | |
 //! | an instant | `<event>_at`, Unix seconds in JSON and SQL, RFC 3339 in human output (`created_at`, `expires_at`, `revoked_at`, `last_used_at`, `last_seen_at`); `*_from`/`*_until` bound an interval and `retire_after` is the earliest instant a key may retire | RFC 7519 uses `exp`/`iat` inside tokens only |
 //! | a duration | seconds in JSON, SQL and settings (whose `unit` says so); CLI flags take a number with its unit (`90d`, `12h`, `30m`, `45s`; a bare number is refused) | |
@@ -37,6 +38,7 @@
 pub mod apikeys;
 pub mod clients;
 pub mod data;
+pub mod groups;
 pub mod installation;
 pub mod keys;
 pub mod rules;

@@ -8,6 +8,11 @@
 //! `/`), the method upper-case, the scopes space-separated. Changes are audited as
 //! `rule_added` (target: host and path as given), `rule_removed` (the id) and `rule_moved`
 //! (`ID -> PLACE`).
+//!
+//! A rule names a user by `sub` and a group by id: it follows them through a rename, and a new
+//! user who takes an old name gets nothing the old name had. `--allow-user` needs the user to
+//! exist; `--allow-group` creates a group that does not exist yet. Listing shows current names
+//! ([`Rule::subject`]).
 
 use super::{Actor, OpError, audited};
 use crate::accounts::validate_group;
@@ -32,7 +37,8 @@ pub struct NewRule {
     pub scope: Option<String>,
 }
 
-/// The stored name of an action and its subject (the group or user it names).
+/// The stored name of an action and what the action holds (a new rule's group or user name,
+/// a loaded rule's group name or `sub`: see [`Action`]).
 pub fn action_parts(action: &Action) -> (&'static str, Option<&str>) {
     match action {
         Action::AllowGroup(g) => ("allow_group", Some(g)),
@@ -75,9 +81,27 @@ pub fn add(store: &mut Store, actor: &Actor, rule: NewRule) -> Result<i64, OpErr
                 "--method must be a method name like GET".into(),
             ));
         }
-        if let Action::AllowGroup(g) = &rule.action {
-            validate_group(g).map_err(OpError::Invalid)?;
-        }
+        // The rule names the user by `sub` and the group by id, so it follows them through a
+        // rename and never admits a newcomer who takes an old name.
+        let now = crate::timefmt::now();
+        let subject = match &rule.action {
+            Action::AllowGroup(g) => {
+                validate_group(g).map_err(OpError::Invalid)?;
+                Some(store.ensure_group(g, now)?.to_string())
+            }
+            Action::AllowUser(u) => Some(
+                store
+                    .user_by_name(u)?
+                    .ok_or_else(|| {
+                        OpError::Invalid(format!(
+                            "no user named {u:?}: add the user first (a rule names a person, \
+                             not a name)"
+                        ))
+                    })?
+                    .id,
+            ),
+            _ => None,
+        };
         let scope = match rule.scope {
             Some(s) => Some(
                 scope::parse(&s)
@@ -87,15 +111,15 @@ pub fn add(store: &mut Store, actor: &Actor, rule: NewRule) -> Result<i64, OpErr
             ),
             None => None,
         };
-        let (action, subject) = action_parts(&rule.action);
+        let (action, _) = action_parts(&rule.action);
         Ok(store.insert_rule(
             &host,
             &path,
             method.as_deref(),
             action,
-            subject,
+            subject.as_deref(),
             scope.as_deref(),
-            crate::timefmt::now(),
+            now,
         )?)
     })
 }

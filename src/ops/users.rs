@@ -1,9 +1,12 @@
-//! User operations: add, look up, change a password, disable, enable, remove, rename, group
-//! membership, and the consents a user gave to apps. Reading a password from a terminal is the
+//! User operations: add, look up, change a password, disable, enable, remove, rename, update
+//! (email, full name, groups), group membership, and the consents a user gave to apps. Rules
+//! and API keys name a user by `sub`, so a rename keeps them; removing a user a rule names
+//! needs confirmation (the rule then admits nobody). Reading a password from a terminal is the
 //! caller's; its rules ([`password::validate_new`]) and its hashing are here.
 
 use crate::accounts::{password, validate_group, validate_username};
 use crate::crypto::{hex, random_bytes};
+use crate::forward::rules::{Action, RuleSet};
 use crate::store::{Client, Store, User};
 use crate::timefmt::now;
 
@@ -155,12 +158,113 @@ pub fn enable(store: &mut Store, actor: &Actor, name: &str) -> Result<User, OpEr
     })
 }
 
-/// Removes a user and everything issued to them. Returns the removed user.
-pub fn remove(store: &mut Store, actor: &Actor, name: &str) -> Result<User, OpError> {
+/// The forward-auth rules that admit this user by `sub`, in words (`rule #5 (app.test/*)`).
+pub fn rules_naming(store: &Store, user: &User) -> Result<Vec<String>, OpError> {
+    Ok(RuleSet::load(store)?
+        .rules()
+        .iter()
+        .filter(|r| matches!(&r.action, Action::AllowUser(sub) if *sub == user.id))
+        .map(super::groups::rule_words)
+        .collect())
+}
+
+/// Removes a user and everything issued to them. If a rule names the user, refuses unless
+/// `yes` (the rule stays and admits nobody). Returns the removed user and the rules that
+/// named them, in words.
+pub fn remove(
+    store: &mut Store,
+    actor: &Actor,
+    name: &str,
+    yes: bool,
+) -> Result<(User, Vec<String>), OpError> {
     audited(store, actor, "user_removed", name, |s| {
         let u = find(s, name)?;
+        let refs = rules_naming(s, &u)?;
+        if !refs.is_empty() && !yes {
+            return Err(OpError::Conflict(format!(
+                "user {} is named by {}: once the user is removed they admit nobody; pass \
+                 --yes to remove the user anyway",
+                u.username,
+                refs.join(", ")
+            )));
+        }
         s.remove_user(&u.id, now())?;
-        Ok(u)
+        Ok((u, refs))
+    })
+}
+
+/// What [`update`] changes; `None` keeps a field, an empty email or full name clears it, and a
+/// list of groups replaces the user's groups (an empty list is not a change: see
+/// [`UserUpdate::clear_groups`]).
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub email: Option<String>,
+    pub full_name: Option<String>,
+    pub groups: Vec<String>,
+    /// Leave the user in no group.
+    pub clear_groups: bool,
+}
+
+/// Checks an email or full name: at most 254 characters, no control characters.
+fn validate_field(what: &str, v: &str) -> Result<(), OpError> {
+    if v.chars().count() > 254 || v.chars().any(char::is_control) {
+        return Err(OpError::Invalid(format!(
+            "the {what} must be at most 254 printable characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Changes a user's email, full name and groups; the `sub`, username and password stay.
+/// Returns the user as they are now.
+pub fn update(
+    store: &mut Store,
+    actor: &Actor,
+    name: &str,
+    change: UserUpdate,
+) -> Result<User, OpError> {
+    audited(store, actor, "user_updated", name, |s| {
+        if change.email.is_none()
+            && change.full_name.is_none()
+            && change.groups.is_empty()
+            && !change.clear_groups
+        {
+            return Err(OpError::Invalid(
+                "nothing to change: give --email, --name, --group or --no-groups".into(),
+            ));
+        }
+        if change.clear_groups && !change.groups.is_empty() {
+            return Err(OpError::Invalid(
+                "--no-groups and --group contradict each other".into(),
+            ));
+        }
+        if let Some(e) = &change.email {
+            validate_field("email", e)?;
+            if !e.is_empty() && !e.contains('@') {
+                return Err(OpError::Invalid(format!("{e:?} is not an email address")));
+            }
+        }
+        if let Some(n) = &change.full_name {
+            validate_field("full name", n)?;
+        }
+        for g in &change.groups {
+            validate_group(g).map_err(OpError::Invalid)?;
+        }
+        let u = find(s, name)?;
+        fn clear(v: &Option<String>) -> Option<Option<&str>> {
+            v.as_ref()
+                .map(|v| Some(v.as_str()).filter(|v| !v.is_empty()))
+        }
+        let groups =
+            (change.clear_groups || !change.groups.is_empty()).then_some(change.groups.as_slice());
+        s.update_user(
+            &u.id,
+            clear(&change.email),
+            clear(&change.full_name),
+            groups,
+            now(),
+        )?;
+        find(s, &u.username)
     })
 }
 
@@ -192,7 +296,7 @@ pub fn add_group(
     audited(store, actor, "user_group_added", &target, |s| {
         validate_group(group).map_err(OpError::Invalid)?;
         let u = find(s, name)?;
-        s.add_user_group(&u.id, group)?;
+        s.add_user_group(&u.id, group, now())?;
         Ok(u)
     })
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Store, StoreError, conflict};
+use super::{Store, StoreError, conflict, exec_tx};
 
 /// A registered OAuth client.
 #[derive(Clone)]
@@ -30,7 +30,8 @@ pub struct Client {
     pub id_token_alg: String,
     /// Where RP-initiated logout may send the browser.
     pub post_logout_redirect_uris: Vec<String>,
-    /// Only members of these groups may sign in to the client (empty: everyone).
+    /// Only members of these groups may sign in to the client (empty: everyone). Stored by
+    /// group id, read as the groups' current names (see [`super::groups`]).
     pub allowed_groups: Vec<String>,
     pub created_at: i64,
 }
@@ -92,7 +93,9 @@ macro_rules! columns {
     () => {
         "client_id, name, secret_hash, redirect_uris, grant_types, scopes, audience, \
          access_token_ttl, created_at, require_pkce, skip_consent, id_token_alg, \
-         post_logout_redirect_uris, allowed_groups"
+         post_logout_redirect_uris, \
+         (SELECT json_group_array(COALESCE(g.name, 'removed group ' || j.value)) \
+          FROM json_each(clients.allowed_groups) AS j LEFT JOIN groups AS g ON g.id = j.value)"
     };
 }
 const COLUMNS: &str = columns!();
@@ -143,30 +146,34 @@ impl Store {
     /// Registers a client. A taken name or id is `Conflict`.
     pub fn insert_client(&mut self, c: &NewClient<'_>, now: i64) -> Result<(), StoreError> {
         let to_json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-        self.exec(
-            "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, \
+        self.with_tx(|tx| {
+            let groups = super::groups::group_ids_json_tx(tx, c.allowed_groups, now)?;
+            exec_tx(
+                tx,
+                "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, \
                  scopes, audience, access_token_ttl, created_at, updated_at, require_pkce, \
                  skip_consent, id_token_alg, post_logout_redirect_uris, allowed_groups) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14)",
-            params![
-                c.client_id,
-                c.name,
-                c.secret_hash.as_ref().map(|h| h.as_slice()),
-                to_json(c.redirect_uris),
-                to_json(c.grant_types),
-                c.scopes.join(" "),
-                c.audience,
-                c.access_token_ttl,
-                now,
-                i64::from(c.require_pkce),
-                i64::from(c.skip_consent),
-                c.id_token_alg,
-                to_json(c.post_logout_redirect_uris),
-                to_json(c.allowed_groups)
-            ],
-        )
-        .map_err(|e| conflict(e, &format!("a client named {:?}", c.name)))?;
-        Ok(())
+                params![
+                    c.client_id,
+                    c.name,
+                    c.secret_hash.as_ref().map(|h| h.as_slice()),
+                    to_json(c.redirect_uris),
+                    to_json(c.grant_types),
+                    c.scopes.join(" "),
+                    c.audience,
+                    c.access_token_ttl,
+                    now,
+                    i64::from(c.require_pkce),
+                    i64::from(c.skip_consent),
+                    c.id_token_alg,
+                    to_json(c.post_logout_redirect_uris),
+                    groups
+                ],
+            )
+            .map_err(|e| conflict(e, &format!("a client named {:?}", c.name)))?;
+            Ok(())
+        })
     }
 
     /// The client with this `client_id`, from this connection's cache of parsed clients while
@@ -243,6 +250,7 @@ impl Store {
         let to_json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
         let name = format!("a client named {:?}", c.name);
         self.with_tx(|tx| {
+            let groups = super::groups::group_ids_json_tx(tx, c.allowed_groups, now)?;
             let n = tx
                 .execute(
                     "UPDATE clients SET name = ?2, redirect_uris = ?3, grant_types = ?4, \
@@ -263,7 +271,7 @@ impl Store {
                         i64::from(c.skip_consent),
                         c.id_token_alg,
                         to_json(c.post_logout_redirect_uris),
-                        to_json(c.allowed_groups)
+                        groups
                     ],
                 )
                 .map_err(|e| conflict(e, &name))?;

@@ -20,7 +20,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0011_key_prepublication.sql"),
     include_str!("sql/0012_session_last_seen_at.sql"),
     include_str!("sql/0013_installation.sql"),
+    GROUPS,
 ];
+
+/// Groups as objects; rules and clients name users and groups by id.
+const GROUPS: &str = include_str!("sql/0014_groups.sql");
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -349,5 +353,117 @@ mod tests {
         )
         .unwrap();
         assert!(keys_rev(&conn) > rev);
+    }
+
+    #[test]
+    fn groups_become_objects_and_rules_and_clients_name_them_by_id() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let upto = MIGRATIONS.iter().position(|m| *m == GROUPS).unwrap();
+        at_version(&conn, upto);
+        conn.execute_batch(
+            "INSERT INTO users (id, username, username_key, password_hash, created_at, updated_at) VALUES
+               ('sub-r', 'Robert', 'robert', 'x', 1, 1), ('sub-a', 'alice', 'alice', 'x', 1, 1);
+             INSERT INTO user_groups (user_id, group_name) VALUES
+               ('sub-r', 'family'), ('sub-a', 'family'), ('sub-a', 'admins');
+             INSERT INTO rules (position, host, action, subject, created_at) VALUES
+               (1, 'a.test', 'allow_user', 'ROBERT', 1),
+               (2, 'b.test', 'allow_user', 'ghost', 1),
+               (3, 'c.test', 'allow_group', 'admins', 1),
+               (4, 'd.test', 'allow_group', 'nobody-yet', 1),
+               (5, 'e.test', 'bypass', NULL, 1);
+             INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types,                scopes, created_at, updated_at, allowed_groups) VALUES
+               ('c1', 'c1', NULL, '[]', '[]', '', 1, 1, '[\"family\",\"staff\"]'),
+               ('c2', 'c2', NULL, '[]', '[]', '', 1, 1, '[]');",
+        )
+        .unwrap();
+        let rev = |c: &Connection, name: &str| -> i64 {
+            c.query_row("SELECT rev FROM revisions WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        let groups: Vec<(i64, String)> = conn
+            .prepare("SELECT id, name FROM groups ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let names: Vec<&str> = groups.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, ["admins", "family", "nobody-yet", "staff"]);
+        let id = |name: &str| groups.iter().find(|(_, n)| n == name).unwrap().0;
+        let members: Vec<(String, i64)> = conn
+            .prepare("SELECT user_id, group_id FROM user_groups ORDER BY user_id, group_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut want = vec![
+            ("sub-a".to_string(), id("admins")),
+            ("sub-a".to_string(), id("family")),
+            ("sub-r".to_string(), id("family")),
+        ];
+        want.sort();
+        assert_eq!(members, want);
+        let subjects: Vec<Option<String>> = conn
+            .prepare("SELECT subject FROM rules ORDER BY position")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            subjects,
+            [
+                Some("sub-r".to_string()),
+                Some("ghost".to_string()),
+                Some(id("admins").to_string()),
+                Some(id("nobody-yet").to_string()),
+                None
+            ]
+        );
+        let allowed: Vec<String> = conn
+            .prepare("SELECT allowed_groups FROM clients ORDER BY client_id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            allowed,
+            [
+                format!("[{},{}]", id("family"), id("staff")),
+                "[]".to_string()
+            ]
+        );
+        // Renaming or removing a group reloads every cache that resolved its name.
+        let before: Vec<i64> = ["users", "rules", "clients"]
+            .iter()
+            .map(|n| rev(&conn, n))
+            .collect();
+        conn.execute("UPDATE groups SET name = 'kin' WHERE name = 'family'", [])
+            .unwrap();
+        conn.execute("DELETE FROM groups WHERE name IN ('admins', 'staff')", [])
+            .unwrap();
+        for (n, b) in ["users", "rules", "clients"].iter().zip(before) {
+            assert_eq!(rev(&conn, n), b + 3, "{n}");
+        }
+        let left: i64 = conn
+            .query_row("SELECT COUNT(*) FROM user_groups", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 2, "a removed group's memberships go with it");
+        // A removed group's id is never reused, not even the highest one's.
+        conn.execute(
+            "INSERT INTO groups (name, created_at) VALUES ('new', 1)",
+            [],
+        )
+        .unwrap();
+        let new: i64 = conn
+            .query_row("SELECT id FROM groups WHERE name = 'new'", [], |r| r.get(0))
+            .unwrap();
+        assert!(new > id("staff"));
     }
 }

@@ -16,6 +16,7 @@ pub mod audit;
 mod checkpoint;
 mod clients;
 pub mod grants;
+pub mod groups;
 mod installation;
 mod keys;
 pub mod lock;
@@ -41,6 +42,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use checkpoint::Checkpointer;
 pub use clients::{Client, NewClient};
+pub use groups::Group;
 pub use keys::{KeyRow, NextOutcome};
 pub use migrations::SCHEMA_VERSION;
 pub use revision::Revision;

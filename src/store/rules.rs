@@ -1,4 +1,5 @@
-//! Forward-auth access rules, in evaluation order.
+//! Forward-auth access rules, in evaluation order. A rule names a user by `sub` and a group
+//! by id (see [`super::groups`]); reads add their current names.
 
 use rusqlite::params;
 
@@ -13,16 +14,25 @@ pub struct RuleRow {
     pub path: String,
     pub method: Option<String>,
     pub action: String,
+    /// The user's `sub` (`allow_user`) or the group's id (`allow_group`).
     pub subject: Option<String>,
     pub scope: Option<String>,
+    /// The current username or group name `subject` names; `None` if that user or group is
+    /// gone (or the action names nobody).
+    pub subject_name: Option<String>,
 }
 
 impl Store {
     /// Every rule, in evaluation order.
     pub fn rules(&self) -> Result<Vec<RuleRow>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, position, host, path, method, action, subject, scope FROM rules \
-             ORDER BY position, id",
+            "SELECT r.id, r.position, r.host, r.path, r.method, r.action, r.subject, r.scope, \
+             CASE r.action \
+               WHEN 'allow_user' THEN (SELECT u.username FROM users AS u WHERE u.id = r.subject) \
+               WHEN 'allow_group' THEN \
+                 (SELECT g.name FROM groups AS g WHERE CAST(g.id AS TEXT) = r.subject) \
+             END \
+             FROM rules AS r ORDER BY r.position, r.id",
         )?;
         Ok(stmt
             .query_map([], |r| {
@@ -35,6 +45,7 @@ impl Store {
                     action: r.get(5)?,
                     subject: r.get(6)?,
                     scope: r.get(7)?,
+                    subject_name: r.get(8)?,
                 })
             })?
             .collect::<Result<_, _>>()?)

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::oauth::{
     assert_active, assert_error, assert_inactive, es256_kids, introspect, now, token_kid, verify,
@@ -1522,4 +1522,207 @@ fn edges_refuse_what_is_not_meant_and_resolve_what_is() {
     assert_exit(&out, 2, "refresh.idle_ttl above refresh.ttl");
     server.cli_ok(&["settings", "set", "session.idle_ttl", "1800"]);
     server.cli_ok(&["settings", "set", "session.ttl", "3600"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Groups and user update
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn groups_are_objects_with_members_description_and_what_names_them() {
+    let dir = temp_dir("groups").join("data");
+    crate::support::add_user(&dir, "alice", &["--group", "admins"]);
+    crate::support::add_user(&dir, "bob", &["--group", "admins", "--group", "family"]);
+    latchkey_ok(
+        &dir,
+        &[
+            "rule",
+            "add",
+            "--host",
+            "app.test",
+            "--allow-group",
+            "admins",
+        ],
+    );
+    let client: Value = serde_json::from_str(&latchkey_ok(
+        &dir,
+        &[
+            "client",
+            "add",
+            "app",
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            "https://app.test/cb",
+            "--allow-group",
+            "family",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let added: Value = serde_json::from_str(&latchkey_ok(
+        &dir,
+        &["group", "add", "ops", "--description", "On call", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(added["name"], "ops");
+    assert_eq!(added["description"], "On call");
+    assert!(added["id"].as_i64().is_some(), "{added}");
+    let list: Value =
+        serde_json::from_str(&latchkey_ok(&dir, &["group", "list", "--json"])).unwrap();
+    let brief: Vec<(String, Value, Value, Value)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["name"].as_str().unwrap().to_string(),
+                g["members"].clone(),
+                g["rules"].clone(),
+                g["clients"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        brief,
+        vec![
+            (
+                "admins".into(),
+                json!(["alice", "bob"]),
+                json!([1]),
+                json!([])
+            ),
+            (
+                "family".into(),
+                json!(["bob"]),
+                json!([]),
+                json!([client["client_id"]])
+            ),
+            ("ops".into(), json!([]), json!([]), json!([])),
+        ]
+    );
+    let show = latchkey_ok(&dir, &["group", "show", "family"]);
+    assert!(show.contains("members:     bob"), "{show}");
+    assert!(show.contains("named by:    client app ("), "{show}");
+    latchkey_ok(&dir, &["group", "describe", "ops", "Pager duty"]);
+    let ops: Value =
+        serde_json::from_str(&latchkey_ok(&dir, &["group", "show", "ops", "--json"])).unwrap();
+    assert_eq!(ops["description"], "Pager duty");
+    assert_eq!(ops["id"], added["id"]);
+    // Refused: a taken name, a bad name, a bad description, renaming onto a taken name.
+    for args in [
+        &["group", "add", "ops"][..],
+        &["group", "add", "a b"],
+        &["group", "add", "x", "--description", "line\nbreak"],
+        &["group", "rename", "ops", "admins"],
+        &["group", "rename", "ops", "no,commas"],
+    ] {
+        let out = latchkey(&dir, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // Unknown groups are not found.
+    for args in [
+        &["group", "show", "nope"][..],
+        &["group", "remove", "nope"],
+        &["group", "rename", "nope", "x"],
+    ] {
+        let out = latchkey(&dir, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains("no group named \"nope\""), "{args:?}");
+    }
+    // Removing a group nobody names takes its memberships with it.
+    latchkey_ok(&dir, &["user", "group", "add", "alice", "ops"]);
+    latchkey_ok(&dir, &["group", "remove", "ops"]);
+    let alice: Value =
+        serde_json::from_str(&latchkey_ok(&dir, &["user", "show", "alice", "--json"])).unwrap();
+    assert_eq!(alice["groups"], json!(["admins"]));
+    let audit = latchkey_ok(&dir, &["audit"]);
+    for action in ["group_added", "group_updated", "group_removed"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+}
+
+#[test]
+fn user_update_changes_email_full_name_and_groups_and_nothing_else() {
+    let dir = temp_dir("user-update").join("data");
+    let sub = crate::support::add_user(
+        &dir,
+        "alice",
+        &["--group", "admins", "--email", "a@old.example"],
+    );
+    let u: Value = serde_json::from_str(&latchkey_ok(
+        &dir,
+        &[
+            "user",
+            "update",
+            "alice",
+            "--email",
+            "alice@example.org",
+            "--name",
+            "Alice L",
+            "--group",
+            "ops",
+            "--group",
+            "family",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(u["sub"], sub.as_str());
+    assert_eq!(u["username"], "alice");
+    assert_eq!(u["email"], "alice@example.org");
+    assert_eq!(u["name"], "Alice L");
+    assert_eq!(u["groups"], json!(["family", "ops"]));
+    // Only what is given changes; "" clears; --no-groups empties the groups.
+    let u: Value = serde_json::from_str(&latchkey_ok(
+        &dir,
+        &["user", "update", "alice", "--email", "", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(
+        (u["email"].clone(), u["name"].clone()),
+        (Value::Null, json!("Alice L"))
+    );
+    assert_eq!(u["groups"], json!(["family", "ops"]));
+    let u: Value = serde_json::from_str(&latchkey_ok(
+        &dir,
+        &["user", "update", "alice", "--no-groups", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(u["groups"], json!([]));
+    let groups: Value =
+        serde_json::from_str(&latchkey_ok(&dir, &["group", "show", "ops", "--json"])).unwrap();
+    assert_eq!(
+        groups["members"],
+        json!([]),
+        "the group stays, without alice"
+    );
+    // Refused with exit 2 and nothing changed: nothing to change, a bad email, a bad group,
+    // --group with --no-groups; an unknown user is not found (exit 1).
+    for args in [
+        &["user", "update", "alice"][..],
+        &["user", "update", "alice", "--email", "not-an-email"],
+        &["user", "update", "alice", "--group", "a b"],
+        &["user", "update", "alice", "--name", "bell\u{7}"],
+        &["user", "update", "alice", "--group", "x", "--no-groups"],
+    ] {
+        let out = latchkey(&dir, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    let out = latchkey(
+        &dir,
+        &["user", "update", "nobody", "--email", "n@example.org"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no user named \"nobody\""),
+        "{}",
+        stderr(&out)
+    );
+    let u: Value =
+        serde_json::from_str(&latchkey_ok(&dir, &["user", "show", "alice", "--json"])).unwrap();
+    assert_eq!(u["groups"], json!([]));
+    assert_eq!(u["name"], "Alice L");
 }

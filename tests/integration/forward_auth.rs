@@ -2644,3 +2644,205 @@ fn rule_test_shows_ports_wildcards_and_ambiguous_paths() {
         assert_eq!(latchkey_ok(&dir, &all).trim(), *want, "{args:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 11. Rules and clients follow people and groups, not names
+// ---------------------------------------------------------------------------------------------
+
+/// `client add NAME … --allow-group GROUP --skip-consent --json`; returns the `/authorize` URL.
+fn group_client(server: &Server, name: &str, group: &str) -> String {
+    let rp: Value = serde_json::from_str(&server.cli_ok(&[
+        "client",
+        "add",
+        name,
+        "--grant",
+        "authorization_code",
+        "--redirect-uri",
+        CB,
+        "--allow-group",
+        group,
+        "--skip-consent",
+        "--json",
+    ]))
+    .unwrap();
+    format!(
+        "/authorize?{}",
+        encode_form(&[
+            ("client_id", rp["client_id"].as_str().unwrap()),
+            ("redirect_uri", CB),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("state", "s"),
+            ("code_challenge", CHALLENGE_S256),
+            ("code_challenge_method", "S256"),
+        ])
+    )
+}
+
+/// Whether `user` gets a code (not `access_denied`) from `/authorize`.
+fn gets_code(server: &Server, user: &str, authorize: &str) -> bool {
+    let cb = Browser::new(server).login(user, PASSWORD, authorize);
+    assert!(cb.starts_with(&format!("{CB}?")), "{user}: {cb}");
+    match query_param(&cb, "error").as_deref() {
+        None => query_param(&cb, "code").is_some(),
+        Some("access_denied") => false,
+        Some(other) => panic!("{user}: {other}"),
+    }
+}
+
+#[test]
+fn a_user_rule_follows_the_person_through_a_rename_and_never_admits_a_newcomer() {
+    let server = start();
+    // Rule 5 admits bob. bob becomes robert, and a new person takes the name bob.
+    server.cli_ok(&["user", "rename", "bob", "robert"]);
+    add_user(&server.data_dir, "bob", &["--name", "Not Bob"]);
+    let with =
+        |host: &str, cookie: &str| ask(&server, &format!("{}{cookie}{}", fwd(host, "/"), html()));
+    let robert = sign_in(&server, "robert", "http://user.test/");
+    let newcomer = sign_in(&server, "bob", "http://user.test/");
+    assert_allowed(
+        &with("user.test", &fa_cookie(&robert)),
+        "robert",
+        "Bob",
+        "",
+        "",
+    );
+    assert_denied(&with("user.test", &fa_cookie(&newcomer)));
+    // Listing shows the person's current name.
+    let list: Value = serde_json::from_str(&server.cli_ok(&["rule", "list", "--json"])).unwrap();
+    assert_eq!(list[4]["subject"], json!("robert"));
+    assert!(
+        server
+            .cli_ok(&["rule", "list"])
+            .contains("user.test/* -> allow user robert"),
+    );
+    assert_eq!(
+        server
+            .cli_ok(&["rule", "test", "http://user.test/", "--user", "bob"])
+            .trim(),
+        "DENY (bob is not admitted): decided by rule #5 * user.test/* -> allow user robert"
+    );
+    // A rule for someone who does not exist is refused: it could only name a name.
+    let out = server.cli(&["rule", "add", "--host", "x.test", "--allow-user", "nobody"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no user named \"nobody\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn group_rules_and_clients_follow_a_renamed_group_and_never_admit_a_new_one_of_the_old_name() {
+    let server = start();
+    let authorize = group_client(&server, "family-app", "family");
+    let alice = sign_in(&server, "alice", "http://app.test/");
+    let a = fa_cookie(&alice);
+    let with = |cookie: &str| {
+        ask(
+            &server,
+            &format!("{}{cookie}{}", fwd("app.test", "/"), html()),
+        )
+    };
+    assert_alice(&with(&a));
+    server.cli_ok(&["group", "rename", "admins", "staff"]);
+    server.cli_ok(&["group", "rename", "family", "kin"]);
+    // bob joins new groups that took the old names.
+    server.cli_ok(&["user", "group", "add", "bob", "admins"]);
+    server.cli_ok(&["user", "group", "add", "bob", "family"]);
+    let list: Value = serde_json::from_str(&server.cli_ok(&["rule", "list", "--json"])).unwrap();
+    assert_eq!(list[2]["subject"], json!("staff"));
+    let shown: Value =
+        serde_json::from_str(&server.cli_ok(&["client", "show", "family-app", "--json"])).unwrap();
+    assert_eq!(shown["allowed_groups"], json!(["kin"]));
+    // alice's session sees her groups' new names once the server reloads; she stays admitted.
+    assert!(
+        eventually(RELOAD, || {
+            let r = with(&a);
+            r.status == 200 && r.headers_named("remote-groups") == vec!["kin,staff"]
+        }),
+        "alice is not admitted under the group's new name: {:?}",
+        with(&a).headers
+    );
+    let bob = sign_in(&server, "bob", "http://app.test/");
+    assert_denied(&with(&fa_cookie(&bob)));
+    // The client: alice (in kin, once family) still gets a code; bob (in the new family) not.
+    assert!(gets_code(&server, "alice", &authorize));
+    assert!(!gets_code(&server, "bob", &authorize));
+}
+
+#[test]
+fn removing_a_user_or_group_a_rule_or_client_names_needs_yes_and_says_which() {
+    let server = Server::start_with(&[], standard);
+    let dir = &server.data_dir;
+    let authorize = group_client(&server, "admin-app", "admins");
+    let err = |args: &[&str]| {
+        let out = latchkey(dir, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // Without --yes: refused, naming the rules and clients; nothing removed.
+    let e = err(&["user", "remove", "bob"]);
+    assert!(
+        e.contains("rule #5 (user.test/*)") && e.contains("--yes"),
+        "{e}"
+    );
+    latchkey_ok(dir, &["user", "show", "bob"]);
+    let e = err(&["group", "remove", "admins"]);
+    for named in [
+        "rule #3 (app.test/*)",
+        "rule #7 (m.test/*)",
+        "client admin-app (",
+    ] {
+        assert!(e.contains(named), "{named}: {e}");
+    }
+    latchkey_ok(dir, &["group", "show", "admins"]);
+    // A group nothing names goes without asking.
+    latchkey_ok(dir, &["group", "remove", "family"]);
+    // With --yes: removed, with the warning; the rules stay and admit nobody.
+    let bob_sub = latchkey_ok(dir, &["user", "show", "bob", "--json"]);
+    let bob_sub: Value = serde_json::from_str(&bob_sub).unwrap();
+    let out = latchkey(dir, &["user", "remove", "bob", "--yes"]);
+    assert_eq!(out.status.code(), Some(0));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("warning") && e.contains("rule #5 (user.test/*)"),
+        "{e}"
+    );
+    let out = latchkey(dir, &["group", "remove", "admins", "--yes"]);
+    assert_eq!(out.status.code(), Some(0));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("warning") && e.contains("client admin-app ("),
+        "{e}"
+    );
+    let list = latchkey_ok(dir, &["rule", "list"]);
+    assert!(
+        list.contains(&format!(
+            "allow user removed user {}",
+            bob_sub["sub"].as_str().unwrap()
+        )),
+        "{list}"
+    );
+    assert!(
+        list.contains("app.test/* -> allow group removed group "),
+        "{list}"
+    );
+    // A new user and group of the old names get nothing the old ones had.
+    add_user(dir, "bob", &["--group", "admins"]);
+    let bob = sign_in(&server, "bob", "http://user.test/");
+    let b = fa_cookie(&bob);
+    for host in ["user.test", "app.test"] {
+        assert!(
+            eventually(RELOAD, || ask(
+                &server,
+                &format!("{}{b}{}", fwd(host, "/"), html())
+            )
+            .status
+                == 403),
+            "{host}"
+        );
+    }
+    assert!(!gets_code(&server, "bob", &authorize));
+}
