@@ -1531,6 +1531,7 @@ fn edges_refuse_what_is_not_meant_and_resolve_what_is() {
 #[test]
 fn groups_are_objects_with_members_description_and_what_names_them() {
     let dir = temp_dir("groups").join("data");
+    crate::support::init_data_dir(&dir);
     crate::support::add_user(&dir, "alice", &["--group", "admins"]);
     crate::support::add_user(&dir, "bob", &["--group", "admins", "--group", "family"]);
     latchkey_ok(
@@ -1646,6 +1647,7 @@ fn groups_are_objects_with_members_description_and_what_names_them() {
 #[test]
 fn user_update_changes_email_full_name_and_groups_and_nothing_else() {
     let dir = temp_dir("user-update").join("data");
+    crate::support::init_data_dir(&dir);
     let sub = crate::support::add_user(
         &dir,
         "alice",
