@@ -182,11 +182,9 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
                     "prefix": m.prefix, "scopes": m.scopes, "expires_at": m.expires_at,
                 }));
             } else {
-                println!("id:   {}", m.id);
-                println!("key:  {}", m.key);
-                println!(
-                    "Store the key now: it is shown only once (latchkey keeps only its hash)."
-                );
+                out!("id:   {}", m.id);
+                out!("key:  {}", m.key);
+                out!("Store the key now: it is shown only once (latchkey keeps only its hash).");
             }
         }
         ApiKeyCmd::List { json } => {
@@ -197,13 +195,19 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
                     keys.iter().map(|k| describe(k, &users, now)).collect(),
                 ));
             } else {
-                println!(
+                out!(
                     "{:<20} {:<20} {:<16} {:<12} {:<12} {:<20} {:<20} LAST USED",
-                    "ID", "NAME", "OWNER", "USER", "STATUS", "EXPIRES", "PREFIX"
+                    "ID",
+                    "NAME",
+                    "OWNER",
+                    "USER",
+                    "STATUS",
+                    "EXPIRES",
+                    "PREFIX"
                 );
                 for k in keys {
                     let user = k.user_id.as_ref().map(|id| users.get(id).unwrap_or(id));
-                    println!(
+                    out!(
                         "{:<20} {:<20} {:<16} {:<12} {:<12} {:<20} {:<20} {}",
                         k.id,
                         k.name,
@@ -224,42 +228,42 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
             if json {
                 super::print_json(&describe(&k, &apikeys::user_names(store)?, now));
             } else {
-                println!("id:         {}", k.id);
-                println!("name:       {}", k.name);
-                println!("owner:      {}", k.owner);
+                out!("id:         {}", k.id);
+                out!("name:       {}", k.name);
+                out!("owner:      {}", k.owner);
                 if let Some(id) = &k.user_id {
                     let users = apikeys::user_names(store)?;
-                    println!("user:       {}", users.get(id).unwrap_or(id));
+                    out!("user:       {}", users.get(id).unwrap_or(id));
                 }
-                println!("prefix:     {}…", k.prefix);
-                println!("scopes:     {}", k.scopes.join(" "));
-                println!(
+                out!("prefix:     {}…", k.prefix);
+                out!("scopes:     {}", k.scopes.join(" "));
+                out!(
                     "rate limit: {}",
                     k.rate
                         .map(|(n, w)| format!("{n} per {w} s"))
                         .unwrap_or_else(|| "none".into())
                 );
-                println!("created:    {}", rfc3339(k.created_at));
-                println!(
+                out!("created:    {}", rfc3339(k.created_at));
+                out!(
                     "expires:    {}",
                     k.expires_at.map(rfc3339).unwrap_or_else(|| "never".into())
                 );
-                println!(
+                out!(
                     "last used:  {}",
                     k.last_used_at
                         .map(rfc3339)
                         .unwrap_or_else(|| "never".into())
                 );
-                println!("status:     {}", apikeys::status(&k, now));
+                out!("status:     {}", apikeys::status(&k, now));
             }
         }
         ApiKeyCmd::Revoke { key } => {
             let ids = apikeys::revoke(store, &actor, &key)?;
             for id in &ids {
-                println!("revoked {id}");
+                out!("revoked {id}");
             }
             if ids.len() > 1 || ids.first() != Some(&key) {
-                println!("{} key(s) named {key} revoked", ids.len());
+                out!("{} key(s) named {key} revoked", ids.len());
             }
         }
         ApiKeyCmd::Rotate { key, grace, json } => {
@@ -271,9 +275,9 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
                     "old_key_expires_at": r.old_key_expires_at,
                 }));
             } else {
-                println!("id:   {}", r.new.id);
-                println!("key:  {}", r.new.key);
-                println!(
+                out!("id:   {}", r.new.id);
+                out!("key:  {}", r.new.key);
+                out!(
                     "The old key {} keeps working until {}.",
                     r.replaces,
                     rfc3339(r.old_key_expires_at)
@@ -289,23 +293,24 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
                     .collect();
                 super::print_json(&json!({"id": k.id, "name": k.name, "days": rows}));
             } else {
-                println!(
+                out!(
                     "{} ({}): requests per day (UTC); counts reach the database within a few seconds",
-                    k.id, k.name
+                    k.id,
+                    k.name
                 );
                 for (day, n) in rows {
-                    println!("{}  {n}", rfc3339(day * 86_400).get(..10).unwrap_or(""));
+                    out!("{}  {n}", rfc3339(day * 86_400).get(..10).unwrap_or(""));
                 }
             }
         }
         ApiKeyCmd::Owner { cmd } => match cmd {
             OwnerCmd::Disable { owner } => {
                 apikeys::set_owner_disabled(store, &actor, &owner, true)?;
-                println!("keys of {owner} are switched off");
+                out!("keys of {owner} are switched off");
             }
             OwnerCmd::Enable { owner } => {
                 apikeys::set_owner_disabled(store, &actor, &owner, false)?;
-                println!("keys of {owner} work again");
+                out!("keys of {owner} work again");
             }
         },
     }

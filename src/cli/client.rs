@@ -211,9 +211,9 @@ pub fn run(store: &mut Store, cmd: ClientCmd) -> Result<(), Error> {
             if json {
                 super::print_json(&Value::Array(all.iter().map(describe).collect()));
             } else {
-                println!("{:<34} {:<24} {:<13} GRANTS", "CLIENT_ID", "NAME", "TYPE");
+                out!("{:<34} {:<24} {:<13} GRANTS", "CLIENT_ID", "NAME", "TYPE");
                 for c in all {
-                    println!(
+                    out!(
                         "{:<34} {:<24} {:<13} {}",
                         c.client_id,
                         c.name,
@@ -239,7 +239,7 @@ pub fn run(store: &mut Store, cmd: ClientCmd) -> Result<(), Error> {
         }
         ClientCmd::Remove { id } => {
             let c = clients::remove(store, &actor, &id)?;
-            println!("removed client {} ({})", c.client_id, c.name);
+            out!("removed client {} ({})", c.client_id, c.name);
             Ok(())
         }
         ClientCmd::RotateSecret { id, json } => {
@@ -247,9 +247,9 @@ pub fn run(store: &mut Store, cmd: ClientCmd) -> Result<(), Error> {
             if json {
                 super::print_json(&json!({"client_id": c.client_id, "client_secret": secret}));
             } else {
-                println!("client_id:     {}", c.client_id);
-                println!("client_secret: {secret}");
-                println!("The old secret no longer works. The new one is shown only now.");
+                out!("client_id:     {}", c.client_id);
+                out!("client_secret: {secret}");
+                out!("The old secret no longer works. The new one is shown only now.");
             }
             Ok(())
         }
@@ -276,9 +276,9 @@ fn describe(c: &Client) -> Value {
 }
 
 fn print_human(c: &Client) {
-    println!("client_id:                 {}", c.client_id);
-    println!("name:                      {}", c.name);
-    println!(
+    out!("client_id:                 {}", c.client_id);
+    out!("name:                      {}", c.name);
+    out!(
         "type:                      {}",
         if c.is_public() {
             "public"
@@ -286,30 +286,30 @@ fn print_human(c: &Client) {
             "confidential"
         }
     );
-    println!("grant_types:               {}", c.grant_types.join(" "));
-    println!("scopes:                    {}", c.scopes.join(" "));
-    println!("redirect_uris:             {}", c.redirect_uris.join(" "));
-    println!(
+    out!("grant_types:               {}", c.grant_types.join(" "));
+    out!("scopes:                    {}", c.scopes.join(" "));
+    out!("redirect_uris:             {}", c.redirect_uris.join(" "));
+    out!(
         "audience:                  {}",
         c.audience.as_deref().unwrap_or("(the issuer)")
     );
-    println!(
+    out!(
         "access_token_ttl:          {}",
         c.access_token_ttl
             .map(|t| format!("{t}s"))
             .unwrap_or_else(|| "(server default)".into())
     );
-    println!(
+    out!(
         "require_pkce:              {}",
         c.require_pkce || c.is_public()
     );
-    println!("skip_consent:              {}", c.skip_consent);
-    println!("id_token_alg:              {}", c.id_token_alg);
-    println!(
+    out!("skip_consent:              {}", c.skip_consent);
+    out!("id_token_alg:              {}", c.id_token_alg);
+    out!(
         "post_logout_redirect_uris: {}",
         c.post_logout_redirect_uris.join(" ")
     );
-    println!(
+    out!(
         "allowed_groups:            {}",
         if c.allowed_groups.is_empty() {
             "(everyone)".to_string()
@@ -317,7 +317,7 @@ fn print_human(c: &Client) {
             c.allowed_groups.join(" ")
         }
     );
-    println!("created:                   {}", rfc3339(c.created_at));
+    out!("created:                   {}", rfc3339(c.created_at));
 }
 
 fn add(store: &mut Store, actor: &Actor, a: AddArgs) -> Result<(), Error> {
@@ -344,15 +344,13 @@ fn add(store: &mut Store, actor: &Actor, a: AddArgs) -> Result<(), Error> {
         };
         super::print_json(&out);
     } else {
-        println!("client_id:     {}", added.client_id);
+        out!("client_id:     {}", added.client_id);
         match &added.secret {
             Some(s) => {
-                println!("client_secret: {s}");
-                println!(
-                    "Store the secret now: it is shown only once (latchkey keeps only its hash)."
-                );
+                out!("client_secret: {s}");
+                out!("Store the secret now: it is shown only once (latchkey keeps only its hash).");
             }
-            None => println!("public client: no secret"),
+            None => out!("public client: no secret"),
         }
     }
     Ok(())

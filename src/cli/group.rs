@@ -102,14 +102,17 @@ pub fn run(store: &mut Store, cmd: GroupCmd) -> Result<(), Error> {
             if json {
                 super::print_json(&Value::Array(all.iter().map(describe).collect()));
             } else if all.is_empty() {
-                println!("no groups");
+                out!("no groups");
             } else {
-                println!(
+                out!(
                     "{:<24} {:>7}  {:<12} {:<20} MEMBERS",
-                    "GROUP", "ID", "RULES", "CLIENTS"
+                    "GROUP",
+                    "ID",
+                    "RULES",
+                    "CLIENTS"
                 );
                 for i in all {
-                    println!(
+                    out!(
                         "{:<24} {:>7}  {:<12} {:<20} {}",
                         i.group.name,
                         i.group.id,
@@ -125,9 +128,9 @@ pub fn run(store: &mut Store, cmd: GroupCmd) -> Result<(), Error> {
             if json {
                 super::print_json(&describe(&i));
             } else {
-                println!("group:       {}", i.group.name);
-                println!("id:          {}", i.group.id);
-                println!(
+                out!("group:       {}", i.group.name);
+                out!("id:          {}", i.group.id);
+                out!(
                     "description: {}",
                     if i.group.description.is_empty() {
                         "-"
@@ -135,10 +138,10 @@ pub fn run(store: &mut Store, cmd: GroupCmd) -> Result<(), Error> {
                         &i.group.description
                     }
                 );
-                println!("created:     {}", rfc3339(i.group.created_at));
-                println!("members:     {}", or_dash(i.members.clone()));
+                out!("created:     {}", rfc3339(i.group.created_at));
+                out!("members:     {}", or_dash(i.members.clone()));
                 let refs = i.references();
-                println!(
+                out!(
                     "named by:    {}",
                     if refs.is_empty() {
                         "-".to_string()
@@ -157,16 +160,16 @@ pub fn run(store: &mut Store, cmd: GroupCmd) -> Result<(), Error> {
             if json {
                 super::print_json(&describe_group(&g));
             } else {
-                println!("added group {} (id {})", g.name, g.id);
+                out!("added group {} (id {})", g.name, g.id);
             }
         }
         GroupCmd::Rename { name, new_name } => {
             let g = groups::update(store, &actor, &name, Some(new_name.as_str()), None)?;
-            println!("renamed group {name} to {} (id {} unchanged)", g.name, g.id);
+            out!("renamed group {name} to {} (id {} unchanged)", g.name, g.id);
         }
         GroupCmd::Describe { name, description } => {
             let g = groups::update(store, &actor, &name, None, Some(description.as_str()))?;
-            println!("described group {}", g.name);
+            out!("described group {}", g.name);
         }
         GroupCmd::Remove { name, yes } => {
             let (g, refs) = groups::remove(store, &actor, &name, yes)?;
@@ -177,7 +180,7 @@ pub fn run(store: &mut Store, cmd: GroupCmd) -> Result<(), Error> {
                     refs.join(", ")
                 );
             }
-            println!("removed group {}", g.name);
+            out!("removed group {}", g.name);
         }
     }
     Ok(())

@@ -59,13 +59,18 @@ pub fn run(store: &mut Store, cmd: KeysCmd) -> Result<(), Error> {
                 super::print_json(&json!(out));
             } else {
                 let time = |t: Option<i64>| t.map(rfc3339).unwrap_or_else(|| "-".into());
-                println!(
+                out!(
                     "{:<44} {:<6} {:<9} {:<21} {:<21} {:<21} PUBLISHED UNTIL",
-                    "KID", "ALG", "STATUS", "CREATED", "SIGNS FROM", "SIGNS UNTIL"
+                    "KID",
+                    "ALG",
+                    "STATUS",
+                    "CREATED",
+                    "SIGNS FROM",
+                    "SIGNS UNTIL"
                 );
                 for k in &keys {
                     let t = &k.times;
-                    println!(
+                    out!(
                         "{:<44} {:<6} {:<9} {:<21} {:<21} {:<21} {}",
                         k.kid,
                         k.alg,
@@ -93,13 +98,13 @@ pub fn run(store: &mut Store, cmd: KeysCmd) -> Result<(), Error> {
                 eprintln!("latchkey: {cost}");
             } else {
                 for kid in &done.created {
-                    println!("new active key: {kid}");
+                    out!("new active key: {kid}");
                 }
                 for kid in &done.withdrawn {
-                    println!("withdrawn pending key: {kid} (it never signed)");
+                    out!("withdrawn pending key: {kid} (it never signed)");
                 }
-                println!("{cost}");
-                println!(
+                out!("{cost}");
+                out!(
                     "previous keys stay published until {} (after every token they signed has expired)",
                     rfc3339(done.retire_after)
                 );
@@ -114,14 +119,14 @@ pub fn run(store: &mut Store, cmd: KeysCmd) -> Result<(), Error> {
                 }));
             } else {
                 for kid in &done.kids {
-                    println!("new key, published now: {kid}");
+                    out!("new key, published now: {kid}");
                 }
-                println!(
+                out!(
                     "the new keys sign from {} (once JWKS cached before now have expired: jwks.max_age = {} s)",
                     rfc3339(done.activate_at),
                     done.max_age
                 );
-                println!(
+                out!(
                     "previous keys sign until then and stay published until {} (after every token they signed has expired)",
                     rfc3339(done.retire_after)
                 );

@@ -42,7 +42,7 @@ fn write_tree(cmd: &clap::Command, dir: &Path, written: &mut Vec<PathBuf>) -> Re
 
 pub fn run(dir: &Path) -> Result<(), Error> {
     for path in write_pages(dir)? {
-        println!("{}", path.display());
+        out!("{}", path.display());
     }
     Ok(())
 }

@@ -1,5 +1,37 @@
 //! The command line: one subcommand group per file. Every command that prints data takes
 //! `--json`. Exit codes: 0 ok, 1 runtime failure, 2 usage error.
+//!
+//! Output goes through [`out!`], not `println!`: a closed standard output (`latchkey audit |
+//! head -1`) ends the command quietly instead of panicking.
+
+/// `println!` for command output: a closed pipe ends the command quietly (exit 0, the reader
+/// has what it wanted); any other write failure ends it with a message and exit 1.
+macro_rules! out {
+    () => {
+        $crate::cli::write_out(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!($($arg)*))
+    };
+}
+
+/// Writes one line of command output (see [`out!`]).
+pub(crate) fn write_out(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(line)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("latchkey: cannot write to standard output: {e}");
+            std::process::exit(1);
+        }
+    }
+}
 
 mod apikey;
 mod client;
@@ -148,8 +180,8 @@ fn open(data_dir: &std::path::Path) -> Result<Store, Error> {
 fn init(data_dir: &std::path::Path) -> Result<(), Error> {
     use crate::ops::installation::Initialised;
     match crate::ops::installation::init(data_dir)? {
-        Initialised::Created(db) => println!("created {}", db.display()),
-        Initialised::Existed(db) => println!("{} already exists; nothing changed", db.display()),
+        Initialised::Created(db) => out!("created {}", db.display()),
+        Initialised::Existed(db) => out!("{} already exists; nothing changed", db.display()),
     }
     Ok(())
 }
@@ -184,7 +216,7 @@ pub fn parse_seconds(s: &str) -> Result<i64, String> {
 
 /// Prints a value as pretty JSON.
 fn print_json(value: &serde_json::Value) {
-    println!(
+    out!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into())
     );

@@ -36,7 +36,7 @@ pub fn healthcheck(a: HealthcheckArgs) -> Result<(), Error> {
     let (addr, line) = crate::http::probe::healthz(addr, Duration::from_secs(3))
         .map_err(|f| Error::io(format!("{} {}", f.what, f.addr), f.source))?;
     if line.starts_with("HTTP/1.1 200 ") {
-        println!("healthy: {addr}");
+        out!("healthy: {addr}");
         Ok(())
     } else {
         Err(Error::Msg(format!("unhealthy: {addr} answered {line:?}")))
@@ -47,7 +47,7 @@ pub fn healthcheck(a: HealthcheckArgs) -> Result<(), Error> {
 /// keeps running (see [`crate::ops::data::backup`]).
 pub fn backup(store: &mut Store, a: BackupArgs) -> Result<(), Error> {
     crate::ops::data::backup(store, &Actor::cli(), &a.file)?;
-    println!(
+    out!(
         "backup written to {} (a complete database: restore by copying it to latchkey.db while latchkey is stopped)",
         a.file.display()
     );
@@ -79,7 +79,7 @@ pub fn check(data_dir: &Path, a: CheckArgs) -> Result<(), Error> {
         super::print_json(&serde_json::json!({"ok": problems == 0, "checks": items}));
     } else {
         for c in &lines {
-            println!("{} {}", if c.ok { "ok     " } else { "PROBLEM" }, c.message);
+            out!("{} {}", if c.ok { "ok     " } else { "PROBLEM" }, c.message);
         }
     }
     if problems > 0 {
@@ -123,7 +123,7 @@ pub fn audit(store: &Store, a: AuditArgs) -> Result<(), Error> {
             } else {
                 String::new()
             };
-            println!(
+            out!(
                 "{} {:<24} {:<22} {:<8} {} {}{times}",
                 crate::timefmt::rfc3339(e.time),
                 e.actor,

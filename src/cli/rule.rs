@@ -103,7 +103,7 @@ pub fn run(store: &mut Store, cmd: RuleCmd) -> Result<(), Error> {
                 scope: a.scope,
             };
             let id = rules::add(store, &actor, rule)?;
-            println!("added rule {id}");
+            out!("added rule {id}");
         }
         RuleCmd::List { json } => {
             let list = rules::list(store)?;
@@ -118,24 +118,24 @@ pub fn run(store: &mut Store, cmd: RuleCmd) -> Result<(), Error> {
                     .collect();
                 super::print_json(&Value::Array(rows));
             } else if list.is_empty() {
-                println!("no rules: forward auth denies everything");
+                out!("no rules: forward auth denies everything");
             } else {
                 for (i, r) in list.iter().enumerate() {
-                    println!("{:>3}. {}", i + 1, r.describe());
+                    out!("{:>3}. {}", i + 1, r.describe());
                 }
             }
         }
         RuleCmd::Remove { id } => {
             rules::remove(store, &actor, id)?;
-            println!("removed rule {id}");
+            out!("removed rule {id}");
         }
         RuleCmd::Move { id, to } => {
             let place = rules::move_rule(store, &actor, id, to)?;
-            println!("rule {id} is now number {place}");
+            out!("rule {id} is now number {place}");
         }
         RuleCmd::Test { url, user, method } => {
             match rules::test(store, &Probe { url, user, method })? {
-                Decision::Ambiguous { path, why } => println!(
+                Decision::Ambiguous { path, why } => out!(
                     "DENY: the path {path:?} is ambiguous ({why}); forward auth refuses it \
                      before any rule"
                 ),
@@ -143,7 +143,7 @@ pub fn run(store: &mut Store, cmd: RuleCmd) -> Result<(), Error> {
                     method,
                     shown,
                     path,
-                } => println!("DENY: no rule matches {method} {shown}{path}"),
+                } => out!("DENY: no rule matches {method} {shown}{path}"),
                 Decision::Decided { rule, verdict } => {
                     let verdict = match verdict {
                         Verdict::Bypass => "ALLOW (no sign-in needed)".to_string(),
@@ -153,7 +153,7 @@ pub fn run(store: &mut Store, cmd: RuleCmd) -> Result<(), Error> {
                         Verdict::Allow(u) => format!("ALLOW {u}"),
                         Verdict::NotAdmitted(u) => format!("DENY ({u} is not admitted)"),
                     };
-                    println!("{verdict}: decided by rule {rule}");
+                    out!("{verdict}: decided by rule {rule}");
                 }
             }
         }

@@ -58,7 +58,7 @@ pub fn run(store: &mut Store, cmd: SettingsCmd) -> Result<(), Error> {
             } else {
                 for s in Setting::ALL {
                     let spec = s.spec();
-                    println!(
+                    out!(
                         "{:<22} {:>8}  {:<7} {:<5} (default {}) {}",
                         spec.key,
                         current.get(s),
@@ -72,15 +72,15 @@ pub fn run(store: &mut Store, cmd: SettingsCmd) -> Result<(), Error> {
         }
         SettingsCmd::Get { key } => {
             let (_, value) = settings::get(store, &key)?;
-            println!("{value}");
+            out!("{value}");
         }
         SettingsCmd::Set { key, value } => {
             let (setting, n) = settings::set(store, &Actor::cli(), &key, &value)?;
-            println!("{} = {n}", setting.key());
+            out!("{} = {n}", setting.key());
         }
         SettingsCmd::Unset { key } => {
             let setting = settings::unset(store, &Actor::cli(), &key)?;
-            println!("{} = {} (default)", setting.key(), setting.default_value());
+            out!("{} = {} (default)", setting.key(), setting.default_value());
         }
     }
     Ok(())

@@ -250,7 +250,7 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
             if a.json {
                 super::print_json(&json!({"sub": id, "username": name}));
             } else {
-                println!("added user {name} (sub {id})");
+                out!("added user {name} (sub {id})");
             }
         }
         UserCmd::List { json } => {
@@ -258,9 +258,9 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
             if json {
                 super::print_json(&Value::Array(all.iter().map(describe).collect()));
             } else {
-                println!("{:<24} {:<34} {:<9} GROUPS", "USERNAME", "SUB", "STATUS");
+                out!("{:<24} {:<34} {:<9} GROUPS", "USERNAME", "SUB", "STATUS");
                 for u in all {
-                    println!(
+                    out!(
                         "{:<24} {:<34} {:<9} {}",
                         u.username,
                         u.id,
@@ -275,16 +275,16 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
             if json {
                 super::print_json(&describe(&u));
             } else {
-                println!("username: {}", u.username);
-                println!("sub:      {}", u.id);
-                println!("name:     {}", u.name.as_deref().unwrap_or("-"));
-                println!("email:    {}", u.email.as_deref().unwrap_or("-"));
-                println!("groups:   {}", u.groups.join(" "));
-                println!(
+                out!("username: {}", u.username);
+                out!("sub:      {}", u.id);
+                out!("name:     {}", u.name.as_deref().unwrap_or("-"));
+                out!("email:    {}", u.email.as_deref().unwrap_or("-"));
+                out!("groups:   {}", u.groups.join(" "));
+                out!(
                     "status:   {}",
                     if u.disabled { "disabled" } else { "active" }
                 );
-                println!("created:  {}", rfc3339(u.created_at));
+                out!("created:  {}", rfc3339(u.created_at));
             }
         }
         UserCmd::Passwd {
@@ -294,18 +294,18 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
             users::check_set_password(store, &actor, &name)?;
             let pw = read_new_password(password_stdin)?;
             let u = users::set_password(store, &actor, &name, &pw)?;
-            println!(
+            out!(
                 "password changed for {}; their sessions were ended",
                 u.username
             );
         }
         UserCmd::Disable { name } => {
             let u = users::disable(store, &actor, &name)?;
-            println!("disabled {}", u.username);
+            out!("disabled {}", u.username);
         }
         UserCmd::Enable { name } => {
             let u = users::enable(store, &actor, &name)?;
-            println!("enabled {}", u.username);
+            out!("enabled {}", u.username);
         }
         UserCmd::Remove { name, yes } => {
             let (u, refs) = users::remove(store, &actor, &name, yes)?;
@@ -316,7 +316,7 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
                     refs.join(", ")
                 );
             }
-            println!("removed {}", u.username);
+            out!("removed {}", u.username);
         }
         UserCmd::Update(a) => {
             let change = UserUpdate {
@@ -329,7 +329,7 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
             if a.json {
                 super::print_json(&describe(&u));
             } else {
-                println!(
+                out!(
                     "updated {}: email {}, name {}, groups {}",
                     u.username,
                     u.email.as_deref().unwrap_or("-"),
@@ -344,21 +344,22 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
         }
         UserCmd::Rename { name, new_name } => {
             let u = users::rename(store, &actor, &name, &new_name)?;
-            println!(
+            out!(
                 "renamed {} to {new_name} (sub {} unchanged)",
-                u.username, u.id
+                u.username,
+                u.id
             );
         }
         UserCmd::Group(GroupCmd::Add { name, group }) => {
             let u = users::add_group(store, &actor, &name, &group)?;
-            println!("{} is in group {group}", u.username);
+            out!("{} is in group {group}", u.username);
         }
         UserCmd::Group(GroupCmd::Remove { name, group }) => {
             let (u, was_member) = users::remove_group(store, &actor, &name, &group)?;
             if was_member {
-                println!("{} left group {group}", u.username);
+                out!("{} left group {group}", u.username);
             } else {
-                println!("{} was not in group {group}", u.username);
+                out!("{} was not in group {group}", u.username);
             }
         }
         UserCmd::Consent(ConsentCmd::List { name, json }) => {
@@ -372,24 +373,26 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
                     .collect();
                 super::print_json(&Value::Array(rows));
             } else if rows.is_empty() {
-                println!("{} has not approved any app", u.username);
+                out!("{} has not approved any app", u.username);
             } else {
                 for c in rows {
-                    println!("{}  {}  {}", c.client_id, rfc3339(c.created_at), c.scope);
+                    out!("{}  {}  {}", c.client_id, rfc3339(c.created_at), c.scope);
                 }
             }
         }
         UserCmd::Consent(ConsentCmd::Revoke { name, client }) => {
             let r = users::revoke_consent(store, &actor, &name, &client)?;
             if r.forgotten == 0 {
-                println!(
+                out!(
                     "{} had not approved {}; its grants are revoked anyway",
-                    r.user.username, r.client.name
+                    r.user.username,
+                    r.client.name
                 );
             } else {
-                println!(
+                out!(
                     "{}'s consent to {} is revoked, and so are its grants",
-                    r.user.username, r.client.name
+                    r.user.username,
+                    r.client.name
                 );
             }
         }
@@ -398,14 +401,17 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
             if json {
                 super::print_json(&Value::Array(list.iter().map(describe_session).collect()));
             } else if list.is_empty() {
-                println!("{} has no sessions", u.username);
+                out!("{} has no sessions", u.username);
             } else {
-                println!(
+                out!(
                     "{:<12}  {:<20}  {:<20}  {:<20}  FORWARD-AUTH",
-                    "ID", "SIGNED IN", "LAST SEEN", "EXPIRES"
+                    "ID",
+                    "SIGNED IN",
+                    "LAST SEEN",
+                    "EXPIRES"
                 );
                 for s in list {
-                    println!(
+                    out!(
                         "{:<12}  {:<20}  {:<20}  {:<20}  {}",
                         s.id,
                         rfc3339(s.auth_time),
@@ -429,8 +435,8 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
             };
             let (u, n) = sessions::end(store, &actor, &name, &which)?;
             match which {
-                Which::One(id) => println!("ended session {id} of {}", u.username),
-                Which::All => println!("ended {n} session(s) of {}", u.username),
+                Which::One(id) => out!("ended session {id} of {}", u.username),
+                Which::All => out!("ended {n} session(s) of {}", u.username),
             }
         }
     }

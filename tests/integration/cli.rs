@@ -1728,3 +1728,37 @@ fn user_update_changes_email_full_name_and_groups_and_nothing_else() {
     assert_eq!(u["groups"], json!([]));
     assert_eq!(u["name"], "Alice L");
 }
+
+/// `latchkey … | head -1`: a reader that closes the pipe ends the command quietly, never with
+/// a panic.
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    let dir = temp_dir("epipe");
+    crate::support::init_data_dir(&dir);
+    for i in 0..30 {
+        latchkey_ok(&dir, &["group", "add", &format!("g{i}")]);
+    }
+    for args in [
+        &["audit"][..],
+        &["group", "list"],
+        &["settings", "list", "--json"],
+    ] {
+        let mut child = crate::support::latchkey_cmd()
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before the command writes (as `head` does after its line).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
