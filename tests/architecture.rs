@@ -241,3 +241,12 @@ fn error_codes_are_named_not_spelled() {
         CODES,
     );
 }
+
+#[test]
+fn cli_output_survives_a_closed_pipe() {
+    forbid(
+        "cli/ writes its output with out!, which ends quietly on a closed pipe; println! panics",
+        under(&["cli/"]),
+        &["println!(", "print!("],
+    );
+}
