@@ -58,6 +58,11 @@ pub struct StartConfig {
 pub fn run(args: StartConfig, announce: impl FnOnce(&str)) -> Result<(), Error> {
     crate::logger::init(Some(&args.log_level), args.log_json);
     let data_dir = args.data_dir.clone();
+    // A damaged database is refused before anything writes to it.
+    let existing = data_dir.join(crate::store::DB_FILE);
+    if existing.exists() {
+        Store::verify_file(&existing, crate::store::Depth::Quick)?;
+    }
     let mut store = Store::open_data_dir(&data_dir)?;
     let db_path = store
         .path()
