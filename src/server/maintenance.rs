@@ -9,7 +9,8 @@
 //! It also watches that the database can be written: a write that failed because the file
 //! cannot be written (disk full, read-only, corrupt) is recorded by the shared writer and makes
 //! `/healthz` answer 503; this thread logs it once a minute while it lasts, and writes a probe
-//! (every `PROBE_EVERY`, every round while writes fail) whose success clears it. With
+//! (every `PROBE_EVERY`, every round while writes fail) whose success clears it once no write
+//! has failed for `store::WRITES_QUIET`. With
 //! `backup.interval` set it writes, checks and prunes the scheduled backups (on this thread:
 //! reloads wait while a backup runs).
 
@@ -59,14 +60,13 @@ pub(super) fn spawn(
             let mut failure_logged = None;
             while !stop.is_stopping() {
                 std::thread::sleep(RELOAD_EVERY);
-                let failing = store.write_failure().is_some();
-                if failing || last_probe.elapsed() >= PROBE_EVERY {
+                report_write_health(&store, &mut failure_logged);
+                if store.write_failure().is_some() || last_probe.elapsed() >= PROBE_EVERY {
                     last_probe = std::time::Instant::now();
                     if let Err(e) = store.probe_write() {
                         log::debug!("probe write failed: {e}");
                     }
                 }
-                report_write_health(&store, &mut failure_logged);
                 let backup_every = app.settings().duration(Setting::BackupInterval);
                 if !backup_every.is_zero() && last_backup.elapsed() >= backup_every {
                     last_backup = std::time::Instant::now();

@@ -53,6 +53,9 @@ pub const DB_FILE: &str = "latchkey.db";
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long no write may have failed before a working probe clears a write failure.
+pub const WRITES_QUIET: Duration = Duration::from_secs(3);
+
 /// The write lock of this process's connections (see the module documentation).
 static WRITER: Mutex<()> = Mutex::new(());
 
@@ -356,9 +359,10 @@ impl Store {
 
     /// Writes one row back unchanged through the shared writer, which appends to the WAL like
     /// any change: the maintenance thread's test that the database can still be written. A
-    /// success clears a failure recorded before the probe began.
+    /// success clears the recorded failure once no write has failed for [`WRITES_QUIET`]: a
+    /// one-page probe can fit where a real change does not (in WAL space a failed write
+    /// allocated before it ran out), so it alone does not prove the disk has room again.
     pub fn probe_write(&self) -> Result<(), StoreError> {
-        let started = std::time::Instant::now();
         let result = self
             .exec("UPDATE revisions SET rev = rev WHERE name = 'settings'", [])
             .map_err(StoreError::from);
@@ -369,7 +373,7 @@ impl Store {
                     if health
                         .failure
                         .as_ref()
-                        .is_some_and(|(at, _)| *at <= started)
+                        .is_some_and(|(at, _)| at.elapsed() >= WRITES_QUIET)
                     {
                         health.failure = None;
                     }

@@ -5,7 +5,7 @@
 //! fail cleanly, `/healthz` answers 503 and recovers when space returns, nothing is damaged.
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -190,7 +190,7 @@ fn a_backup_restored_over_a_stale_wal_is_served_and_the_old_database_kept() {
         // Writes a killed server leaves in the write-ahead log.
         let server = Server::start_in(dir.clone(), &[]);
         for i in 0..20 {
-            server.cli_ok(&["user", "add", &format!("after{i}")]);
+            server.client(&format!("after{i}"), "read");
         }
         // Dropping the server kills it with SIGKILL: no checkpoint, the WAL stays.
     }
@@ -216,6 +216,8 @@ fn a_backup_restored_over_a_stale_wal_is_served_and_the_old_database_kept() {
     let server = Server::start_in(dir.clone(), &[]);
     assert_eq!(server.get("/healthz").status, 200);
     assert_eq!(usernames(&dir), ["before"]);
+    let clients = server.cli_ok(&["client", "list", "--json"]);
+    assert!(!clients.contains("after0"), "{clients}");
     let audit = server.cli_ok(&["audit", "--json"]);
     assert!(audit.contains("backup_restored"), "{audit}");
     drop(server);
@@ -224,7 +226,7 @@ fn a_backup_restored_over_a_stale_wal_is_served_and_the_old_database_kept() {
     let old = Connection::open(dir.join(&kept[0])).unwrap();
     let n: i64 = old
         .query_row(
-            "SELECT count(*) FROM users WHERE username LIKE 'after%'",
+            "SELECT count(*) FROM clients WHERE name LIKE 'after%'",
             [],
             |r| r.get(0),
         )
@@ -422,7 +424,6 @@ fn a_full_disk_fails_writes_cleanly_and_healthz_until_space_returns() {
     let chunk = vec![0u8; 4096];
     while filler.write_all(&chunk).is_ok() {}
     while filler.write_all(&[0]).is_ok() {}
-    let _ = filler.seek(SeekFrom::Current(0));
 
     // The CLI's write fails with a message that says so.
     let out = server.cli(&[
@@ -454,6 +455,15 @@ fn a_full_disk_fails_writes_cleanly_and_healthz_until_space_returns() {
         "{}",
         h.text()
     );
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !server.logs().contains("the database cannot be written") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failure was not logged: {}",
+            server.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     for _ in 0..20 {
         assert_eq!(server.get("/healthz").status, 503);
     }
@@ -467,10 +477,12 @@ fn a_full_disk_fails_writes_cleanly_and_healthz_until_space_returns() {
     // Space returns: the server recovers on its own.
     drop(filler);
     std::fs::remove_file(mnt.join("filler")).unwrap();
-    eventually(Duration::from_secs(5), "/healthz 200 again", || {
+    eventually(Duration::from_secs(8), "/healthz 200 again", || {
         server.get("/healthz").status == 200
     });
-    assert!(server.logs().contains("the database can be written again"));
+    eventually(Duration::from_secs(2), "the recovery logged", || {
+        server.logs().contains("the database can be written again")
+    });
     server.cli_ok(&[
         "client",
         "add",
