@@ -279,3 +279,59 @@ pub(super) fn verify_latchkey_file(path: &Path) -> Result<i64, StoreError> {
     }
     Ok(version)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn each_fault_says_what_to_do() {
+        let dir = std::env::temp_dir().join(format!("latchkey-fault-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("latchkey.db");
+        std::fs::write(&file, b"x").unwrap();
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o640))
+            .unwrap();
+        let say = |code, path: Option<&Path>| classify(failure(code), path).to_string();
+
+        let denied = say(rusqlite::ffi::SQLITE_CANTOPEN, Some(&file));
+        assert!(denied.contains(&file.display().to_string()), "{denied}");
+        assert!(
+            denied.contains("owned by uid") && denied.contains("mode 640"),
+            "{denied}"
+        );
+        assert!(denied.contains("latchkey runs as uid"), "{denied}");
+        let read_only = say(rusqlite::ffi::SQLITE_READONLY, Some(&file));
+        assert!(read_only.contains("mounted read-write") && read_only.contains("mode 640"));
+        let full = say(rusqlite::ffi::SQLITE_FULL, None);
+        assert!(
+            full.starts_with("the disk holding the database is full"),
+            "{full}"
+        );
+        let locked = say(rusqlite::ffi::SQLITE_BUSY, None);
+        assert!(locked.contains("locked by another process"), "{locked}");
+        let corrupt = say(rusqlite::ffi::SQLITE_CORRUPT, None);
+        assert!(
+            corrupt.starts_with("the database is corrupt (")
+                && corrupt.ends_with("): restore a backup with latchkey restore FILE"),
+            "{corrupt}"
+        );
+        assert!(matches!(
+            classify(failure(rusqlite::ffi::SQLITE_CONSTRAINT), None),
+            StoreError::Sqlite(_)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn only_faults_of_the_file_stop_writes() {
+        assert!(Fault::DiskFull.stops_writes());
+        assert!(Fault::Corrupt.stops_writes());
+        assert!(!Fault::Locked.stops_writes());
+        assert!(!Fault::PermissionDenied.stops_writes());
+    }
+}
