@@ -46,8 +46,15 @@ pub fn corrupt_message(detail: &str) -> String {
 
 /// The fault an error is, if it is one.
 pub(super) fn fault_of(e: &rusqlite::Error) -> Option<Fault> {
-    if matches!(e, rusqlite::Error::Utf8Error(..)) {
-        return Some(Fault::Corrupt);
+    // Text that is not UTF-8 where latchkey only ever wrote UTF-8: the bytes were damaged.
+    match e {
+        rusqlite::Error::Utf8Error(..) => return Some(Fault::Corrupt),
+        rusqlite::Error::FromSqlConversionFailure(_, _, inner)
+            if inner.is::<std::str::Utf8Error>() =>
+        {
+            return Some(Fault::Corrupt);
+        }
+        _ => {}
     }
     let rusqlite::Error::SqliteFailure(f, _) = e else {
         return None;
@@ -320,6 +327,14 @@ mod tests {
                 && corrupt.ends_with("): restore a backup with latchkey restore FILE"),
             "{corrupt}"
         );
+        let bytes = vec![0xff_u8, 0xfe];
+        let bad_text = std::str::from_utf8(&bytes).unwrap_err();
+        let e = rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            Box::new(bad_text),
+        );
+        assert_eq!(fault_of(&e), Some(Fault::Corrupt));
         assert!(matches!(
             classify(failure(rusqlite::ffi::SQLITE_CONSTRAINT), None),
             StoreError::Sqlite(_)
