@@ -149,11 +149,13 @@ pub enum Setting {
     HttpBodyTimeout,
     HttpMaxConnections,
     HttpMaxConnectionsPerAddress,
+    BackupInterval,
+    BackupKeep,
 }
 
 impl Setting {
     /// Every setting, in the order `settings list` shows them.
-    pub const ALL: [Setting; 13] = [
+    pub const ALL: [Setting; 15] = [
         Setting::AccessTtl,
         Setting::SessionTtl,
         Setting::SessionIdleTtl,
@@ -167,6 +169,8 @@ impl Setting {
         Setting::HttpBodyTimeout,
         Setting::HttpMaxConnections,
         Setting::HttpMaxConnectionsPerAddress,
+        Setting::BackupInterval,
+        Setting::BackupKeep,
     ];
 
     /// The declaration of this setting: the one place its key, default and range live.
@@ -291,6 +295,24 @@ impl Setting {
                 AtStart,
                 "open connections from one address (IPv6: one /64) beyond this get 503; trusted proxies are exempt (applies at start)",
             ),
+            Setting::BackupInterval => (
+                "backup.interval",
+                Seconds,
+                0,
+                0,
+                31_536_000,
+                Live,
+                "seconds between the running server's backups into backup.dir; 0: none",
+            ),
+            Setting::BackupKeep => (
+                "backup.keep",
+                Count,
+                7,
+                1,
+                10_000,
+                Live,
+                "scheduled backups kept in backup.dir; older ones are deleted",
+            ),
         };
         SettingSpec {
             key,
@@ -327,7 +349,11 @@ impl Setting {
             .into_iter()
             .find(|s| s.key() == key)
             .ok_or_else(|| {
-                let known: Vec<&str> = Setting::ALL.iter().map(|s| s.key()).collect();
+                let known: Vec<&str> = Setting::ALL
+                    .iter()
+                    .map(|s| s.key())
+                    .chain(TextSetting::ALL.iter().map(|s| s.key()))
+                    .collect();
                 Error::Usage(format!(
                     "unknown setting {key:?}; known settings: {}",
                     known.join(", ")
@@ -336,10 +362,75 @@ impl Setting {
     }
 }
 
+/// A setting whose value is text (a path), not a number: stored in the same table, changed
+/// with the same commands; the empty text is its default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextSetting {
+    /// Where the scheduled backups go; empty for `<data dir>/backups`.
+    BackupDir,
+}
+
+impl TextSetting {
+    /// Every text setting, in the order `settings list` shows them (after the numbers).
+    pub const ALL: [TextSetting; 1] = [TextSetting::BackupDir];
+
+    pub const fn key(self) -> &'static str {
+        match self {
+            TextSetting::BackupDir => "backup.dir",
+        }
+    }
+
+    /// What the empty value means, for `settings list`.
+    pub const fn default_meaning(self) -> &'static str {
+        match self {
+            TextSetting::BackupDir => "<data dir>/backups",
+        }
+    }
+
+    pub const fn applies(self) -> Applies {
+        Applies::Live
+    }
+
+    pub const fn help(self) -> &'static str {
+        match self {
+            TextSetting::BackupDir => {
+                "absolute path of the directory for scheduled backups (created mode 700 if missing)"
+            }
+        }
+    }
+
+    /// The text setting a key names, if it names one.
+    pub fn from_key(key: &str) -> Option<TextSetting> {
+        TextSetting::ALL.into_iter().find(|s| s.key() == key)
+    }
+}
+
+/// Checks a text setting's value: for `backup.dir`, an absolute path of at most 4096 bytes
+/// without control characters.
+pub fn parse_text_setting(setting: TextSetting, raw: &str) -> Result<String, Error> {
+    let key = setting.key();
+    match setting {
+        TextSetting::BackupDir => {
+            if raw.len() > 4096 || raw.chars().any(char::is_control) {
+                return Err(Error::Usage(format!(
+                    "{key}: the path must be at most 4096 printable characters"
+                )));
+            }
+            if !raw.starts_with('/') {
+                return Err(Error::Usage(format!(
+                    "{key}: {raw:?} is not an absolute path (it starts with /)"
+                )));
+            }
+            Ok(raw.to_string())
+        }
+    }
+}
+
 /// The value of every setting, defaults filled in.
 #[derive(Clone, Debug)]
 pub struct Settings {
     values: Vec<(Setting, i64)>,
+    texts: Vec<(TextSetting, String)>,
 }
 
 impl Settings {
@@ -364,7 +455,28 @@ impl Settings {
                 (setting, value)
             })
             .collect();
-        Ok(Settings { values })
+        let texts = TextSetting::ALL
+            .into_iter()
+            .filter_map(|setting| {
+                let (_, raw) = stored.iter().find(|(k, _)| k == setting.key())?;
+                match parse_text_setting(setting, raw) {
+                    Ok(v) => Some((setting, v)),
+                    Err(e) => {
+                        log::warn!("ignoring stored setting: {e}");
+                        None
+                    }
+                }
+            })
+            .collect();
+        Ok(Settings { values, texts })
+    }
+
+    /// The value of a text setting; empty for its default.
+    pub fn text(&self, setting: TextSetting) -> &str {
+        self.texts
+            .iter()
+            .find(|(s, _)| *s == setting)
+            .map_or("", |(_, v)| v.as_str())
     }
 
     /// The value of a setting.
@@ -393,6 +505,7 @@ impl Default for Settings {
                 .into_iter()
                 .map(|s| (s, s.default_value()))
                 .collect(),
+            texts: Vec::new(),
         }
     }
 }
@@ -551,5 +664,32 @@ mod tests {
                 "docs/settings.md names unknown setting {key}"
             );
         }
+        // The text settings: rows "| `key` | (meaning of empty) | …" under "Path settings".
+        let mut in_paths = false;
+        let mut paths = Vec::new();
+        for line in readme.lines() {
+            if line.starts_with('#') {
+                in_paths = line.trim_start_matches('#').trim() == "Path settings";
+                continue;
+            }
+            if in_paths && line.starts_with("| `") {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                paths.push(cells[1].trim_matches('`').to_string());
+            }
+        }
+        let keys: Vec<String> = TextSetting::ALL.iter().map(|s| s.key().into()).collect();
+        assert_eq!(paths, keys, "docs/settings.md path settings");
+    }
+
+    #[test]
+    fn text_settings_take_absolute_paths() {
+        let s = TextSetting::from_key("backup.dir").unwrap();
+        assert_eq!(
+            parse_text_setting(s, "/srv/backups").unwrap(),
+            "/srv/backups"
+        );
+        assert!(parse_text_setting(s, "backups").is_err());
+        assert!(parse_text_setting(s, "/a\nb").is_err());
+        assert!(Setting::from_key("backup.dir").is_err());
     }
 }

@@ -47,6 +47,8 @@ impl fmt::Display for Error {
         match self {
             Error::Usage(m) | Error::Msg(m) => f.write_str(m),
             Error::Io { context, .. } => f.write_str(context),
+            // A fault's sentence names the database itself.
+            Error::Store(e @ StoreError::Fault(_)) => write!(f, "{e}"),
             Error::Store(e) => write!(f, "database: {e}"),
             Error::Crypto(m) => write!(f, "cryptography: {m}"),
         }
@@ -57,7 +59,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
-            Error::Store(e) => Some(e),
+            // The store's message is part of this one's `Display` already.
             _ => None,
         }
     }

@@ -86,8 +86,10 @@ enum Command {
     Rule(rule::RuleCmd),
     /// Show the audit log
     Audit(ops::AuditArgs),
-    /// Write a consistent copy of the database while the server runs
+    /// Write a consistent copy of the database while the server runs (- for standard output)
     Backup(ops::BackupArgs),
+    /// Replace the database with a backup (the server must be stopped; the old one is kept)
+    Restore(ops::RestoreArgs),
     /// Check the data directory, database, keys and issuer; exit 1 if something needs fixing
     Check(ops::CheckArgs),
     /// Exit 0 if the server on the listen address answers /healthz (for containers and monitors)
@@ -164,7 +166,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Keys(cmd) => keys::run(&mut open(&data_dir)?, cmd),
         Command::Settings(cmd) => settings::run(&mut open(&data_dir)?, cmd),
         Command::Audit(args) => ops::audit(&open(&data_dir)?, args),
-        Command::Backup(args) => ops::backup(&mut open(&data_dir)?, args),
+        Command::Backup(args) => ops::backup(&mut open(&data_dir)?, &data_dir, args),
+        Command::Restore(args) => ops::restore(&data_dir, args),
         Command::Check(args) => ops::check(&data_dir, args),
         Command::Healthcheck(_) | Command::Man { .. } => Ok(()),
     }

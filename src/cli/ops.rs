@@ -20,7 +20,13 @@ pub struct HealthcheckArgs {
 
 #[derive(Args, Debug)]
 pub struct BackupArgs {
-    /// Where to write the copy (must not exist yet)
+    /// Where to write the copy (must not exist yet); - writes it to standard output
+    file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// The backup to put in place (a file written by latchkey backup)
     file: PathBuf,
 }
 
@@ -44,13 +50,39 @@ pub fn healthcheck(a: HealthcheckArgs) -> Result<(), Error> {
 }
 
 /// `latchkey backup FILE`: a consistent snapshot of the whole database, taken while the server
-/// keeps running (see [`crate::ops::data::backup`]).
-pub fn backup(store: &mut Store, a: BackupArgs) -> Result<(), Error> {
+/// keeps running (see [`crate::ops::data::backup`]). `-` writes it to standard output, through
+/// a temporary file in the data directory.
+pub fn backup(store: &mut Store, data_dir: &Path, a: BackupArgs) -> Result<(), Error> {
+    if a.file.as_os_str() == "-" {
+        let mut file = crate::ops::data::backup_stream(store, &Actor::cli(), data_dir)?;
+        let mut out = std::io::stdout().lock();
+        std::io::copy(&mut file, &mut out)
+            .and_then(|_| std::io::Write::flush(&mut out))
+            .map_err(|e| Error::io("cannot write the backup to standard output", e))?;
+        return Ok(());
+    }
     crate::ops::data::backup(store, &Actor::cli(), &a.file)?;
     out!(
-        "backup written to {} (a complete database: restore by copying it to latchkey.db while latchkey is stopped)",
+        "backup written to {} (a complete database: put it back with latchkey restore {} while latchkey is stopped)",
+        a.file.display(),
         a.file.display()
     );
+    Ok(())
+}
+
+/// `latchkey restore FILE`: puts a backup in place of the database while the server is
+/// stopped (see [`crate::ops::data::restore`]).
+pub fn restore(data_dir: &Path, a: RestoreArgs) -> Result<(), Error> {
+    let done = crate::ops::data::restore(data_dir, &Actor::cli(), &a.file)?;
+    out!(
+        "restored {} to {} (schema version {})",
+        a.file.display(),
+        done.database.display(),
+        done.schema_version
+    );
+    if let Some(kept) = done.kept {
+        out!("the database it replaced is kept as {}", kept.display());
+    }
     Ok(())
 }
 

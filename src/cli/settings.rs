@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::config::Setting;
+use crate::config::{Setting, TextSetting};
 use crate::error::Error;
 use crate::ops::{Actor, settings};
 use crate::store::Store;
@@ -53,6 +53,16 @@ pub fn run(store: &mut Store, cmd: SettingsCmd) -> Result<(), Error> {
                             "applies": spec.applies.as_str(),
                         })
                     })
+                    .chain(TextSetting::ALL.into_iter().map(|s| {
+                        json!({
+                            "key": s.key(),
+                            "value": current.text(s),
+                            "default": "",
+                            "help": s.help(),
+                            "unit": "path",
+                            "applies": s.applies().as_str(),
+                        })
+                    }))
                     .collect();
                 super::print_json(&json!(rows));
             } else {
@@ -68,6 +78,21 @@ pub fn run(store: &mut Store, cmd: SettingsCmd) -> Result<(), Error> {
                         spec.help
                     );
                 }
+                for s in TextSetting::ALL {
+                    let value = match current.text(s) {
+                        "" => "-",
+                        v => v,
+                    };
+                    out!(
+                        "{:<22} {:>8}  {:<7} {:<5} (default {}) {}",
+                        s.key(),
+                        value,
+                        "path",
+                        s.applies().as_str(),
+                        s.default_meaning(),
+                        s.help()
+                    );
+                }
             }
         }
         SettingsCmd::Get { key } => {
@@ -75,12 +100,12 @@ pub fn run(store: &mut Store, cmd: SettingsCmd) -> Result<(), Error> {
             out!("{value}");
         }
         SettingsCmd::Set { key, value } => {
-            let (setting, n) = settings::set(store, &Actor::cli(), &key, &value)?;
-            out!("{} = {n}", setting.key());
+            let (key, value) = settings::set(store, &Actor::cli(), &key, &value)?;
+            out!("{key} = {value}");
         }
         SettingsCmd::Unset { key } => {
-            let setting = settings::unset(store, &Actor::cli(), &key)?;
-            out!("{} = {} (default)", setting.key(), setting.default_value());
+            let (key, default) = settings::unset(store, &Actor::cli(), &key)?;
+            out!("{key} = {default} (default)");
         }
     }
     Ok(())

@@ -172,17 +172,21 @@ fn stylesheet(_w: &mut Worker, _req: &Req, _now: i64) -> Resp {
     crate::ui::stylesheet()
 }
 
-/// `GET /healthz`: 200 `{"status":"ok"}` when the database answers, 503 otherwise.
+/// `GET /healthz`: 200 `{"status":"ok"}` while the database answers and can be written, 503
+/// with the reason otherwise. A write failure (disk full, read-only, corrupt) is recorded by
+/// the writer and cleared by the maintenance thread's next write that works; it is logged
+/// there, once a minute, not here per request.
 fn healthz(w: &mut Worker, _req: &Req, _now: i64) -> Result<Resp, OAuthError> {
-    Ok(match w.store.ping() {
-        Ok(()) => Resp::json(200, &serde_json::json!({"status": "ok", "database": "ok"})),
-        Err(e) => {
-            log::error!("health check: database: {e}");
-            Resp::json(
-                503,
-                &serde_json::json!({"status": "unavailable", "database": "error"}),
-            )
-        }
+    let reason = match w.store.write_failure() {
+        Some(why) => Some(why),
+        None => w.store.ping().err().map(|e| e.to_string()),
+    };
+    Ok(match reason {
+        None => Resp::json(200, &serde_json::json!({"status": "ok", "database": "ok"})),
+        Some(reason) => Resp::json(
+            503,
+            &serde_json::json!({"status": "unavailable", "database": "error", "reason": reason}),
+        ),
     }
     .with("Cache-Control", "no-store"))
 }

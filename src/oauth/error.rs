@@ -169,6 +169,15 @@ impl OAuthError {
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
         crate::metrics::METRICS.db_error();
+        if e.fault().is_some_and(crate::store::Fault::stops_writes) {
+            // While the database cannot be written the maintenance thread logs it once a
+            // minute; per request it would flood the log.
+            log::debug!("server_error: {e}");
+            return OAuthError {
+                cause: None,
+                ..OAuthError::server("")
+            };
+        }
         OAuthError::server(e)
     }
 }

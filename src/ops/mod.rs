@@ -108,20 +108,17 @@ impl fmt::Display for OpError {
             | OpError::NotFound(m)
             | OpError::Conflict(m)
             | OpError::Failed(m) => f.write_str(m),
+            OpError::Store(e @ StoreError::Fault(_)) => {
+                write!(f, "{e}")
+            }
             OpError::Store(e) => write!(f, "database: {e}"),
             OpError::Crypto(m) => write!(f, "cryptography: {m}"),
         }
     }
 }
 
-impl std::error::Error for OpError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            OpError::Store(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// No `source`: the store's message is part of this one's `Display`.
+impl std::error::Error for OpError {}
 
 impl From<StoreError> for OpError {
     fn from(e: StoreError) -> Self {

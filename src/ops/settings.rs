@@ -1,7 +1,8 @@
 //! Settings operations: read, change and reset the runtime settings stored in the database.
-//! The settings, their bounds and their parsing are in [`crate::config`].
+//! The settings, their bounds and their parsing are in [`crate::config`]; most are numbers,
+//! a few ([`TextSetting`]) are paths.
 
-use crate::config::{Setting, Settings, parse_setting};
+use crate::config::{Setting, Settings, TextSetting, parse_setting, parse_text_setting};
 use crate::store::Store;
 
 use super::{Actor, OpError, audited};
@@ -11,27 +12,38 @@ pub fn current(store: &Store) -> Result<Settings, OpError> {
     Ok(Settings::load(store)?)
 }
 
-/// One setting, by key, and its current value.
-pub fn get(store: &Store, key: &str) -> Result<(Setting, i64), OpError> {
+/// One setting, by key: its key and current value as text (empty for a text setting's
+/// default).
+pub fn get(store: &Store, key: &str) -> Result<(&'static str, String), OpError> {
+    let current = Settings::load(store)?;
+    if let Some(text) = TextSetting::from_key(key) {
+        return Ok((text.key(), current.text(text).to_string()));
+    }
     let setting = Setting::from_key(key)?;
-    Ok((setting, Settings::load(store)?.get(setting)))
+    Ok((setting.key(), current.get(setting).to_string()))
 }
 
-/// Changes a setting to `value` (checked against the setting's unit and bounds); returns the
-/// setting and the value stored.
+/// Changes a setting to `value` (checked against the setting's unit and bounds, or, for a
+/// text setting, its form); returns the key and the value stored.
 pub fn set(
     store: &mut Store,
     actor: &Actor,
     key: &str,
     value: &str,
-) -> Result<(Setting, i64), OpError> {
+) -> Result<(&'static str, String), OpError> {
     let target = format!("{key}={value}");
     audited(store, actor, "setting_changed", &target, |s| {
-        let setting = Setting::from_key(key)?;
-        let n = parse_setting(setting, value)?;
-        agrees(&Settings::load(s)?, setting, n)?;
-        s.set_setting(setting.key(), &n.to_string())?;
-        Ok((setting, n))
+        let (key, stored) = match TextSetting::from_key(key) {
+            Some(text) => (text.key(), parse_text_setting(text, value)?),
+            None => {
+                let setting = Setting::from_key(key)?;
+                let n = parse_setting(setting, value)?;
+                agrees(&Settings::load(s)?, setting, n)?;
+                (setting.key(), n.to_string())
+            }
+        };
+        s.set_setting(key, &stored)?;
+        Ok((key, stored))
     })
 }
 
@@ -64,11 +76,21 @@ fn agrees(current: &Settings, setting: Setting, value: i64) -> Result<(), OpErro
     Ok(())
 }
 
-/// Returns a setting to its default; returns the setting.
-pub fn unset(store: &mut Store, actor: &Actor, key: &str) -> Result<Setting, OpError> {
+/// Returns a setting to its default; returns its key and the default as text.
+pub fn unset(
+    store: &mut Store,
+    actor: &Actor,
+    key: &str,
+) -> Result<(&'static str, String), OpError> {
     audited(store, actor, "setting_reset", key, |s| {
-        let setting = Setting::from_key(key)?;
-        s.unset_setting(setting.key())?;
-        Ok(setting)
+        let (key, default) = match TextSetting::from_key(key) {
+            Some(text) => (text.key(), text.default_meaning().to_string()),
+            None => {
+                let setting = Setting::from_key(key)?;
+                (setting.key(), setting.default_value().to_string())
+            }
+        };
+        s.unset_setting(key)?;
+        Ok((key, default))
     })
 }

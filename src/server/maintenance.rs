@@ -5,6 +5,14 @@
 //! API-key usage and queued audit events in batches (every `FLUSH_EVERY`), records the switch
 //! to a rotated signing key when its time has come, and every `gc.interval` deletes expired
 //! rows and retires keys whose time has come.
+//!
+//! It also watches that the database can be written: a write that failed because the file
+//! cannot be written (disk full, read-only, corrupt) is recorded by the shared writer and makes
+//! `/healthz` answer 503; this thread logs it once a minute while it lasts, and writes a probe
+//! (every `PROBE_EVERY`, every round while writes fail) whose success clears it once no write
+//! has failed for `store::WRITES_QUIET`. With
+//! `backup.interval` set it writes, checks and prunes the scheduled backups (on this thread:
+//! reloads wait while a backup runs).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,8 +20,9 @@ use std::time::Duration;
 
 use super::StopHandle;
 use crate::app::App;
-use crate::config::{Setting, Settings};
+use crate::config::{Setting, Settings, TextSetting};
 use crate::error::Error;
+use crate::ops::Actor;
 use crate::ops::keys::load_ring;
 use crate::store::{Revision, SharedWriter, Store};
 use crate::timefmt::now;
@@ -22,6 +31,10 @@ use crate::timefmt::now;
 const RELOAD_EVERY: Duration = Duration::from_millis(250);
 /// How often counted API-key usage is written.
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
+/// How often a probe write tests the database while writes work.
+const PROBE_EVERY: Duration = Duration::from_secs(10);
+/// How often a lasting write failure is logged again.
+const LOG_FAILURE_EVERY: Duration = Duration::from_secs(60);
 
 /// The background thread: reloads keys and settings when another process changed them, records
 /// the switch to a rotated signing key when its time has come, and periodically deletes expired
@@ -42,8 +55,23 @@ pub(super) fn spawn(
             let mut retrying: Vec<Revision> = Vec::new();
             let mut last_gc = std::time::Instant::now();
             let mut last_flush = std::time::Instant::now();
+            let mut last_probe = std::time::Instant::now();
+            let mut last_backup = std::time::Instant::now();
+            let mut failure_logged = None;
             while !stop.is_stopping() {
                 std::thread::sleep(RELOAD_EVERY);
+                report_write_health(&store, &mut failure_logged);
+                if store.write_failure().is_some() || last_probe.elapsed() >= PROBE_EVERY {
+                    last_probe = std::time::Instant::now();
+                    if let Err(e) = store.probe_write() {
+                        log::debug!("probe write failed: {e}");
+                    }
+                }
+                let backup_every = app.settings().duration(Setting::BackupInterval);
+                if !backup_every.is_zero() && last_backup.elapsed() >= backup_every {
+                    last_backup = std::time::Instant::now();
+                    scheduled_backup(&app, &mut store);
+                }
                 if last_flush.elapsed() >= FLUSH_EVERY {
                     last_flush = std::time::Instant::now();
                     flush_usage(&app, &mut store);
@@ -98,6 +126,50 @@ pub(super) fn spawn(
             }
         })
         .map_err(|e| Error::io("cannot start the maintenance thread", e))
+}
+
+/// Logs a write failure when it starts, once a minute while it lasts, and when it ends.
+fn report_write_health(store: &Store, logged: &mut Option<std::time::Instant>) {
+    match (store.write_failure(), *logged) {
+        (Some(why), None) => {
+            log::error!(
+                "the database cannot be written: {why}; /healthz answers 503 until a write works"
+            );
+            *logged = Some(std::time::Instant::now());
+        }
+        (Some(why), Some(at)) if at.elapsed() >= LOG_FAILURE_EVERY => {
+            log::error!("the database still cannot be written: {why}");
+            *logged = Some(std::time::Instant::now());
+        }
+        (None, Some(_)) => {
+            log::info!("the database can be written again; /healthz answers 200");
+            *logged = None;
+        }
+        _ => {}
+    }
+}
+
+/// Writes one scheduled backup into `backup.dir`, checks it and prunes the old ones (all
+/// audited with the actor `server`); a failure is logged.
+fn scheduled_backup(app: &App, store: &mut Store) {
+    let settings = app.settings();
+    let dir = crate::ops::data::scheduled_backup_dir(
+        &app.config.data_dir,
+        settings.text(TextSetting::BackupDir),
+    );
+    let actor = Actor {
+        name: "server".into(),
+        address: String::new(),
+    };
+    match crate::ops::data::scheduled_backup(
+        store,
+        &actor,
+        &dir,
+        settings.count(Setting::BackupKeep),
+    ) {
+        Ok(file) => log::info!("scheduled backup written to {} and checked", file.display()),
+        Err(e) => log::error!("scheduled backup into {} failed: {e}", dir.display()),
+    }
 }
 
 fn changed(name: Revision, a: &[(Revision, i64)], b: &[(Revision, i64)]) -> bool {
@@ -235,7 +307,7 @@ pub(super) fn flush_usage(app: &App, store: &mut Store) {
         return;
     }
     if let Err(e) = store.record_api_key_usage(&batch) {
-        log::error!("cannot write API-key usage, will retry: {e}");
+        log_write_error(&format!("cannot write API-key usage, will retry: {e}"), &e);
         app.usage().restore(batch);
     }
 }
@@ -247,8 +319,18 @@ pub(super) fn flush_audit(app: &App, store: &mut Store) {
         return;
     }
     if let Err(e) = store.append_audit(&events) {
-        log::error!("cannot write the audit log, will retry: {e}");
+        log_write_error(&format!("cannot write the audit log, will retry: {e}"), &e);
         app.audit().restore(events);
+    }
+}
+
+/// Logs a failed write as an error, unless the database cannot be written at all: that is
+/// logged once a minute by [`report_write_health`].
+fn log_write_error(what: &str, e: &crate::store::StoreError) {
+    if e.fault().is_some_and(crate::store::Fault::stops_writes) {
+        log::debug!("{what}");
+    } else {
+        log::error!("{what}");
     }
 }
 

@@ -69,6 +69,11 @@ pub fn run(args: StartConfig, announce: impl FnOnce(&str)) -> Result<(), Error> 
     // Held until this function returns; the kernel releases it if the process dies.
     let _lock = crate::store::lock::DataDirLock::acquire(&data_dir)
         .map_err(|e| Error::Msg(e.to_string()))?;
+    // A damaged database is refused before anything writes to it.
+    let existing = data_dir.join(crate::store::DB_FILE);
+    if existing.exists() {
+        Store::verify_file(&existing, crate::store::Depth::Quick)?;
+    }
     let mut store = Store::open_data_dir(&data_dir)?;
     let db_path = store
         .path()

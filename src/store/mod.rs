@@ -15,6 +15,7 @@ pub mod apikeys;
 pub mod audit;
 mod checkpoint;
 mod clients;
+mod fault;
 pub mod grants;
 pub mod groups;
 mod installation;
@@ -42,6 +43,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use checkpoint::Checkpointer;
 pub use clients::{Client, NewClient};
+pub use fault::{DbFault, Depth, Fault, corrupt_message};
 pub use groups::Group;
 pub use keys::{KeyRow, NextOutcome};
 pub use migrations::SCHEMA_VERSION;
@@ -54,6 +56,9 @@ pub const DB_FILE: &str = "latchkey.db";
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long no write may have failed before a working probe clears a write failure.
+pub const WRITES_QUIET: Duration = Duration::from_secs(3);
 
 /// The write lock of this process's connections (see the module documentation).
 static WRITER: Mutex<()> = Mutex::new(());
@@ -77,6 +82,11 @@ pub enum StoreError {
     Io(String, std::io::Error),
     /// SQLite itself failed.
     Sqlite(rusqlite::Error),
+    /// The database file or its filesystem failed (corrupt, read-only, full, locked,
+    /// permission denied): the message says what to do.
+    Fault(DbFault),
+    /// A file offered as a latchkey database is not one this binary can run.
+    Unfit(String),
     /// A stored value could not be decoded (the file was edited by hand or is damaged).
     Corrupt(String),
 }
@@ -94,24 +104,37 @@ impl fmt::Display for StoreError {
             ),
             StoreError::Io(what, e) => write!(f, "{what}: {e}"),
             StoreError::Sqlite(e) => write!(f, "{e}"),
+            StoreError::Fault(fault) => write!(f, "{fault}"),
+            StoreError::Unfit(why) => f.write_str(why),
             StoreError::Corrupt(what) => write!(f, "stored data is damaged: {what}"),
         }
     }
 }
 
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+/// No `source`: every message already says its cause, and the CLI prints the chain.
+impl std::error::Error for StoreError {}
+
+impl StoreError {
+    /// The fault of the database file, if that is what this is.
+    pub fn fault(&self) -> Option<Fault> {
         match self {
-            StoreError::Sqlite(e) => Some(e),
-            StoreError::Io(_, e) => Some(e),
+            StoreError::Fault(f) => Some(f.kind),
             _ => None,
+        }
+    }
+
+    /// The same error, naming the database file `path` if it is a fault that named none.
+    fn at(self, path: &Path) -> StoreError {
+        match self {
+            StoreError::Fault(f) => StoreError::Fault(f.at(path)),
+            other => other,
         }
     }
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Sqlite(e)
+        fault::classify(e, None)
     }
 }
 
@@ -155,7 +178,17 @@ pub struct WalProgress {
 /// again, which was the largest single cost of a refresh-token rotation when every worker
 /// wrote on its own connection.
 #[derive(Clone)]
-pub struct SharedWriter(Arc<Mutex<Connection>>);
+pub struct SharedWriter {
+    conn: Arc<Mutex<Connection>>,
+    health: Arc<Mutex<WriteHealth>>,
+}
+
+/// The last write through a [`SharedWriter`] that failed because the database could not be
+/// written (disk full, read-only, corrupt, I/O error), until a probe write works again.
+#[derive(Default)]
+struct WriteHealth {
+    failure: Option<(std::time::Instant, String)>,
+}
 
 impl SharedWriter {
     /// Opens the writing connection (relaxed durability: it carries the server's writes).
@@ -163,11 +196,27 @@ impl SharedWriter {
         let store = Store::open_file(path)?;
         store.relax_durability()?;
         store.conn.execute_batch("PRAGMA cache_size = -4096;")?;
-        Ok(SharedWriter(Arc::new(Mutex::new(store.conn))))
+        Ok(SharedWriter {
+            conn: Arc::new(Mutex::new(store.conn)),
+            health: Arc::default(),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn health(&self) -> MutexGuard<'_, WriteHealth> {
+        self.health.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a failed write if it failed because the database cannot be written.
+    fn record(&self, e: &StoreError) {
+        if let StoreError::Fault(f) = e
+            && f.kind.stops_writes()
+        {
+            self.health().failure = Some((std::time::Instant::now(), f.to_string()));
+        }
     }
 }
 
@@ -215,6 +264,10 @@ impl Store {
 
     /// Opens (and migrates) an existing database file.
     pub fn open_file(path: &Path) -> Result<Store, StoreError> {
+        Self::open_file_unnamed(path).map_err(|e| e.at(path))
+    }
+
+    fn open_file_unnamed(path: &Path) -> Result<Store, StoreError> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -306,6 +359,53 @@ impl Store {
         Ok(self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// Why writes through this store's shared writer fail, if the last one that failed for a
+    /// reason of the database file (disk full, read-only, corrupt) has not been followed by a
+    /// [`Store::probe_write`] that worked (for `/healthz`).
+    pub fn write_failure(&self) -> Option<String> {
+        let w = self.writer.as_ref()?;
+        w.health().failure.as_ref().map(|(_, why)| why.clone())
+    }
+
+    /// Writes one row back unchanged through the shared writer, which appends to the WAL like
+    /// any change: the maintenance thread's test that the database can still be written. A
+    /// success clears the recorded failure once no write has failed for [`WRITES_QUIET`]: a
+    /// one-page probe can fit where a real change does not (in WAL space a failed write
+    /// allocated before it ran out), so it alone does not prove the disk has room again.
+    pub fn probe_write(&self) -> Result<(), StoreError> {
+        let result = self
+            .exec("UPDATE revisions SET rev = rev WHERE name = 'settings'", [])
+            .map_err(StoreError::from);
+        if let Some(w) = &self.writer {
+            match &result {
+                Ok(_) => {
+                    let mut health = w.health();
+                    if health
+                        .failure
+                        .as_ref()
+                        .is_some_and(|(at, _)| at.elapsed() >= WRITES_QUIET)
+                    {
+                        health.failure = None;
+                    }
+                }
+                Err(e) => w.record(e),
+            }
+        }
+        result.map(|_| ())
+    }
+
+    /// Checks the database file at `path` read-only (`quick_check` or `integrity_check`):
+    /// a damaged file is a corrupt [`StoreError::Fault`]. Returns its schema version.
+    pub fn verify_file(path: &Path, depth: Depth) -> Result<i64, StoreError> {
+        fault::verify_file(path, depth)
+    }
+
+    /// Checks that `path` is a latchkey database this binary can run (for `restore`): the
+    /// full integrity check, a schema version it knows and the tables of that version.
+    pub fn verify_latchkey_file(path: &Path) -> Result<i64, StoreError> {
+        fault::verify_latchkey_file(path)
     }
 
     /// Proves the database answers a query (for `/healthz`).
@@ -429,10 +529,16 @@ impl Store {
             }
             None => &mut self.conn,
         };
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        let result: Result<T, StoreError> = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })();
+        if let (Err(e), Some(w)) = (&result, &self.writer) {
+            w.record(e);
+        }
+        result
     }
 
     /// Runs one writing statement on its own (autocommit), queued behind this process's other
@@ -444,7 +550,15 @@ impl Store {
     ) -> rusqlite::Result<usize> {
         let _writer = writer();
         match &self.writer {
-            Some(w) => w.lock().prepare_cached(sql)?.execute(params),
+            Some(w) => {
+                let result = w.lock().prepare_cached(sql)?.execute(params);
+                if let Err(e) = &result
+                    && fault::fault_of(e).is_some_and(Fault::stops_writes)
+                {
+                    w.health().failure = Some((std::time::Instant::now(), fault::describe(e)));
+                }
+                result
+            }
             None => self.conn.prepare_cached(sql)?.execute(params),
         }
     }

@@ -7,6 +7,7 @@ mod support;
 
 mod abuse;
 mod apikeys;
+mod backup_restore;
 mod browser_e2e;
 mod cli;
 mod clients;
