@@ -310,10 +310,9 @@ fn backup_to_standard_output_is_a_valid_database() {
 #[test]
 fn scheduled_backups_are_written_checked_and_pruned() {
     let backups = temp_dir("scheduled").join("backups");
-    let out = latchkey(
-        &temp_dir("scheduled-bad"),
-        &["settings", "set", "backup.dir", "relative/dir"],
-    );
+    let bad = temp_dir("scheduled-bad");
+    support::init_data_dir(&bad);
+    let out = latchkey(&bad, &["settings", "set", "backup.dir", "relative/dir"]);
     assert_exit(&out, 2, "a relative backup.dir");
     assert!(
         stderr(&out).contains("not an absolute path"),

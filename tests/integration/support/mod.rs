@@ -115,7 +115,8 @@ pub fn init_data_dir(data_dir: &Path) {
 /// The password [`add_user`] gives every test user.
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// `user add NAME [extra…] --password-stdin --json` with [`PASSWORD`]; returns the `sub`.
+/// `user add NAME [extra…] --password-stdin --json` with [`PASSWORD`] (after `latchkey init` on a
+/// directory without a database); returns the `sub`.
 pub fn add_user(data_dir: &Path, name: &str, extra: &[&str]) -> String {
     add_user_with_password(data_dir, name, PASSWORD, extra)
 }
@@ -127,6 +128,10 @@ pub fn add_user_with_password(
     password: &str,
     extra: &[&str],
 ) -> String {
+    // A fresh directory is set up the way an admin would before the first start.
+    if !data_dir.join("latchkey.db").exists() {
+        init_data_dir(data_dir);
+    }
     let mut args = vec!["user", "add", name];
     args.extend_from_slice(extra);
     args.extend(["--password-stdin", "--json"]);
