@@ -20,6 +20,9 @@ pub enum Error {
     Store(StoreError),
     /// A cryptographic primitive failed (it should not).
     Crypto(&'static str),
+    /// The user, client, key, rule or group named does not exist (exit code 2, like a usage
+    /// error: the command named something that is not there).
+    NotFound(String),
     /// Anything else a user can act on, stated in full.
     Msg(String),
 }
@@ -33,11 +36,26 @@ impl Error {
         }
     }
 
-    /// The process exit code: 2 for usage errors, 1 for everything else.
+    /// The process exit code: 2 for usage errors and for something named that does not
+    /// exist, 1 for an operation that failed.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) => 2,
+            Error::Usage(_) | Error::NotFound(_) => 2,
             _ => 1,
+        }
+    }
+
+    /// A stable name of the kind, for `{"error": {"code": …}}` under `--json`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Usage(_) => "usage",
+            Error::NotFound(_) => "not_found",
+            Error::Io { .. } => "io",
+            Error::Store(StoreError::Conflict(_)) => "conflict",
+            Error::Store(StoreError::Fault(_)) => "database_fault",
+            Error::Store(_) => "database",
+            Error::Crypto(_) => "crypto",
+            Error::Msg(_) => "failed",
         }
     }
 }
@@ -45,7 +63,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(m) | Error::Msg(m) => f.write_str(m),
+            Error::Usage(m) | Error::NotFound(m) | Error::Msg(m) => f.write_str(m),
             Error::Io { context, .. } => f.write_str(context),
             // A fault's sentence names the database itself.
             Error::Store(e @ StoreError::Fault(_)) => write!(f, "{e}"),

@@ -1,5 +1,6 @@
 //! The command line: one subcommand group per file. Every command that prints data takes
-//! `--json`. Exit codes: 0 ok, 1 runtime failure, 2 usage error.
+//! `--json`. Exit codes: 0 ok, 1 the operation failed, 2 a usage error or something named that
+//! does not exist. With `--json`, an error is `{"error": {"code", "message"}}` on stderr.
 //!
 //! Output goes through [`out!`], not `println!`: a closed standard output (`latchkey audit |
 //! head -1`) ends the command quietly instead of panicking.
@@ -121,13 +122,19 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let mut msg = format!("latchkey: {e}");
+            let mut msg = e.to_string();
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
                 msg.push_str(&format!(": {s}"));
                 source = s.source();
             }
-            eprintln!("{msg}");
+            // A script that asked for JSON gets the error as JSON too, on standard error.
+            if std::env::args_os().any(|a| a == "--json") {
+                let body = serde_json::json!({"error": {"code": e.code(), "message": msg}});
+                eprintln!("{body}");
+            } else {
+                eprintln!("latchkey: {msg}");
+            }
             ExitCode::from(e.exit_code())
         }
     }

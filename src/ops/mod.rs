@@ -126,13 +126,14 @@ impl From<StoreError> for OpError {
     }
 }
 
-/// The CLI's view: invalid input and conflicts are usage errors (exit 2), the rest runtime
-/// failures (exit 1), as before the operations layer existed.
+/// The CLI's view: invalid input, conflicts and something named that does not exist are exit
+/// 2, the rest runtime failures (exit 1).
 impl From<OpError> for Error {
     fn from(e: OpError) -> Self {
         match e {
             OpError::Invalid(m) | OpError::Conflict(m) => Error::Usage(m),
-            OpError::NotFound(m) | OpError::Failed(m) => Error::Msg(m),
+            OpError::NotFound(m) => Error::NotFound(m),
+            OpError::Failed(m) => Error::Msg(m),
             OpError::Store(e) => Error::Store(e),
             OpError::Crypto(m) => Error::Crypto(m),
         }
@@ -146,6 +147,7 @@ impl From<Error> for OpError {
         match e {
             Error::Usage(m) => OpError::Invalid(m),
             Error::Msg(m) => OpError::Failed(m),
+            Error::NotFound(m) => OpError::NotFound(m),
             Error::Store(e) => OpError::Store(e),
             Error::Crypto(m) => OpError::Crypto(m),
             Error::Io { context, source } => OpError::Failed(format!("{context}: {source}")),

@@ -1660,7 +1660,7 @@ fn cli_rejects_bad_values_and_unknown_keys() {
         let out = latchkey(&dir, &args);
         assert_eq!(
             out.status.code(),
-            Some(1),
+            Some(2),
             "{args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );

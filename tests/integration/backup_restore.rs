@@ -169,7 +169,7 @@ fn restore_refuses_a_corrupt_or_unfit_file_and_changes_nothing() {
     assert!(err.contains("users"), "{err}");
 
     let out = restore(&backup.with_file_name("missing.db"));
-    assert_exit(&out, 1, "restore of a missing file");
+    assert_exit(&out, 2, "restore of a missing file");
     assert!(stderr(&out).contains("no backup file"), "{}", stderr(&out));
 
     assert_eq!(

@@ -335,7 +335,7 @@ fn client_add_usage_errors_exit_2_and_register_nothing() {
 }
 
 #[test]
-fn unknown_client_is_a_runtime_failure_exit_1() {
+fn unknown_client_is_not_found_exit_2() {
     let dir = temp_dir("unknown").join("data");
     crate::support::init_data_dir(&dir);
     for args in [
@@ -344,7 +344,7 @@ fn unknown_client_is_a_runtime_failure_exit_1() {
         &["client", "rotate-secret", "nobody"],
     ] {
         let out = latchkey(&dir, args);
-        assert_exit(&out, 1, &format!("{args:?}"));
+        assert_exit(&out, 2, &format!("{args:?}"));
         assert!(stderr(&out).contains("nobody"), "{}", stderr(&out));
     }
 }
@@ -544,10 +544,10 @@ fn removed_client_can_no_longer_authenticate() {
     assert_error(&r, 401, "invalid_client");
     assert_exit(
         &server.cli(&["client", "show", &c.id]),
-        1,
+        2,
         "show after remove",
     );
-    assert_exit(&server.cli(&["client", "remove", &c.id]), 1, "remove twice");
+    assert_exit(&server.cli(&["client", "remove", &c.id]), 2, "remove twice");
     // Removing a client withdraws the tokens it was given.
     assert_inactive(&introspect(&server, &keep, &issued));
     // The other client is unaffected; removal by client_id works too.
@@ -1335,7 +1335,7 @@ fn audit_log_records_cli_changes_tokens_and_sign_ins_without_secrets() {
     assert_eq!(r.status, 200, "{}", r.text());
     server.cli_ok(&["settings", "set", "token.access_ttl", "120"]);
     let failed = server.cli(&["client", "remove", "no-such-client"]);
-    assert_eq!(failed.status.code(), Some(1));
+    assert_eq!(failed.status.code(), Some(2));
 
     // Server-side events are written in batches: poll.
     let deadline = Instant::now() + Duration::from_secs(6);
@@ -1629,7 +1629,7 @@ fn groups_are_objects_with_members_description_and_what_names_them() {
         &["group", "rename", "nope", "x"],
     ] {
         let out = latchkey(&dir, args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(stderr(&out).contains("no group named \"nope\""), "{args:?}");
     }
     // Removing a group nobody names takes its memberships with it.
@@ -1717,7 +1717,7 @@ fn user_update_changes_email_full_name_and_groups_and_nothing_else() {
         &dir,
         &["user", "update", "nobody", "--email", "n@example.org"],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("no user named \"nobody\""),
         "{}",
@@ -1761,4 +1761,37 @@ fn a_closed_pipe_ends_output_quietly() {
         );
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
     }
+}
+
+/// A script that asks for JSON gets its error as JSON too: one object on stderr with a stable
+/// code, and the exit code says the kind (2 for not found and usage, 1 for a failed operation).
+#[test]
+fn errors_under_json_are_json_with_a_code() {
+    let dir = temp_dir("json-errors");
+    crate::support::init_data_dir(&dir);
+    for (args, code, exit) in [
+        (&["user", "show", "nobody", "--json"][..], "not_found", 2),
+        (&["client", "show", "nothing", "--json"], "not_found", 2),
+        (
+            &["client", "add", "x", "--grant", "bogus", "--json"],
+            "usage",
+            2,
+        ),
+    ] {
+        let out = latchkey(&dir, args);
+        assert_exit(&out, exit, &format!("{args:?}"));
+        let err: Value = serde_json::from_str(stderr(&out).trim())
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", stderr(&out)));
+        assert_eq!(err["error"]["code"], code, "{args:?}: {err}");
+        assert!(err["error"]["message"].as_str().unwrap().len() > 5, "{err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // Without --json: the same error as a sentence.
+    let out = latchkey(&dir, &["user", "show", "nobody"]);
+    assert_exit(&out, 2, "user show nobody");
+    assert!(
+        stderr(&out).starts_with("latchkey: no user named"),
+        "{}",
+        stderr(&out)
+    );
 }

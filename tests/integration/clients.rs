@@ -335,9 +335,9 @@ fn client_update_refusals_exit_2_and_change_nothing() {
     // The confidential client still works as before.
     assert_eq!(client_credentials(&server, &conf, "read").0, 200);
 
-    // An unknown client is a runtime failure (exit 1), audited under the key given.
+    // An unknown client is not found (exit 2), audited under the key given.
     let out = server.cli(&["client", "update", "nope", "--name", "x"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("no client with id or name \"nope\""),

@@ -214,7 +214,7 @@ fn an_admin_lists_a_users_sessions_and_ends_one_or_all_and_their_cookies_stop_wo
     );
     // The same id again is unknown now.
     let again = server.cli(&["user", "session", "end", "alice", &first_id]);
-    assert_eq!(again.status.code(), Some(1), "{again:?}");
+    assert_eq!(again.status.code(), Some(2), "{again:?}");
 
     // End all of alice's sessions; bob's stays.
     let out = server.cli_ok(&["user", "session", "end", "alice", "--all"]);
@@ -263,7 +263,7 @@ fn ending_a_session_refuses_unknown_ids_malformed_ids_and_unknown_users() {
     let cases: &[(&[&str], i32, &str)] = &[
         (
             &["user", "session", "end", "alice", "0123456789ab"],
-            1,
+            2,
             "alice has no session \"0123456789ab\"",
         ),
         (
@@ -273,17 +273,17 @@ fn ending_a_session_refuses_unknown_ids_malformed_ids_and_unknown_users() {
         ),
         (
             &["user", "session", "end", "nobody", "--all"],
-            1,
+            2,
             "no user named \"nobody\"",
         ),
         (
             &["user", "session", "end", "nobody", "0123456789ab"],
-            1,
+            2,
             "no user named \"nobody\"",
         ),
         (
             &["user", "session", "list", "nobody"],
-            1,
+            2,
             "no user named \"nobody\"",
         ),
         // Neither an id nor --all, and both.
