@@ -2531,6 +2531,60 @@ fn logout_ends_the_session() {
     assert!(b.get("/").text().contains("You are not signed in."));
 }
 
+/// RP-Initiated Logout §2: the OP must ask when the hint is not the signed-in user's. Bob's
+/// browser with alice's hint gets the confirmation (bob stays signed in); confirmed, it signs
+/// out and still goes to the client's registered URI with `state`.
+#[test]
+fn logout_with_another_users_hint_asks_first() {
+    let server = Server::start();
+    add_user(&server.data_dir, "alice", &[]);
+    add_user(&server.data_dir, "bob", &[]);
+    let after = "https://app.example/logged-out";
+    let rp = add_rp(
+        &server,
+        "App",
+        &["--skip-consent", "--post-logout-redirect-uri", after],
+    );
+    let mut alice = Browser::new(&server);
+    let pkce = Pkce::new();
+    let code = login_code(&server, &mut alice, "alice", &Authz::new(&rp, &pkce));
+    let hint = rp.tokens(&server, &code, &pkce).id().to_string();
+    let mut bob = Browser::new(&server);
+    login_code(&server, &mut bob, "bob", &Authz::new(&rp, &Pkce::new()));
+
+    let url = format!(
+        "/logout?{}",
+        encode_form(&[
+            ("id_token_hint", &hint),
+            ("post_logout_redirect_uri", after),
+            ("state", STATE),
+        ])
+    );
+    let r = bob.get(&url);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("signed in as bob"), "{}", r.text());
+    assert_eq!(
+        hidden_input(&r.text(), "id_token_hint").as_deref(),
+        Some(hint.as_str())
+    );
+    assert!(bob.get("/").text().contains("You are signed in as bob."));
+    let r = bob.sign_out_at(&url);
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(
+        query_pairs(&location(&r)),
+        [("state".to_string(), STATE.to_string())]
+    );
+    assert!(location(&r).starts_with(&format!("{after}?")));
+    assert!(bob.get("/").text().contains("You are not signed in."));
+    // alice was never touched.
+    assert!(
+        alice
+            .get("/")
+            .text()
+            .contains("You are signed in as alice.")
+    );
+}
+
 /// Every page's title says what it is (never `latchkey · latchkey`), and the login page names
 /// the app the user is signing in to, escaped.
 #[test]
