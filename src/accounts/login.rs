@@ -52,11 +52,37 @@ fn login_page(
             ("username", Slot::Text(username)),
         ],
     );
-    let mut resp = ui::page(status, "Sign in", &body);
+    let title = match app_name(w, return_to, rd) {
+        Some(app) => format!("Sign in to {app}"),
+        None => "Sign in".to_string(),
+    };
+    let mut resp = ui::page(status, &title, &body);
     if let Some(c) = set_cookie {
         resp = resp.with("Set-Cookie", c);
     }
     resp
+}
+
+/// What the user is signing in to: the client's name for an `/authorize` return, the host (and
+/// port, when it has one) of a forward-auth return URL. Text: the page escapes it.
+fn app_name(w: &Worker, return_to: &str, rd: &str) -> Option<String> {
+    if let Some(query) = return_to.strip_prefix("/authorize?") {
+        let form = Form::parse(query.as_bytes()).ok()?;
+        let id = form.get("client_id").ok().flatten()?;
+        return match w.store.client(id) {
+            Ok(client) => client.map(|c| c.name.clone()),
+            Err(e) => {
+                log::error!("login page: {e}");
+                None
+            }
+        };
+    }
+    let url = url::Url::parse(rd).ok()?;
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    })
 }
 
 /// The return URL of a query that nginx built without encoding it, as in
@@ -212,36 +238,38 @@ fn too_many_attempts(wait: i64) -> Resp {
     .with("Retry-After", wait.to_string())
 }
 
-/// `GET /`: who is signed in.
+/// `GET /`: who is signed in, with a sign-out button (the form `/logout` asks for).
 pub fn home(w: &mut Worker, req: &Req, now: i64) -> Resp {
     match session::current(w, req, now) {
         Ok(Some(s)) => {
-            let extra = "<p><a href=\"/logout\">Sign out</a></p>";
-            ui::page(
-                200,
-                "latchkey",
-                &ui::render(
-                    ui::MESSAGE,
-                    &[
-                        (
-                            "message",
-                            Slot::Text(&format!("You are signed in as {}.", s.user.username)),
-                        ),
-                        ("extra", Slot::Html(extra)),
-                    ],
-                ),
-            )
-        }
-        Ok(None) => ui::page(
-            200,
-            "latchkey",
-            &ui::render(
-                ui::MESSAGE,
+            let (token, set_cookie) = match csrf::form_token(&w.app, req) {
+                Ok(v) => v,
+                Err(e) => {
+                    log::error!("home: {e}");
+                    return ui::message(500, "Something went wrong", "Try again in a moment.");
+                }
+            };
+            let body = ui::render(
+                ui::LOGOUT,
                 &[
-                    ("message", Slot::Text("You are not signed in.")),
-                    ("extra", Slot::Html("<p><a href=\"/login\">Sign in</a></p>")),
+                    (
+                        "message",
+                        Slot::Text(&format!("You are signed in as {}.", s.user.username)),
+                    ),
+                    ("csrf", Slot::Text(&token)),
                 ],
-            ),
+            );
+            let resp = ui::page(200, "Signed in", &body);
+            match set_cookie {
+                Some(c) => resp.with("Set-Cookie", c),
+                None => resp,
+            }
+        }
+        Ok(None) => ui::message_with(
+            200,
+            "Not signed in",
+            "You are not signed in.",
+            &ui::link("/login", "Sign in"),
         ),
         Err(e) => {
             log::error!("home: {e}");

@@ -6,8 +6,11 @@
 //! - 302 to latchkey's login page (Traefik/Caddy) or 401 (nginx, whose `error_page 401` does
 //!   the redirect) for a browser that is not signed in; 401 with a Bearer challenge for
 //!   everything else (`Accept: application/json`, scripts);
-//! - 403 for a signed-in user the rule does not admit, a `deny` rule, no matching rule, or an
-//!   ambiguous path (see [`rules`]: `..;`, backslashes, encoded separators and dots, double
+//! - 403 for a request that does not say which request to check (an untrusted peer, or a
+//!   trusted proxy that sent no `X-Forwarded-Host` or `X-Original-URL`: the page names the
+//!   missing header), a signed-in user the rule does not admit (the page links to "use another
+//!   account": sign out, then sign in again for the same address), a `deny` rule, no matching
+//!   rule, or an ambiguous path (see [`rules`]: `..;`, backslashes, encoded separators and dots, double
 //!   encoding, NUL, invalid UTF-8 escapes), refused before any rule is consulted.
 //!
 //! It fails closed: any error is a denial, never a 200. Every answer is `no-store`.
@@ -27,7 +30,7 @@ use crate::oauth::access_token;
 use crate::oauth::error::{ErrorCode, bearer_challenge, credentials_required};
 use crate::store::User;
 use crate::ui;
-use proxy::Dialect;
+use proxy::{Dialect, Unreadable};
 use rules::{Action, Rule};
 
 fn denied(message: &str) -> Resp {
@@ -61,9 +64,25 @@ pub fn handle(w: &mut Worker, req: &Req, now: i64) -> Resp {
 }
 
 fn decide(w: &mut Worker, req: &Req, now: i64) -> Resp {
-    let Some(orig) = proxy::original(req, &w.app.config.trusted_proxies) else {
-        log::info!(target: "latchkey::security", "forward auth from {} without trusted proxy headers: denied", req.peer.ip());
-        return denied("This request did not come through a trusted proxy.");
+    let orig = match proxy::original(req, &w.app.config.trusted_proxies) {
+        Ok(orig) => orig,
+        Err(Unreadable::Untrusted) => {
+            log::info!(target: "latchkey::security", "forward auth from {} without trusted proxy headers: denied", req.peer.ip());
+            return denied("This request did not come through a trusted proxy.");
+        }
+        Err(Unreadable::Missing(m)) => {
+            log::warn!(target: "latchkey::security", "forward auth from trusted proxy {}: no {} header, so no request to check: denied", req.peer.ip(), m.headers());
+            return denied(&format!(
+                "The proxy did not say which request to check: it sent no {} header.",
+                m.headers()
+            ));
+        }
+        Err(Unreadable::Malformed) => {
+            log::info!(target: "latchkey::security", "forward auth from {}: repeated or malformed proxy headers: denied", req.peer.ip());
+            return denied(
+                "The proxy's description of this request is repeated or malformed, so it is not allowed.",
+            );
+        }
     };
     if let Some(why) = rules::ambiguous_path(orig.raw_path) {
         log::info!(target: "latchkey::security", "forward auth for {}: ambiguous path ({why}): denied", orig.host);
@@ -92,7 +111,21 @@ fn decide(w: &mut Worker, req: &Req, now: i64) -> Resp {
         Some(u) if rule.admits_user(&u) => admit_user(&u),
         Some(u) => {
             log::info!(target: "latchkey::security", "forward auth: {} not admitted to {} by rule {}", u.username, orig.host, rule.id);
-            denied("You are signed in, but this app is not open to you.")
+            // The page is served on the app's host: the link goes to latchkey's own.
+            let switch = format!(
+                "{}/logout?rd={}",
+                w.app.config.issuer,
+                encode_component(&orig.url())
+            );
+            ui::message_with(
+                403,
+                "Access denied",
+                &format!(
+                    "You are signed in as {}, but this app is not open to you.",
+                    u.username
+                ),
+                &ui::link(&switch, "Use another account"),
+            )
         }
         None if wants_html(req) => {
             let login = format!(

@@ -7,6 +7,9 @@
 //! `X-Original-Method`). When both are present the `X-Forwarded-*` set wins: Caddy and Traefik
 //! set those themselves but pass a client's own `X-Original-URL` through untouched.
 //!
+//! A trusted proxy that sends neither `X-Forwarded-Host` nor `X-Original-URL` is told which
+//! header is missing ([`Unreadable::Missing`]): its configuration, not the user, is at fault.
+//!
 //! The original request's port is the one in `X-Forwarded-Host` or `X-Original-URL`, or the
 //! scheme's default; a malformed port (`app.test:`, `app.test:x`, `app.test:99999`) makes the
 //! request unreadable, hence denied. The raw path is kept as the proxy sent it (before the URL
@@ -26,6 +29,41 @@ pub enum Dialect {
     Forwarded,
     /// `X-Original-URL` (nginx): answer 401; nginx's `error_page 401` redirects.
     OriginalUrl,
+}
+
+/// Why a forward-auth request does not say which request to check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unreadable {
+    /// The peer is not a trusted proxy: its headers are ignored.
+    Untrusted,
+    /// A trusted proxy sent none of the headers that name the request.
+    Missing(Missing),
+    /// A header is repeated, malformed or carries control characters.
+    Malformed,
+}
+
+/// Which headers a trusted proxy left out, judged by the dialect of the ones it did send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// Other `X-Forwarded-*` headers came, `X-Forwarded-Host` did not.
+    ForwardedHost,
+    /// `X-Original-Method` came, `X-Original-URL` did not.
+    OriginalUrl,
+    /// No header of either dialect.
+    Both,
+}
+
+impl Missing {
+    /// The missing headers, for the answer and the log.
+    pub fn headers(self) -> &'static str {
+        match self {
+            Missing::ForwardedHost => "X-Forwarded-Host",
+            Missing::OriginalUrl => "X-Original-URL",
+            Missing::Both => {
+                "X-Forwarded-Host and X-Forwarded-Uri (Traefik, Caddy) or X-Original-URL (nginx)"
+            }
+        }
+    }
 }
 
 /// The request the proxy asks about, borrowed from the headers that describe it where they
@@ -121,10 +159,33 @@ fn clean(v: &str) -> Option<&str> {
 }
 
 /// The original request, if the peer is a trusted proxy that described one.
-pub fn original<'a>(req: &'a Req, trusted: &[Cidr]) -> Option<Original<'a>> {
+pub fn original<'a>(req: &'a Req, trusted: &[Cidr]) -> Result<Original<'a>, Unreadable> {
     if !trusted.iter().any(|c| c.contains(req.peer.ip())) {
-        return None;
+        return Err(Unreadable::Untrusted);
     }
+    // Absent or blank; a repeated header is not absent (it is malformed).
+    let absent = |name: &str| match req.header(name) {
+        Ok(None) => true,
+        Ok(Some(v)) => v.trim().is_empty(),
+        Err(()) => false,
+    };
+    if absent("x-forwarded-host") && absent("x-original-url") {
+        let sent = |names: &[&str]| names.iter().any(|n| !absent(n));
+        return Err(Unreadable::Missing(
+            if sent(&["x-forwarded-proto", "x-forwarded-uri", "x-forwarded-method"]) {
+                Missing::ForwardedHost
+            } else if sent(&["x-original-method"]) {
+                Missing::OriginalUrl
+            } else {
+                Missing::Both
+            },
+        ));
+    }
+    original_of(req).ok_or(Unreadable::Malformed)
+}
+
+/// The original request a trusted proxy described, if its headers can be read.
+fn original_of<'a>(req: &'a Req) -> Option<Original<'a>> {
     // A header sent twice, or carrying control characters, makes the request ambiguous: deny
     // rather than fall back to a default ("/", GET) that a bypass rule might match.
     let one = |name: &str| -> Result<Option<&'a str>, ()> {

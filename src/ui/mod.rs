@@ -13,6 +13,7 @@ pub const LOGIN: &str = include_str!("templates/login.html");
 pub const CONSENT: &str = include_str!("templates/consent.html");
 pub const MESSAGE: &str = include_str!("templates/message.html");
 pub const FORM_POST: &str = include_str!("templates/form_post.html");
+pub const LOGOUT: &str = include_str!("templates/logout.html");
 /// The stylesheet, served at `/assets/latchkey.css`.
 pub const CSS: &str = include_str!("latchkey.css");
 
@@ -113,13 +114,35 @@ pub fn page(status: u16, title: &str, body: &str) -> Resp {
 
 /// A page with one message (errors, "signed out").
 pub fn message(status: u16, title: &str, message: &str) -> Resp {
+    message_with(status, title, message, "")
+}
+
+/// A page with one message and `extra` markup below it (built with [`esc`]), e.g. a link.
+pub fn message_with(status: u16, title: &str, message: &str, extra: &str) -> Resp {
     page(
         status,
         title,
         &render(
             MESSAGE,
-            &[("message", Slot::Text(message)), ("extra", Slot::Html(""))],
+            &[
+                ("message", Slot::Text(message)),
+                ("extra", Slot::Html(extra)),
+            ],
         ),
+    )
+}
+
+/// A paragraph with one link; `href` and `text` are escaped.
+pub fn link(href: &str, text: &str) -> String {
+    format!("<p><a href=\"{}\">{}</a></p>", esc(href), esc(text))
+}
+
+/// A hidden form field; `name` and `value` are escaped.
+pub fn hidden(name: &str, value: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"{}\" value=\"{}\">\n",
+        esc(name),
+        esc(value)
     )
 }
 

@@ -1305,6 +1305,119 @@ fn malformed_proxy_headers_are_denied() {
     }
 }
 
+/// A trusted proxy that names no request is told which header it left out (403, as for any
+/// request it cannot describe), in the dialect of the headers it did send.
+#[test]
+fn a_trusted_proxy_without_forwarding_headers_is_told_which_are_missing() {
+    let server = start();
+    let cases = [
+        (
+            String::new(),
+            "it sent no X-Forwarded-Host and X-Forwarded-Uri (Traefik, Caddy) or X-Original-URL (nginx) header.",
+        ),
+        (
+            "X-Forwarded-Proto: http\r\nX-Forwarded-Uri: /health\r\n".into(),
+            "it sent no X-Forwarded-Host header.",
+        ),
+        (
+            "X-Forwarded-Host: \r\nX-Forwarded-Method: GET\r\n".into(),
+            "it sent no X-Forwarded-Host header.",
+        ),
+        (
+            "X-Original-Method: GET\r\n".into(),
+            "it sent no X-Original-URL header.",
+        ),
+    ];
+    for (headers, want) in &cases {
+        for accept in [html(), json_accept()] {
+            let r = ask(&server, &format!("{headers}{accept}"));
+            assert_denied(&r);
+            assert!(
+                r.text()
+                    .contains("The proxy did not say which request to check"),
+                "{headers:?}: {}",
+                r.text()
+            );
+            assert!(r.text().contains(want), "{headers:?}: {}", r.text());
+        }
+    }
+    // A header that came twice is no missing header.
+    let r = ask(
+        &server,
+        "X-Forwarded-Host: app.test\r\nX-Forwarded-Host: app.test\r\n",
+    );
+    assert_denied(&r);
+    assert!(!r.text().contains("sent no"), "{}", r.text());
+}
+
+/// The 403 for a signed-in user the rule does not admit links to "use another account": on
+/// latchkey's host, /logout asks, signs out, and sends the browser to sign in for the same
+/// address.
+#[test]
+fn the_not_admitted_page_offers_another_account() {
+    let server = start();
+    let mut b = sign_in(&server, "bob", "http://app.test/dash");
+    let r = ask(
+        &server,
+        &format!("{}{}{}", fwd("app.test", "/dash"), fa_cookie(&b), html()),
+    );
+    assert_denied(&r);
+    let text = r.text();
+    assert!(text.contains("You are signed in as bob"), "{text}");
+    let href = format!(
+        "{}/logout?rd={}",
+        server.issuer(),
+        form_encode("http://app.test/dash")
+    );
+    assert!(
+        text.contains(&format!("<a href=\"{href}\">Use another account</a>")),
+        "{text}"
+    );
+    // Following it: a confirmation first (still signed in), then the login page for the app.
+    let page = b.get(&href);
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(
+        page.text()
+            .contains("<title>Use another account? · latchkey</title>")
+    );
+    assert!(b.get("/").text().contains("You are signed in as bob."));
+    let r = b.sign_out_at(&href);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let to = location(&r);
+    assert_eq!(
+        to,
+        format!("/login?rd={}", form_encode("http://app.test/dash"))
+    );
+    assert!(b.get("/").text().contains("You are not signed in."));
+    let login = b.get(&to);
+    assert!(
+        login
+            .text()
+            .contains("<title>Sign in to app.test · latchkey</title>"),
+        "{}",
+        login.text()
+    );
+    assert_eq!(
+        hidden_input(&login.text(), "rd").as_deref(),
+        Some("http://app.test/dash")
+    );
+    // alice signs in there and is let through.
+    let alice = sign_in(&server, "alice", "http://app.test/dash");
+    assert_alice(&ask(
+        &server,
+        &format!("{}{}", fwd("app.test", "/dash"), fa_cookie(&alice)),
+    ));
+    // An rd that no rule covers is dropped: the plain signed-out page.
+    let mut b = sign_in(&server, "bob", "http://app.test/dash");
+    let r = b.sign_out_at(&format!(
+        "/logout?rd={}",
+        form_encode("https://evil.example/")
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("location"), None);
+    assert!(r.text().contains("You are signed out"), "{}", r.text());
+}
+
 /// Repeated or unreadable proxy headers are ambiguous: a request carrying them must be denied,
 /// never decided on a default (`/`, GET) or on the other dialect's header.
 #[test]
@@ -1524,7 +1637,7 @@ fn cookie_domain_widens_only_the_forward_auth_cookie() {
     assert_allowed(&r, "alice", "", "", "admins");
 
     // Logout deletes the forward-auth cookie with the same Domain (else browsers keep it).
-    let out = b.get("/logout");
+    let out = b.sign_out();
     let gone = set_cookie(&out, "latchkey-fa").expect("logout deletes the forward-auth cookie");
     let a = attrs(gone);
     assert_eq!(attr(&a, "max-age"), Some("0"), "{gone}");
@@ -1625,7 +1738,7 @@ fn logout_ends_both_sessions() {
     let old_login = b.cookie("latchkey-session").unwrap().to_string();
     assert_alice(&ask(&server, &format!("{}{old_fa}", fwd("app.test", "/"))));
 
-    let r = b.get("/logout");
+    let r = b.sign_out();
     for name in ["latchkey-fa", "latchkey-session"] {
         let line = set_cookie(&r, name).unwrap_or_else(|| panic!("logout keeps {name}"));
         assert_eq!(attr(&attrs(line), "max-age"), Some("0"), "{line}");
@@ -1652,7 +1765,7 @@ fn logout_with_only_the_login_cookie_ends_the_forward_session() {
     let old_fa = fa_cookie(&b);
     assert_alice(&ask(&server, &format!("{}{old_fa}", fwd("app.test", "/"))));
     b.remove_cookie("latchkey-fa");
-    let r = b.get("/logout");
+    let r = b.sign_out();
     assert!(set_cookie(&r, "latchkey-session").is_some());
     assert_challenge(&ask(&server, &format!("{}{old_fa}", fwd("app.test", "/"))));
 }

@@ -196,7 +196,7 @@ fn a_full_flow_leaves_no_secret_in_the_logs() {
     assert_eq!(r.status, 200);
     let r = server.raw(format!("GET /api/forward-auth HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{fwd}X-API-Key: {api_key}\r\n\r\n").as_bytes());
     assert_eq!(r.status, 200);
-    let r = b.get("/logout");
+    let r = b.sign_out();
     assert_eq!(r.status, 200);
 
     // Stop cleanly (flushes and logs the shutdown), then search everything it wrote.

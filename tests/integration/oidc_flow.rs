@@ -16,7 +16,8 @@ use crate::support::browser::{
     Browser, encode_form, hidden_input, inputs, location, page_error, query_pairs, query_param,
 };
 use crate::support::{
-    PASSWORD, Response, Server, TestClient, add_user, basic_header, eventually, latchkey_stdin,
+    PASSWORD, Response, Server, TestClient, add_user, basic_header, eventually, form_encode,
+    latchkey_stdin,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -2477,10 +2478,44 @@ fn logout_ends_the_session() {
     let planted = format!("{one}; latchkey-session={}", "A".repeat(43));
     assert!(home(&planted).contains("You are not signed in."));
 
+    // GET /logout only asks (a link or an image elsewhere could send it): the session lives.
     let r = b.get("/logout");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_page(&r);
+    let html = r.text();
+    assert!(
+        html.contains("<title>Sign out? · latchkey</title>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<form method=\"post\" action=\"/logout\""),
+        "{html}"
+    );
+    assert!(hidden_input(&html, "csrf").is_some(), "{html}");
+    assert_eq!(set_cookie(&r, "latchkey-session"), None);
+    assert!(b.get("/").text().contains("You are signed in as alice."));
+    // A POST without the form's token does not sign out either.
+    let r = b.post("/logout", &[("csrf", "forged")]);
+    assert_error_page(&r, 403);
+    assert!(b.get("/").text().contains("You are signed in as alice."));
+    // The home page's button posts the same form.
+    let home_page = b.get("/").text();
+    assert!(
+        home_page.contains("<title>Signed in · latchkey</title>"),
+        "{home_page}"
+    );
+    assert!(home_page.contains("action=\"/logout\""), "{home_page}");
+
+    let r = b.sign_out();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_page(&r);
     assert!(r.text().contains("signed out"), "{}", r.text());
+    assert!(r.text().contains("<title>Signed out · latchkey</title>"));
+    assert!(
+        r.text().contains("<a href=\"/login\">Sign in again</a>"),
+        "{}",
+        r.text()
+    );
     let line = set_cookie(&r, "latchkey-session").expect("the cookie is deleted");
     let (value, attrs) = cookie_parts(line);
     assert_eq!(value, "");
@@ -2494,6 +2529,104 @@ fn logout_ends_the_session() {
     let r = b.get(&authz.url());
     assert!(location(&r).starts_with("/login?"), "{}", location(&r));
     assert!(b.get("/").text().contains("You are not signed in."));
+}
+
+/// RP-Initiated Logout §2: the OP must ask when the hint is not the signed-in user's. Bob's
+/// browser with alice's hint gets the confirmation (bob stays signed in); confirmed, it signs
+/// out and still goes to the client's registered URI with `state`.
+#[test]
+fn logout_with_another_users_hint_asks_first() {
+    let server = Server::start();
+    add_user(&server.data_dir, "alice", &[]);
+    add_user(&server.data_dir, "bob", &[]);
+    let after = "https://app.example/logged-out";
+    let rp = add_rp(
+        &server,
+        "App",
+        &["--skip-consent", "--post-logout-redirect-uri", after],
+    );
+    let mut alice = Browser::new(&server);
+    let pkce = Pkce::new();
+    let code = login_code(&server, &mut alice, "alice", &Authz::new(&rp, &pkce));
+    let hint = rp.tokens(&server, &code, &pkce).id().to_string();
+    let mut bob = Browser::new(&server);
+    login_code(&server, &mut bob, "bob", &Authz::new(&rp, &Pkce::new()));
+
+    let url = format!(
+        "/logout?{}",
+        encode_form(&[
+            ("id_token_hint", &hint),
+            ("post_logout_redirect_uri", after),
+            ("state", STATE),
+        ])
+    );
+    let r = bob.get(&url);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("signed in as bob"), "{}", r.text());
+    assert_eq!(
+        hidden_input(&r.text(), "id_token_hint").as_deref(),
+        Some(hint.as_str())
+    );
+    assert!(bob.get("/").text().contains("You are signed in as bob."));
+    let r = bob.sign_out_at(&url);
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(
+        query_pairs(&location(&r)),
+        [("state".to_string(), STATE.to_string())]
+    );
+    assert!(location(&r).starts_with(&format!("{after}?")));
+    assert!(bob.get("/").text().contains("You are not signed in."));
+    // alice was never touched.
+    assert!(
+        alice
+            .get("/")
+            .text()
+            .contains("You are signed in as alice.")
+    );
+}
+
+/// Every page's title says what it is (never `latchkey · latchkey`), and the login page names
+/// the app the user is signing in to, escaped.
+#[test]
+fn page_titles_say_what_the_page_is_and_the_login_names_the_app() {
+    let server = Server::start();
+    add_user(&server.data_dir, "alice", &[]);
+    let hostile = "<script>alert(1)</script> & \"Co\"";
+    let rp = add_rp(&server, hostile, &["--skip-consent"]);
+    let title = |r: &Response| -> String {
+        let html = r.text();
+        let start = html.find("<title>").expect("a title") + "<title>".len();
+        let end = html.find("</title>").expect("a title end");
+        html[start..end].to_string()
+    };
+    let mut b = Browser::new(&server);
+    let home = b.get("/");
+    assert_eq!(title(&home), "Not signed in · latchkey");
+    assert!(home.text().contains("<a href=\"/login\">Sign in</a>"));
+    assert_eq!(title(&b.get("/login")), "Sign in · latchkey");
+
+    let authz = Authz::new(&rp, &Pkce::new());
+    let r = b.get(&authz.url());
+    let login = b.get(&location(&r));
+    assert_eq!(login.status, 200, "{}", login.text());
+    let html = login.text();
+    let escaped = "Sign in to &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;Co&quot;";
+    assert_eq!(title(&login), format!("{escaped} · latchkey"));
+    assert!(html.contains(&format!("<h1>{escaped}</h1>")), "{html}");
+    assert!(!html.contains("<script>"), "{html}");
+    // A return to a client that does not exist: just "Sign in".
+    let unknown = b.get(&format!(
+        "/login?return_to={}",
+        form_encode("/authorize?client_id=nobody&response_type=code")
+    ));
+    assert_eq!(title(&unknown), "Sign in · latchkey");
+
+    login_code(&server, &mut b, "alice", &authz);
+    let home = b.get("/");
+    assert_eq!(title(&home), "Signed in · latchkey");
+    for r in [&home, &login, &unknown] {
+        assert!(!r.text().contains("latchkey · latchkey"), "{}", r.text());
+    }
 }
 
 #[test]

@@ -736,7 +736,7 @@ fn sign_in_round_trip(kind: Kind) {
     }
 
     // Logging out at latchkey ends the forward-auth session too.
-    let r = alice.get("/logout");
+    let r = alice.sign_out();
     assert_eq!(r.status, 200, "logout: {}", r.text());
     let r = p.get(path, &[HTML, (cookie.0, &cookie.1)]);
     blocked(&r, "alice's cookie after logout");

@@ -186,6 +186,34 @@ impl<'a> Browser<'a> {
         }
     }
 
+    /// Signs out as a person does: `GET url` (a `/logout` URL) shows the confirmation page
+    /// (asserted), and its form, hidden fields and all, is posted back. Returns the POST's
+    /// response.
+    pub fn sign_out_at(&mut self, url: &str) -> Response {
+        let page = self.get(url);
+        assert_eq!(page.status, 200, "logout page {url}: {}", page.text());
+        let html = page.text();
+        assert!(
+            html.contains("action=\"/logout\""),
+            "not a logout confirmation: {html}"
+        );
+        let fields: Vec<(String, String)> = inputs(&html)
+            .into_iter()
+            .filter(|(_, t, _)| t == "hidden")
+            .map(|(n, _, v)| (n, v))
+            .collect();
+        let fields: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        self.post("/logout", &fields)
+    }
+
+    /// [`Browser::sign_out_at`] `/logout`.
+    pub fn sign_out(&mut self) -> Response {
+        self.sign_out_at("/logout")
+    }
+
     /// Posts the consent form of a consent page with `decision` (approve or deny).
     pub fn decide(&mut self, consent_page: &Response, decision: &str) -> Response {
         let html = consent_page.text();
