@@ -3366,9 +3366,13 @@ fn security_events_are_in_the_audit_log_when_the_answer_arrives() {
     // Logout.
     let mut b = Browser::new(&server);
     b.set_cookie("latchkey-session", &session);
-    let r = b.post("/logout", &[]);
+    let r = b.sign_out();
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.text().contains("signed out"), "{}", r.text());
+    assert!(
+        r.text().to_lowercase().contains("signed out"),
+        "{}",
+        r.text()
+    );
     let server = crash_and_restart(server);
 
     let events = audit_events(&server);
