@@ -97,6 +97,12 @@ pub fn add(store: &mut Store, actor: &Actor, user: NewUser) -> Result<String, Op
     let target = user.username.clone();
     audited(store, actor, "user_added", &target, |s| {
         check_new(s, &user.username, &user.groups)?;
+        if let Some(e) = &user.email {
+            validate_email(e)?;
+        }
+        if let Some(n) = &user.full_name {
+            validate_field("full name", n)?;
+        }
         password::validate_new(&user.password).map_err(OpError::Invalid)?;
         let hash = password::hash(&user.password)?;
         let id = hex(&random_bytes::<16>()?);
@@ -205,6 +211,33 @@ pub struct UserUpdate {
     pub clear_groups: bool,
 }
 
+/// Checks an email address (empty clears it): at most 254 printable characters, one `@` with a
+/// local part before it and a domain after it, no spaces. Not RFC 5322's whole grammar, but
+/// what every mail system here accepts, and it refuses what is plainly not an address
+/// (`alice`, `alice@`, `a b@c`). The message quotes the input escaped, never raw.
+fn validate_email(e: &str) -> Result<(), OpError> {
+    validate_field("email", e)?;
+    if e.is_empty() {
+        return Ok(());
+    }
+    let ok = match e.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains("..")
+                && !e.chars().any(char::is_whitespace)
+        }
+        None => false,
+    };
+    if !ok {
+        return Err(OpError::Invalid(format!("{e:?} is not an email address")));
+    }
+    Ok(())
+}
+
 /// Checks an email or full name: at most 254 characters, no control characters.
 fn validate_field(what: &str, v: &str) -> Result<(), OpError> {
     if v.chars().count() > 254 || v.chars().any(char::is_control) {
@@ -239,10 +272,7 @@ pub fn update(
             ));
         }
         if let Some(e) = &change.email {
-            validate_field("email", e)?;
-            if !e.is_empty() && !e.contains('@') {
-                return Err(OpError::Invalid(format!("{e:?} is not an email address")));
-            }
+            validate_email(e)?;
         }
         if let Some(n) = &change.full_name {
             validate_field("full name", n)?;

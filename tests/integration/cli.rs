@@ -1795,3 +1795,68 @@ fn errors_under_json_are_json_with_a_code() {
         stderr(&out)
     );
 }
+
+/// An email that is not one, or a name with control characters, is refused at `user add` and
+/// `user update`, and the refusal never echoes the raw bytes to the terminal.
+#[test]
+fn emails_and_names_are_checked_and_never_echoed_raw() {
+    let dir = temp_dir("user-fields");
+    crate::support::add_user(&dir, "alice", &[]);
+    let escape = "evil\u{1b}[31mred";
+    for (args, message) in [
+        (
+            vec!["user", "update", "alice", "--email", "alice"],
+            "is not an email address",
+        ),
+        (
+            vec!["user", "update", "alice", "--email", "a b@example.org"],
+            "is not an email address",
+        ),
+        (
+            vec!["user", "update", "alice", "--email", "alice@"],
+            "is not an email address",
+        ),
+        (
+            vec!["user", "update", "alice", "--email", "a@b@example.org"],
+            "is not an email address",
+        ),
+        (
+            vec!["user", "update", "alice", "--name", escape],
+            "printable",
+        ),
+        (
+            vec!["user", "update", "alice", "--email", escape],
+            "printable",
+        ),
+    ] {
+        let out = latchkey(&dir, &args);
+        assert_exit(&out, 2, &format!("{args:?}"));
+        let err = stderr(&out);
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert!(
+            !err.contains('\u{1b}'),
+            "{args:?} echoed a raw escape: {err:?}"
+        );
+    }
+    for (email, message) in [("bob", "is not an email address"), (escape, "printable")] {
+        let out = crate::support::latchkey_stdin(
+            &dir,
+            &["user", "add", "bob", "--email", email, "--password-stdin"],
+            "correct horse battery staple\n",
+        );
+        assert_exit(&out, 2, email);
+        assert!(
+            stderr(&out).contains(message),
+            "{email:?}: {}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains('\u{1b}'));
+    }
+    let shown: Value =
+        serde_json::from_str(&latchkey_ok(&dir, &["user", "show", "alice", "--json"])).unwrap();
+    assert_eq!(shown["email"], Value::Null, "nothing was changed: {shown}");
+    latchkey_ok(
+        &dir,
+        &["user", "update", "alice", "--email", "alice@example.org"],
+    );
+}
