@@ -513,10 +513,32 @@ impl Default for Settings {
 /// Parses and range-checks a setting value.
 pub fn parse_setting(setting: Setting, raw: &str) -> Result<i64, Error> {
     let spec = setting.spec();
-    let n: i64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| Error::Usage(format!("{}: {raw:?} is not a whole number", spec.key)))?;
+    let text = raw.trim();
+    // A duration may carry its unit (`12h`, `90d`); a bare number is in the setting's own unit,
+    // which `settings list` names.
+    let n: i64 = match text.parse() {
+        Ok(n) => n,
+        Err(_) if spec.unit != Unit::Count && text.starts_with(|c: char| c.is_ascii_digit()) => {
+            let secs = crate::timefmt::parse_duration(text)
+                .map_err(|m| Error::Usage(format!("{}: {m}", spec.key)))?;
+            match spec.unit {
+                Unit::Days if secs % 86_400 != 0 => {
+                    return Err(Error::Usage(format!(
+                        "{}: {text:?} is not a whole number of days",
+                        spec.key
+                    )));
+                }
+                Unit::Days => secs / 86_400,
+                _ => secs,
+            }
+        }
+        Err(_) => {
+            return Err(Error::Usage(format!(
+                "{}: {raw:?} is not a whole number",
+                spec.key
+            )));
+        }
+    };
     if n < spec.min || n > spec.max {
         let unit = match spec.unit {
             Unit::Seconds => " s",

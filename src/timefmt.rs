@@ -78,3 +78,29 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 }
+
+/// Reads a duration written with its unit: `90s`, `15m` (or `15min`), `12h`, `30d`, `2w`, in
+/// seconds. A bare number is refused (`90` is 90 seconds to one reader and 90 days to
+/// another), and so is an unknown unit.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s, 15m, 12h or 30d"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        "" => return Err(format!("{s:?} has no unit: write {s}s, {s}m, {s}h or {s}d")),
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit {unit:?} (use s, m, h, d or w)"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is out of range"))
+}

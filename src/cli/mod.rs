@@ -196,32 +196,11 @@ fn init(data_dir: &std::path::Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Parses a duration flag: `90s`, `15m` (or `15min`), `12h`, `30d`, `2w` into seconds. A bare
-/// number is refused: `--expires-in 90` means 90 days to some and 90 seconds to others, so the
-/// unit is always written. Ranges are the operations' business.
+/// Parses a duration flag: a number with its unit (`90s`, `15m`, `12h`, `30d`, `2w`), in
+/// seconds; a bare number is refused (see [`crate::timefmt::parse_duration`]). Ranges are the
+/// operations' business.
 pub fn parse_seconds(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 90s, 15m, 12h or 30d"))?;
-    let mult = match unit {
-        "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 604_800,
-        "" => {
-            return Err(format!("{s:?} has no unit: write {s}s, {s}m, {s}h or {s}d"));
-        }
-        _ => {
-            return Err(format!(
-                "{s:?}: unknown unit {unit:?} (use s, m, h, d or w)"
-            ));
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is out of range"))
+    crate::timefmt::parse_duration(s)
 }
 
 /// Prints a value as pretty JSON.

@@ -1860,3 +1860,32 @@ fn emails_and_names_are_checked_and_never_echoed_raw() {
         &["user", "update", "alice", "--email", "alice@example.org"],
     );
 }
+
+/// A duration setting takes a unit like every duration flag (`12h`, `30d`); a bare number is in
+/// the unit `settings list` names for it.
+#[test]
+fn duration_settings_take_units() {
+    let dir = temp_dir("settings-units");
+    crate::support::init_data_dir(&dir);
+    for (key, value, stored) in [
+        ("session.idle_ttl", "30m", "1800"),
+        ("session.ttl", "12h", "43200"),
+        ("audit.retention_days", "30d", "30"),
+        ("token.access_ttl", "900", "900"),
+    ] {
+        latchkey_ok(&dir, &["settings", "set", key, value]);
+        assert_eq!(
+            latchkey_ok(&dir, &["settings", "get", key]).trim(),
+            stored,
+            "{key} {value}"
+        );
+    }
+    for (key, value) in [
+        ("token.access_ttl", "10x"),
+        ("audit.retention_days", "36h"),
+        ("http.max_connections", "10s"),
+    ] {
+        let out = latchkey(&dir, &["settings", "set", key, value]);
+        assert_exit(&out, 2, &format!("{key} {value}"));
+    }
+}
