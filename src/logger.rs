@@ -10,6 +10,8 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 struct Logger {
     level: LevelFilter,
     json: bool,
+    /// A CLI command's messages: `latchkey: warning: …`, for a person at a terminal.
+    cli: bool,
 }
 
 impl Log for Logger {
@@ -28,6 +30,16 @@ impl Log for Logger {
             Level::Debug => "DEBUG",
             Level::Trace => "TRACE",
         };
+        if self.cli {
+            let kind = if record.level() == Level::Warn {
+                "warning"
+            } else {
+                "error"
+            };
+            let line = format!("latchkey: {kind}: {}\n", record.args());
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            return;
+        }
         let ts = crate::timefmt::rfc3339(crate::timefmt::now());
         let line = if self.json {
             let mut l = serde_json::json!({
@@ -61,7 +73,27 @@ pub fn init(level: Option<&str>, json: bool) {
         Some("trace") => LevelFilter::Trace,
         _ => LevelFilter::Info,
     };
-    if log::set_boxed_logger(Box::new(Logger { level, json })).is_ok() {
+    if log::set_boxed_logger(Box::new(Logger {
+        level,
+        json,
+        cli: false,
+    }))
+    .is_ok()
+    {
+        log::set_max_level(level);
+    }
+}
+
+/// Installs the logger of a CLI command: warnings and errors only, as `latchkey: warning: …`.
+pub fn init_cli() {
+    let level = LevelFilter::Warn;
+    if log::set_boxed_logger(Box::new(Logger {
+        level,
+        json: false,
+        cli: true,
+    }))
+    .is_ok()
+    {
         log::set_max_level(level);
     }
 }

@@ -150,7 +150,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     if !matches!(cli.command, Command::Serve(_)) {
         // Warnings of the operations layer (an audit event that could not be written) reach
         // the admin on standard error; `serve` sets up its own logger from its flags.
-        crate::logger::init(Some("warn"), false);
+        crate::logger::init_cli();
     }
     let data_dir = match cli.data_dir {
         Some(d) => d,

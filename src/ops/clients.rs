@@ -230,6 +230,7 @@ pub fn add(store: &mut Store, actor: &Actor, mut spec: ClientSpec) -> Result<Add
     let target = spec.name.clone();
     audited(store, actor, "client_added", &target, |store| {
         validate(&mut spec)?;
+        super::groups::warn_if_new(store, &spec.allowed_groups, "the client")?;
         let client_id = hex(&random_bytes::<16>()?);
         let secret = if spec.public {
             None
@@ -334,6 +335,7 @@ pub fn update(
         spec.skip_consent = skip_consent.unwrap_or(spec.skip_consent);
         spec.id_token_alg = id_token_alg.unwrap_or(spec.id_token_alg);
         validate(&mut spec)?;
+        super::groups::warn_if_new(store, &spec.allowed_groups, "the client")?;
         store
             .update_client(&spec.row(&client.client_id, client.secret_hash), now())
             .map_err(|e| match e {

@@ -175,3 +175,19 @@ pub fn remove(
         Ok((info.group, refs))
     })
 }
+
+/// Warns (on the log; the CLI shows warnings on standard error) about each group in `names`
+/// that does not exist yet: naming it creates it, empty, which is right for a group whose
+/// members come later but is also what a typo does.
+pub fn warn_if_new(store: &Store, names: &[String], what: &str) -> Result<(), OpError> {
+    for g in names {
+        if crate::store::groups::removed_group_id(g).is_none() && store.group_by_name(g)?.is_none()
+        {
+            log::warn!(
+                "group {g:?} does not exist yet: {what} creates it with no members \
+                 (latchkey group list shows the groups there are)"
+            );
+        }
+    }
+    Ok(())
+}

@@ -87,6 +87,7 @@ pub fn add(store: &mut Store, actor: &Actor, rule: NewRule) -> Result<i64, OpErr
         let subject = match &rule.action {
             Action::AllowGroup(g) => {
                 validate_group(g).map_err(OpError::Invalid)?;
+                super::groups::warn_if_new(store, std::slice::from_ref(g), "the rule")?;
                 Some(store.ensure_group(g, now)?.to_string())
             }
             Action::AllowUser(u) => Some(

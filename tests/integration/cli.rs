@@ -1889,3 +1889,52 @@ fn duration_settings_take_units() {
         assert_exit(&out, 2, &format!("{key} {value}"));
     }
 }
+
+/// Naming a group that does not exist yet (a typo, or members to come) warns, in rules and
+/// clients alike; naming an existing one does not.
+#[test]
+fn naming_a_group_that_does_not_exist_warns() {
+    let dir = temp_dir("group-warn");
+    crate::support::add_user(&dir, "alice", &["--group", "family"]);
+    let rule = |group: &str| {
+        latchkey(
+            &dir,
+            &[
+                "rule",
+                "add",
+                "--host",
+                "app.example.org",
+                "--allow-group",
+                group,
+            ],
+        )
+    };
+    let out = rule("famliy");
+    assert_exit(&out, 0, "rule with a new group");
+    assert!(
+        stderr(&out).contains("group \"famliy\" does not exist yet"),
+        "{}",
+        stderr(&out)
+    );
+    let out = rule("family");
+    assert_exit(&out, 0, "rule with an existing group");
+    assert!(!stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    let out = latchkey(
+        &dir,
+        &[
+            "client",
+            "add",
+            "app",
+            "--grant",
+            "client_credentials",
+            "--allow-group",
+            "staff",
+        ],
+    );
+    assert_exit(&out, 0, "client with a new group");
+    assert!(
+        stderr(&out).contains("group \"staff\" does not exist yet"),
+        "{}",
+        stderr(&out)
+    );
+}
