@@ -62,23 +62,6 @@ pub fn rfc3339(unix: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_rfc9110_example() {
-        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(rfc3339(784_111_777), "1994-11-06T08:49:37Z");
-    }
-
-    #[test]
-    fn formats_epoch_and_leap_day() {
-        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    }
-}
-
 /// Reads a duration written with its unit: `90s`, `15m` (or `15min`), `12h`, `30d`, `2w`, in
 /// seconds. A bare number is refused (`90` is 90 seconds to one reader and 90 days to
 /// another), and so is an unknown unit.
@@ -103,4 +86,21 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("{s:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc9110_example() {
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(rfc3339(784_111_777), "1994-11-06T08:49:37Z");
+    }
+
+    #[test]
+    fn formats_epoch_and_leap_day() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
 }
