@@ -3,15 +3,14 @@
 //! [`crate::ops::apikeys`]; this file parses, calls and prints.
 
 use clap::{Args, Subcommand};
-use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::ops::Actor;
 use crate::ops::apikeys::{self, NewKey};
+use crate::ops::view;
 use crate::store::Store;
-use crate::store::apikeys::ApiKeyRow;
 use crate::timefmt::{now, rfc3339};
 
 #[derive(Subcommand, Debug)]
@@ -19,18 +18,11 @@ pub enum ApiKeyCmd {
     /// Create a key; prints it once
     Create(CreateArgs),
     /// List keys (never the keys themselves)
-    List {
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Show one key (by id, or the newest key with this name)
     Show {
         /// The key: its id, or the name of its newest key
         key: String,
-        /// Print JSON instead of text
-        #[arg(long)]
-        json: bool,
     },
     /// Revoke a key at once (a running server stops accepting it within a second); by name,
     /// every key of that name that still works (after rotations there may be several)
@@ -45,9 +37,6 @@ pub enum ApiKeyCmd {
         /// How long the old key keeps working, e.g. 24h, 30m, 7d
         #[arg(long, default_value = "24h", value_parser = parse_duration)]
         grace: i64,
-        /// Print JSON instead of text
-        #[arg(long)]
-        json: bool,
     },
     /// Requests per day (UTC) of a key
     Usage {
@@ -56,9 +45,6 @@ pub enum ApiKeyCmd {
         /// How many days back
         #[arg(long, default_value_t = 30)]
         days: i64,
-        /// Print JSON instead of text
-        #[arg(long)]
-        json: bool,
     },
     /// Switch off (or back on) every key of an owning application
     Owner {
@@ -103,9 +89,6 @@ pub struct CreateArgs {
     /// Create the key even though a working key of this name exists
     #[arg(long)]
     allow_duplicate: bool,
-    /// Print JSON instead of text
-    #[arg(long)]
-    json: bool,
 }
 
 /// Parses `90d`, `12h`, `30m`, `45s` into seconds, within an API key's lifetime range.
@@ -139,30 +122,35 @@ pub fn parse_rate(s: &str) -> Result<(i64, i64), String> {
     Ok((n, window))
 }
 
-fn describe(k: &ApiKeyRow, users: &HashMap<String, String>, now: i64) -> Value {
-    json!({
-        "id": k.id,
-        "name": k.name,
-        "owner": k.owner,
-        "user": k.user_id.as_ref().map(|id| users.get(id).cloned().unwrap_or_else(|| id.clone())),
-        "prefix": k.prefix,
-        "scopes": k.scopes,
-        "rate_limit": k.rate.map(|(n, w)| json!({"requests": n, "per_seconds": w})),
-        "created_at": k.created_at,
-        "expires_at": k.expires_at,
-        "revoked_at": k.revoked_at,
-        "last_used_at": k.last_used_at,
-        "replaced_by": k.replaced_by,
-        "status": apikeys::status(k, now),
-    })
+/// Prints the key with this id as it is now (its JSON shape, with `extra` fields such as the
+/// key shown once), or the text lines.
+fn print_key(
+    store: &Store,
+    id: &str,
+    json: bool,
+    extra: &[(&str, Value)],
+    text: &[String],
+) -> Result<(), Error> {
+    if json {
+        let k = apikeys::find(store, id)?;
+        let mut v = view::apikey(&k, &apikeys::user_names(store)?, now());
+        for (field, value) in extra {
+            v = view::with(v, field, value.clone());
+        }
+        super::print_json(&v);
+    } else {
+        for line in text {
+            out!("{line}");
+        }
+    }
+    Ok(())
 }
 
-pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
+pub fn run(store: &mut Store, cmd: ApiKeyCmd, json: bool) -> Result<(), Error> {
     let actor = Actor::cli();
     let now = now();
     match cmd {
         ApiKeyCmd::Create(a) => {
-            let json = a.json;
             let m = apikeys::create(
                 store,
                 &actor,
@@ -176,23 +164,19 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
                     allow_duplicate: a.allow_duplicate,
                 },
             )?;
-            if json {
-                super::print_json(&json!({
-                    "id": m.id, "name": m.name, "owner": m.owner, "key": m.key,
-                    "prefix": m.prefix, "scopes": m.scopes, "expires_at": m.expires_at,
-                }));
-            } else {
-                out!("id:   {}", m.id);
-                out!("key:  {}", m.key);
-                out!("Store the key now: it is shown only once (latchkey keeps only its hash).");
-            }
+            let text = [
+                format!("id:   {}", m.id),
+                format!("key:  {}", m.key),
+                "Store the key now: it is shown only once (latchkey keeps only its hash).".into(),
+            ];
+            print_key(store, &m.id, json, &[("key", m.key.clone().into())], &text)?;
         }
-        ApiKeyCmd::List { json } => {
+        ApiKeyCmd::List => {
             let keys = apikeys::list(store)?;
             let users = apikeys::user_names(store)?;
             if json {
                 super::print_json(&Value::Array(
-                    keys.iter().map(|k| describe(k, &users, now)).collect(),
+                    keys.iter().map(|k| view::apikey(k, &users, now)).collect(),
                 ));
             } else {
                 out!(
@@ -223,10 +207,10 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
                 }
             }
         }
-        ApiKeyCmd::Show { key, json } => {
+        ApiKeyCmd::Show { key } => {
             let k = apikeys::find(store, &key)?;
             if json {
-                super::print_json(&describe(&k, &apikeys::user_names(store)?, now));
+                super::print_json(&view::apikey(&k, &apikeys::user_names(store)?, now));
             } else {
                 out!("id:         {}", k.id);
                 out!("name:       {}", k.name);
@@ -259,6 +243,16 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
         }
         ApiKeyCmd::Revoke { key } => {
             let ids = apikeys::revoke(store, &actor, &key)?;
+            if json {
+                // Every key revoked, in its one shape (a name may have had several).
+                let users = apikeys::user_names(store)?;
+                let mut revoked = Vec::new();
+                for id in &ids {
+                    revoked.push(view::apikey(&apikeys::find(store, id)?, &users, now));
+                }
+                super::print_json(&Value::Array(revoked));
+                return Ok(());
+            }
             for id in &ids {
                 out!("revoked {id}");
             }
@@ -266,25 +260,26 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
                 out!("{} key(s) named {key} revoked", ids.len());
             }
         }
-        ApiKeyCmd::Rotate { key, grace, json } => {
+        ApiKeyCmd::Rotate { key, grace } => {
             let r = apikeys::rotate(store, &actor, &key, grace)?;
-            if json {
-                super::print_json(&json!({
-                    "id": r.new.id, "name": r.new.name, "owner": r.new.owner, "key": r.new.key,
-                    "prefix": r.new.prefix, "replaces": r.replaces,
-                    "old_key_expires_at": r.old_key_expires_at,
-                }));
-            } else {
-                out!("id:   {}", r.new.id);
-                out!("key:  {}", r.new.key);
-                out!(
+            let text = [
+                format!("id:   {}", r.new.id),
+                format!("key:  {}", r.new.key),
+                format!(
                     "The old key {} keeps working until {}.",
                     r.replaces,
                     rfc3339(r.old_key_expires_at)
-                );
-            }
+                ),
+            ];
+            // The new key in its one shape, with the key shown once and what it replaces.
+            let extra = [
+                ("key", r.new.key.clone().into()),
+                ("replaces", r.replaces.clone().into()),
+                ("old_key_expires_at", r.old_key_expires_at.into()),
+            ];
+            print_key(store, &r.new.id, json, &extra, &text)?;
         }
-        ApiKeyCmd::Usage { key, days, json } => {
+        ApiKeyCmd::Usage { key, days } => {
             let (k, rows) = apikeys::usage(store, &key, days)?;
             if json {
                 let rows: Vec<Value> = rows
@@ -306,13 +301,36 @@ pub fn run(store: &mut Store, cmd: ApiKeyCmd) -> Result<(), Error> {
         ApiKeyCmd::Owner { cmd } => match cmd {
             OwnerCmd::Disable { owner } => {
                 apikeys::set_owner_disabled(store, &actor, &owner, true)?;
-                out!("keys of {owner} are switched off");
+                print_owner(
+                    store,
+                    &owner,
+                    json,
+                    &format!("keys of {owner} are switched off"),
+                )?;
             }
             OwnerCmd::Enable { owner } => {
                 apikeys::set_owner_disabled(store, &actor, &owner, false)?;
-                out!("keys of {owner} work again");
+                print_owner(store, &owner, json, &format!("keys of {owner} work again"))?;
             }
         },
+    }
+    Ok(())
+}
+
+/// Prints an owner's keys as they are now (JSON: every key of the owner in its one shape), or
+/// the text line.
+fn print_owner(store: &Store, owner: &str, json: bool, text: &str) -> Result<(), Error> {
+    if json {
+        let users = apikeys::user_names(store)?;
+        let now = now();
+        let keys: Vec<Value> = apikeys::list(store)?
+            .iter()
+            .filter(|k| k.owner == owner)
+            .map(|k| view::apikey(k, &users, now))
+            .collect();
+        super::print_json(&Value::Array(keys));
+    } else {
+        out!("{text}");
     }
     Ok(())
 }

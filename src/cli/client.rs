@@ -2,11 +2,12 @@
 //! [`crate::ops::clients`]; this file parses, calls and prints.
 
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::Error;
 use crate::ops::Actor;
 use crate::ops::clients::{self, ClientChanges, ClientSpec};
+use crate::ops::view;
 use crate::store::{Client, Store};
 use crate::timefmt::rfc3339;
 
@@ -15,18 +16,11 @@ pub enum ClientCmd {
     /// Register a client; prints its client_id and, for confidential clients, its secret (once)
     Add(AddArgs),
     /// List clients
-    List {
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Show one client (by client_id or name)
     Show {
         /// The client: its client_id or name
         id: String,
-        /// Print JSON instead of text
-        #[arg(long)]
-        json: bool,
     },
     /// Change a client (by client_id or name); what is not given stays as it is
     Update(UpdateArgs),
@@ -39,9 +33,6 @@ pub enum ClientCmd {
     RotateSecret {
         /// The client: its client_id or name
         id: String,
-        /// Print JSON instead of text
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -84,9 +75,6 @@ pub struct AddArgs {
     /// Only members of this group may sign in to the app (repeatable; default: everyone)
     #[arg(long = "allow-group", value_name = "GROUP")]
     allowed_groups: Vec<String>,
-    /// Print JSON instead of text
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -151,9 +139,6 @@ pub struct UpdateArgs {
     /// The client's type, which cannot change: anything but its own type is refused
     #[arg(long, value_name = "BOOL")]
     public: Option<bool>,
-    /// Print JSON instead of text
-    #[arg(long)]
-    json: bool,
 }
 
 impl UpdateArgs {
@@ -192,24 +177,20 @@ impl UpdateArgs {
     }
 }
 
-pub fn run(store: &mut Store, cmd: ClientCmd) -> Result<(), Error> {
+pub fn run(store: &mut Store, cmd: ClientCmd, json: bool) -> Result<(), Error> {
     let actor = Actor::cli();
     match cmd {
-        ClientCmd::Add(args) => add(store, &actor, args),
+        ClientCmd::Add(args) => add(store, &actor, args, json),
         ClientCmd::Update(args) => {
-            let (id, json) = (args.id.clone(), args.json);
+            let id = args.id.clone();
             let c = clients::update(store, &actor, &id, args.changes())?;
-            if json {
-                super::print_json(&describe(&c));
-            } else {
-                print_human(&c);
-            }
+            print(&c, json);
             Ok(())
         }
-        ClientCmd::List { json } => {
+        ClientCmd::List => {
             let all = clients::list(store)?;
             if json {
-                super::print_json(&Value::Array(all.iter().map(describe).collect()));
+                super::print_json(&Value::Array(all.iter().map(view::client).collect()));
             } else {
                 out!("{:<34} {:<24} {:<13} GRANTS", "CLIENT_ID", "NAME", "TYPE");
                 for c in all {
@@ -217,35 +198,34 @@ pub fn run(store: &mut Store, cmd: ClientCmd) -> Result<(), Error> {
                         "{:<34} {:<24} {:<13} {}",
                         c.client_id,
                         c.name,
-                        if c.is_public() {
-                            "public"
-                        } else {
-                            "confidential"
-                        },
+                        kind(&c),
                         c.grant_types.join(",")
                     );
                 }
             }
             Ok(())
         }
-        ClientCmd::Show { id, json } => {
-            let c = clients::find(store, &id)?;
-            if json {
-                super::print_json(&describe(&c));
-            } else {
-                print_human(&c);
-            }
+        ClientCmd::Show { id } => {
+            print(&clients::find(store, &id)?, json);
             Ok(())
         }
         ClientCmd::Remove { id } => {
             let c = clients::remove(store, &actor, &id)?;
-            out!("removed client {} ({})", c.client_id, c.name);
+            if json {
+                super::print_json(&view::client(&c));
+            } else {
+                out!("removed client {} ({})", c.client_id, c.name);
+            }
             Ok(())
         }
-        ClientCmd::RotateSecret { id, json } => {
+        ClientCmd::RotateSecret { id } => {
             let (c, secret) = clients::rotate_secret(store, &actor, &id)?;
             if json {
-                super::print_json(&json!({"client_id": c.client_id, "client_secret": secret}));
+                super::print_json(&view::with(
+                    view::client(&c),
+                    "client_secret",
+                    secret.into(),
+                ));
             } else {
                 out!("client_id:     {}", c.client_id);
                 out!("client_secret: {secret}");
@@ -256,36 +236,27 @@ pub fn run(store: &mut Store, cmd: ClientCmd) -> Result<(), Error> {
     }
 }
 
-fn describe(c: &Client) -> Value {
-    json!({
-        "client_id": c.client_id,
-        "name": c.name,
-        "public": c.is_public(),
-        "grant_types": c.grant_types,
-        "scopes": c.scopes,
-        "redirect_uris": c.redirect_uris,
-        "audience": c.audience,
-        "access_token_ttl": c.access_token_ttl,
-        "require_pkce": c.require_pkce,
-        "skip_consent": c.skip_consent,
-        "id_token_alg": c.id_token_alg,
-        "post_logout_redirect_uris": c.post_logout_redirect_uris,
-        "allowed_groups": c.allowed_groups,
-        "created_at": c.created_at,
-    })
+fn kind(c: &Client) -> &'static str {
+    if c.is_public() {
+        "public"
+    } else {
+        "confidential"
+    }
+}
+
+/// Prints a client as `client show` does: its JSON shape, or text.
+fn print(c: &Client, json: bool) {
+    if json {
+        super::print_json(&view::client(c));
+    } else {
+        print_human(c);
+    }
 }
 
 fn print_human(c: &Client) {
     out!("client_id:                 {}", c.client_id);
     out!("name:                      {}", c.name);
-    out!(
-        "type:                      {}",
-        if c.is_public() {
-            "public"
-        } else {
-            "confidential"
-        }
-    );
+    out!("type:                      {}", kind(c));
     out!("grant_types:               {}", c.grant_types.join(" "));
     out!("scopes:                    {}", c.scopes.join(" "));
     out!("redirect_uris:             {}", c.redirect_uris.join(" "));
@@ -320,7 +291,7 @@ fn print_human(c: &Client) {
     out!("created:                   {}", rfc3339(c.created_at));
 }
 
-fn add(store: &mut Store, actor: &Actor, a: AddArgs) -> Result<(), Error> {
+fn add(store: &mut Store, actor: &Actor, a: AddArgs, json: bool) -> Result<(), Error> {
     let spec = ClientSpec {
         public: a.public,
         scopes: a.scopes,
@@ -335,14 +306,11 @@ fn add(store: &mut Store, actor: &Actor, a: AddArgs) -> Result<(), Error> {
         ..ClientSpec::new(&a.name, a.grants)
     };
     let added = clients::add(store, actor, spec)?;
-    if a.json {
-        let out = match &added.secret {
-            Some(s) => {
-                json!({"client_id": added.client_id, "client_secret": s, "name": added.name})
-            }
-            None => json!({"client_id": added.client_id, "name": added.name}),
-        };
-        super::print_json(&out);
+    if json {
+        // The registered client in its one shape, with the secret shown this once.
+        let c = clients::find(store, &added.client_id)?;
+        let secret = added.secret.clone().map_or(Value::Null, Value::from);
+        super::print_json(&view::with(view::client(&c), "client_secret", secret));
     } else {
         out!("client_id:     {}", added.client_id);
         match &added.secret {

@@ -2,29 +2,23 @@
 //! rules and clients that name them. The operations are in [`crate::ops::groups`].
 
 use clap::Subcommand;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::Error;
 use crate::ops::Actor;
-use crate::ops::groups::{self, GroupInfo};
-use crate::store::{Group, Store};
+use crate::ops::groups;
+use crate::ops::view;
+use crate::store::Store;
 use crate::timefmt::rfc3339;
 
 #[derive(Subcommand, Debug)]
 pub enum GroupCmd {
     /// List groups with their members and what names them
-    List {
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Show one group: description, members, and the rules and clients that name it
     Show {
         /// The group
         name: String,
-        /// Print JSON instead of text
-        #[arg(long)]
-        json: bool,
     },
     /// Add a group (adding a user to a group, or naming it in a rule or client, also does)
     Add {
@@ -33,9 +27,6 @@ pub enum GroupCmd {
         /// What the group is for
         #[arg(long, default_value = "")]
         description: String,
-        /// Print the group as JSON
-        #[arg(long)]
-        json: bool,
     },
     /// Rename a group; its members, rules and clients stay with it
     Rename {
@@ -61,29 +52,14 @@ pub enum GroupCmd {
     },
 }
 
-fn describe_group(g: &Group) -> Value {
-    json!({
-        "id": g.id,
-        "name": g.name,
-        "description": g.description,
-        "created_at": g.created_at,
-    })
-}
-
-fn describe(i: &GroupInfo) -> Value {
-    let mut v = describe_group(&i.group);
-    if let Some(o) = v.as_object_mut() {
-        o.insert("members".into(), json!(i.members));
-        o.insert(
-            "rules".into(),
-            json!(i.rules.iter().map(|r| r.id).collect::<Vec<_>>()),
-        );
-        o.insert(
-            "clients".into(),
-            json!(i.clients.iter().map(|c| &c.client_id).collect::<Vec<_>>()),
-        );
+/// Prints the group as it is now: its JSON shape, or the text line.
+fn print_group(store: &Store, name: &str, json: bool, text: &str) -> Result<(), Error> {
+    if json {
+        super::print_json(&view::group(&groups::show(store, name)?));
+    } else {
+        out!("{text}");
     }
-    v
+    Ok(())
 }
 
 fn or_dash(v: Vec<String>) -> String {
@@ -94,13 +70,13 @@ fn or_dash(v: Vec<String>) -> String {
     }
 }
 
-pub fn run(store: &mut Store, cmd: GroupCmd) -> Result<(), Error> {
+pub fn run(store: &mut Store, cmd: GroupCmd, json: bool) -> Result<(), Error> {
     let actor = Actor::cli();
     match cmd {
-        GroupCmd::List { json } => {
+        GroupCmd::List => {
             let all = groups::list(store)?;
             if json {
-                super::print_json(&Value::Array(all.iter().map(describe).collect()));
+                super::print_json(&Value::Array(all.iter().map(view::group).collect()));
             } else if all.is_empty() {
                 out!("no groups");
             } else {
@@ -123,10 +99,10 @@ pub fn run(store: &mut Store, cmd: GroupCmd) -> Result<(), Error> {
                 }
             }
         }
-        GroupCmd::Show { name, json } => {
+        GroupCmd::Show { name } => {
             let i = groups::show(store, &name)?;
             if json {
-                super::print_json(&describe(&i));
+                super::print_json(&view::group(&i));
             } else {
                 out!("group:       {}", i.group.name);
                 out!("id:          {}", i.group.id);
@@ -151,27 +127,23 @@ pub fn run(store: &mut Store, cmd: GroupCmd) -> Result<(), Error> {
                 );
             }
         }
-        GroupCmd::Add {
-            name,
-            description,
-            json,
-        } => {
+        GroupCmd::Add { name, description } => {
             let g = groups::add(store, &actor, &name, &description)?;
-            if json {
-                super::print_json(&describe_group(&g));
-            } else {
-                out!("added group {} (id {})", g.name, g.id);
-            }
+            let text = format!("added group {} (id {})", g.name, g.id);
+            print_group(store, &g.name, json, &text)?;
         }
         GroupCmd::Rename { name, new_name } => {
             let g = groups::update(store, &actor, &name, Some(new_name.as_str()), None)?;
-            out!("renamed group {name} to {} (id {} unchanged)", g.name, g.id);
+            let text = format!("renamed group {name} to {} (id {} unchanged)", g.name, g.id);
+            print_group(store, &g.name, json, &text)?;
         }
         GroupCmd::Describe { name, description } => {
             let g = groups::update(store, &actor, &name, None, Some(description.as_str()))?;
-            out!("described group {}", g.name);
+            print_group(store, &g.name, json, &format!("described group {}", g.name))?;
         }
         GroupCmd::Remove { name, yes } => {
+            // Shown as it was, before it goes.
+            let before = groups::show(store, &name)?;
             let (g, refs) = groups::remove(store, &actor, &name, yes)?;
             if !refs.is_empty() {
                 eprintln!(
@@ -180,7 +152,11 @@ pub fn run(store: &mut Store, cmd: GroupCmd) -> Result<(), Error> {
                     refs.join(", ")
                 );
             }
-            out!("removed group {}", g.name);
+            if json {
+                super::print_json(&view::group(&before));
+            } else {
+                out!("removed group {}", g.name);
+            }
         }
     }
     Ok(())

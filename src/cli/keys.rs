@@ -9,54 +9,37 @@
 //! waiting stops signing when that one starts, and is published `KEEP_AFTER_SIGNING` longer.
 
 use clap::Subcommand;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::ops::Actor;
-use crate::ops::keys;
+use crate::ops::{keys, view};
 use crate::store::Store;
 use crate::timefmt::{now, rfc3339};
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCmd {
     /// List signing keys (next, active, retiring and retired) and when each changes
-    List {
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Publish a new key now; it signs once cached JWKS have expired (jwks.max_age)
     Rotate {
         /// Sign with the new key at once (an emergency: resource servers that cached the JWKS
         /// refuse its tokens until they fetch it again, for up to jwks.max_age)
         #[arg(long)]
         now: bool,
-        /// Print JSON instead of text
-        #[arg(long)]
-        json: bool,
     },
 }
 
-pub fn run(store: &mut Store, cmd: KeysCmd) -> Result<(), Error> {
+pub fn run(store: &mut Store, cmd: KeysCmd, json: bool) -> Result<(), Error> {
     let now = now();
     let actor = Actor::cli();
     match cmd {
-        KeysCmd::List { json } => {
+        KeysCmd::List => {
             let keys = keys::list(store, now)?;
             if json {
-                let out: Vec<_> = keys
-                    .iter()
-                    .map(|k| {
-                        let t = &k.times;
-                        json!({
-                            "kid": k.kid, "alg": k.alg, "status": k.status,
-                            "created_at": k.created_at, "retire_after": k.retire_after,
-                            "signing_from": t.signing_from, "signing_until": t.signing_until,
-                            "published_until": t.published_until,
-                        })
-                    })
-                    .collect();
-                super::print_json(&json!(out));
+                super::print_json(&json!(
+                    keys.iter().map(view::signing_key).collect::<Vec<_>>()
+                ));
             } else {
                 let time = |t: Option<i64>| t.map(rfc3339).unwrap_or_else(|| "-".into());
                 out!(
@@ -83,7 +66,7 @@ pub fn run(store: &mut Store, cmd: KeysCmd) -> Result<(), Error> {
                 }
             }
         }
-        KeysCmd::Rotate { now: true, json } => {
+        KeysCmd::Rotate { now: true } => {
             let done = keys::rotate_now(store, &actor, now)?;
             let cost = format!(
                 "the new keys sign now: resource servers that cached the JWKS before the rotation \
@@ -92,6 +75,7 @@ pub fn run(store: &mut Store, cmd: KeysCmd) -> Result<(), Error> {
             );
             if json {
                 super::print_json(&json!({
+                    "keys": new_keys(store, &done.created, now)?,
                     "active": done.created, "previous_retire_after": done.retire_after,
                     "withdrawn": done.withdrawn, "stale_for": done.max_age,
                 }));
@@ -110,10 +94,11 @@ pub fn run(store: &mut Store, cmd: KeysCmd) -> Result<(), Error> {
                 );
             }
         }
-        KeysCmd::Rotate { now: false, json } => {
+        KeysCmd::Rotate { now: false } => {
             let done = keys::rotate(store, &actor, now)?;
             if json {
                 super::print_json(&json!({
+                    "keys": new_keys(store, &done.kids, now)?,
                     "next": done.kids, "signing_from": done.activate_at,
                     "previous_retire_after": done.retire_after,
                 }));
@@ -134,4 +119,13 @@ pub fn run(store: &mut Store, cmd: KeysCmd) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The keys a rotation created, in the shape `keys list` prints.
+fn new_keys(store: &mut Store, kids: &[String], now: i64) -> Result<Vec<Value>, Error> {
+    Ok(keys::list(store, now)?
+        .iter()
+        .filter(|k| kids.contains(&k.kid))
+        .map(view::signing_key)
+        .collect())
 }

@@ -1,5 +1,6 @@
-//! The command line: one subcommand group per file. Every command that prints data takes
-//! `--json`. Exit codes: 0 ok, 1 the operation failed, 2 a usage error or something named that
+//! The command line: one subcommand group per file. Every command takes `--json` (a global
+//! flag): what it shows, creates, changes or removes is printed in the one shape of its object
+//! type ([`crate::ops::view`]). Exit codes: 0 ok, 1 the operation failed, 2 a usage error or something named that
 //! does not exist. With `--json`, an error is `{"error": {"code", "message"}}` on stderr.
 //!
 //! Output goes through [`out!`], not `println!`: a closed standard output (`latchkey audit |
@@ -61,9 +62,15 @@ pub struct Cli {
     #[arg(long, global = true, env = "LATCHKEY_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
-    /// Print which database the command uses (to standard error)
+    /// Print which database the command uses (to standard error; with --json as a JSON
+    /// object, {"database": PATH})
     #[arg(short, long, global = true)]
     verbose: bool,
+
+    /// Print JSON instead of text: the object shown, created, changed or removed, and errors as
+    /// {"error": {"code", "message"}} on standard error
+    #[arg(long, global = true)]
+    json: bool,
 
     #[command(subcommand)]
     command: Command,
@@ -129,7 +136,7 @@ pub fn main() -> ExitCode {
                 source = s.source();
             }
             // A script that asked for JSON gets the error as JSON too, on standard error.
-            if std::env::args_os().any(|a| a == "--json") {
+            if wants_json() {
                 let body = serde_json::json!({"error": {"code": e.code(), "message": msg}});
                 eprintln!("{body}");
             } else {
@@ -140,9 +147,18 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Whether the command line asked for JSON, read from the arguments themselves so an error
+/// from parsing them is JSON too.
+fn wants_json() -> bool {
+    std::env::args_os()
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
 fn run(cli: Cli) -> Result<(), Error> {
+    let json = cli.json;
     if let Command::Healthcheck(args) = cli.command {
-        return ops::healthcheck(args);
+        return ops::healthcheck(args, json);
     }
     if let Command::Man { dir } = &cli.command {
         return man::run(dir);
@@ -157,25 +173,27 @@ fn run(cli: Cli) -> Result<(), Error> {
         None => crate::config::default_data_dir()?,
     };
     if cli.verbose {
-        eprintln!(
-            "using database {}",
-            crate::ops::installation::database_path(&data_dir).display()
-        );
+        let db = crate::ops::installation::database_path(&data_dir);
+        if json {
+            eprintln!("{}", serde_json::json!({"database": db}));
+        } else {
+            eprintln!("using database {}", db.display());
+        }
     }
     match cli.command {
-        Command::Serve(args) => serve::run(data_dir, args),
-        Command::Init => init(&data_dir),
-        Command::Client(cmd) => client::run(&mut open(&data_dir)?, cmd),
-        Command::User(cmd) => user::run(&mut open(&data_dir)?, cmd),
-        Command::Group(cmd) => group::run(&mut open(&data_dir)?, cmd),
-        Command::Apikey(cmd) => apikey::run(&mut open(&data_dir)?, cmd),
-        Command::Rule(cmd) => rule::run(&mut open(&data_dir)?, cmd),
-        Command::Keys(cmd) => keys::run(&mut open(&data_dir)?, cmd),
-        Command::Settings(cmd) => settings::run(&mut open(&data_dir)?, cmd),
-        Command::Audit(args) => ops::audit(&open(&data_dir)?, args),
-        Command::Backup(args) => ops::backup(&mut open(&data_dir)?, &data_dir, args),
-        Command::Restore(args) => ops::restore(&data_dir, args),
-        Command::Check(args) => ops::check(&data_dir, args),
+        Command::Serve(args) => serve::run(data_dir, args, json),
+        Command::Init => init(&data_dir, json),
+        Command::Client(cmd) => client::run(&mut open(&data_dir)?, cmd, json),
+        Command::User(cmd) => user::run(&mut open(&data_dir)?, cmd, json),
+        Command::Group(cmd) => group::run(&mut open(&data_dir)?, cmd, json),
+        Command::Apikey(cmd) => apikey::run(&mut open(&data_dir)?, cmd, json),
+        Command::Rule(cmd) => rule::run(&mut open(&data_dir)?, cmd, json),
+        Command::Keys(cmd) => keys::run(&mut open(&data_dir)?, cmd, json),
+        Command::Settings(cmd) => settings::run(&mut open(&data_dir)?, cmd, json),
+        Command::Audit(args) => ops::audit(&open(&data_dir)?, args, json),
+        Command::Backup(args) => ops::backup(&mut open(&data_dir)?, &data_dir, args, json),
+        Command::Restore(args) => ops::restore(&data_dir, args, json),
+        Command::Check(args) => ops::check(&data_dir, args, json),
         Command::Healthcheck(_) | Command::Man { .. } => Ok(()),
     }
 }
@@ -187,11 +205,18 @@ fn open(data_dir: &std::path::Path) -> Result<Store, Error> {
 }
 
 /// `latchkey init`: the data directory and an empty database, as the first `serve` makes them.
-fn init(data_dir: &std::path::Path) -> Result<(), Error> {
+fn init(data_dir: &std::path::Path, json: bool) -> Result<(), Error> {
     use crate::ops::installation::Initialised;
-    match crate::ops::installation::init(data_dir)? {
-        Initialised::Created(db) => out!("created {}", db.display()),
-        Initialised::Existed(db) => out!("{} already exists; nothing changed", db.display()),
+    let (db, created) = match crate::ops::installation::init(data_dir)? {
+        Initialised::Created(db) => (db, true),
+        Initialised::Existed(db) => (db, false),
+    };
+    if json {
+        print_json(&serde_json::json!({"database": db, "created": created}));
+    } else if created {
+        out!("created {}", db.display());
+    } else {
+        out!("{} already exists; nothing changed", db.display());
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ pub struct RestoreArgs {
 
 /// `latchkey healthcheck`: exit 0 if `GET /healthz` on the listen address answers 200 within
 /// three seconds, 1 otherwise. Uses no shell, curl or wget, so it works in a minimal container.
-pub fn healthcheck(a: HealthcheckArgs) -> Result<(), Error> {
+pub fn healthcheck(a: HealthcheckArgs, json: bool) -> Result<(), Error> {
     let addr: SocketAddr = a
         .listen
         .to_socket_addrs()
@@ -42,7 +42,11 @@ pub fn healthcheck(a: HealthcheckArgs) -> Result<(), Error> {
     let (addr, line) = crate::http::probe::healthz(addr, Duration::from_secs(3))
         .map_err(|f| Error::io(format!("{} {}", f.what, f.addr), f.source))?;
     if line.starts_with("HTTP/1.1 200 ") {
-        out!("healthy: {addr}");
+        if json {
+            super::print_json(&serde_json::json!({"healthy": true, "address": addr.to_string()}));
+        } else {
+            out!("healthy: {addr}");
+        }
         Ok(())
     } else {
         Err(Error::Msg(format!("unhealthy: {addr} answered {line:?}")))
@@ -52,8 +56,13 @@ pub fn healthcheck(a: HealthcheckArgs) -> Result<(), Error> {
 /// `latchkey backup FILE`: a consistent snapshot of the whole database, taken while the server
 /// keeps running (see [`crate::ops::data::backup`]). `-` writes it to standard output, through
 /// a temporary file in the data directory.
-pub fn backup(store: &mut Store, data_dir: &Path, a: BackupArgs) -> Result<(), Error> {
+pub fn backup(store: &mut Store, data_dir: &Path, a: BackupArgs, json: bool) -> Result<(), Error> {
     if a.file.as_os_str() == "-" {
+        if json {
+            return Err(Error::Usage(
+                "backup - writes the database itself to standard output: leave out --json".into(),
+            ));
+        }
         let mut file = crate::ops::data::backup_stream(store, &Actor::cli(), data_dir)?;
         let mut out = std::io::stdout().lock();
         std::io::copy(&mut file, &mut out)
@@ -62,6 +71,12 @@ pub fn backup(store: &mut Store, data_dir: &Path, a: BackupArgs) -> Result<(), E
         return Ok(());
     }
     crate::ops::data::backup(store, &Actor::cli(), &a.file)?;
+    if json {
+        let bytes = std::fs::metadata(&a.file).map(|m| m.len()).ok();
+        let file = crate::ops::installation::absolute(&a.file);
+        super::print_json(&serde_json::json!({"file": file, "bytes": bytes}));
+        return Ok(());
+    }
     out!(
         "backup written to {} (a complete database: put it back with latchkey restore {} while latchkey is stopped)",
         a.file.display(),
@@ -72,8 +87,17 @@ pub fn backup(store: &mut Store, data_dir: &Path, a: BackupArgs) -> Result<(), E
 
 /// `latchkey restore FILE`: puts a backup in place of the database while the server is
 /// stopped (see [`crate::ops::data::restore`]).
-pub fn restore(data_dir: &Path, a: RestoreArgs) -> Result<(), Error> {
+pub fn restore(data_dir: &Path, a: RestoreArgs, json: bool) -> Result<(), Error> {
     let done = crate::ops::data::restore(data_dir, &Actor::cli(), &a.file)?;
+    if json {
+        super::print_json(&serde_json::json!({
+            "file": crate::ops::installation::absolute(&a.file),
+            "database": done.database,
+            "schema_version": done.schema_version,
+            "kept": done.kept,
+        }));
+        return Ok(());
+    }
     out!(
         "restored {} to {} (schema version {})",
         a.file.display(),
@@ -92,18 +116,15 @@ pub struct CheckArgs {
     /// stored by the first serve --issuer]
     #[arg(long, env = "LATCHKEY_ISSUER")]
     issuer: Option<String>,
-    /// Print JSON instead of text
-    #[arg(long)]
-    json: bool,
 }
 
 /// `latchkey check`: looks at the data directory, the database (read-only: nothing is migrated
 /// or created), the signing keys and the issuer, prints what it found, and exits 1 if anything
 /// needs fixing.
-pub fn check(data_dir: &Path, a: CheckArgs) -> Result<(), Error> {
+pub fn check(data_dir: &Path, a: CheckArgs, json: bool) -> Result<(), Error> {
     let lines = crate::ops::data::check(data_dir, a.issuer.as_deref());
     let problems = lines.iter().filter(|c| !c.ok).count();
-    if a.json {
+    if json {
         let items: Vec<serde_json::Value> = lines
             .iter()
             .map(|c| serde_json::json!({"ok": c.ok, "message": c.message}))
@@ -128,25 +149,15 @@ pub struct AuditArgs {
     /// At most this many events (the newest)
     #[arg(long, default_value_t = 1000)]
     limit: i64,
-    /// Print JSON instead of text
-    #[arg(long)]
-    json: bool,
 }
 
 /// `latchkey audit`: sign-ins, failures, lockouts, tokens issued and administrative changes.
 /// Events the server queued reach the database within a few seconds.
-pub fn audit(store: &Store, a: AuditArgs) -> Result<(), Error> {
+pub fn audit(store: &Store, a: AuditArgs, json: bool) -> Result<(), Error> {
     let since = crate::timefmt::now() - a.since;
     let events = store.audit_since(since, a.limit.clamp(1, 1_000_000))?;
-    if a.json {
-        let rows: Vec<serde_json::Value> = events
-            .iter()
-            .map(|e| {
-                serde_json::json!({"time": e.time, "actor": e.actor, "action": e.action,
-                                   "target": e.target, "outcome": e.outcome, "address": e.address,
-                                   "count": e.count})
-            })
-            .collect();
+    if json {
+        let rows = events.iter().map(crate::ops::view::audit_event).collect();
         super::print_json(&serde_json::Value::Array(rows));
     } else {
         for e in events {

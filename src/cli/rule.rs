@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::forward::rules::Action;
-use crate::ops::Actor;
 use crate::ops::rules::{self, Decision, NewRule, Probe, Verdict};
+use crate::ops::{Actor, OpError, view};
 use crate::store::Store;
 
 #[derive(Subcommand, Debug)]
@@ -17,11 +17,7 @@ pub enum RuleCmd {
     /// Add a rule at the end of the list
     Add(AddArgs),
     /// List rules in evaluation order
-    List {
-        /// Print JSON instead of a list
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Remove a rule
     Remove {
         /// The rule's id (as `rule list` shows it)
@@ -80,7 +76,18 @@ pub struct AddArgs {
     scope: Option<String>,
 }
 
-pub fn run(store: &mut Store, cmd: RuleCmd) -> Result<(), Error> {
+/// The rule with this id in its one shape, with its place in the order.
+fn rule_view(store: &Store, id: i64) -> Result<Value, Error> {
+    let list = rules::list(store)?;
+    let (i, r) = list
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.id == id)
+        .ok_or_else(|| OpError::NotFound(format!("no rule {id}")))?;
+    Ok(view::rule(r, i + 1))
+}
+
+pub fn run(store: &mut Store, cmd: RuleCmd, json: bool) -> Result<(), Error> {
     let actor = Actor::cli();
     match cmd {
         RuleCmd::Add(a) => {
@@ -103,20 +110,17 @@ pub fn run(store: &mut Store, cmd: RuleCmd) -> Result<(), Error> {
                 scope: a.scope,
             };
             let id = rules::add(store, &actor, rule)?;
-            out!("added rule {id}");
+            if json {
+                super::print_json(&rule_view(store, id)?);
+            } else {
+                out!("added rule {id}");
+            }
         }
-        RuleCmd::List { json } => {
+        RuleCmd::List => {
             let list = rules::list(store)?;
             if json {
-                let rows: Vec<Value> = list
-                    .iter()
-                    .map(|r| {
-                        let (action, _) = rules::action_parts(&r.action);
-                        json!({"id": r.id, "host": r.host, "path": r.path, "method": r.method,
-                               "action": action, "subject": r.subject, "scope": r.scope.as_ref().map(|s| s.join(" "))})
-                    })
-                    .collect();
-                super::print_json(&Value::Array(rows));
+                let rows = list.iter().enumerate().map(|(i, r)| view::rule(r, i + 1));
+                super::print_json(&Value::Array(rows.collect()));
             } else if list.is_empty() {
                 out!("no rules: forward auth denies everything");
             } else {
@@ -126,35 +130,61 @@ pub fn run(store: &mut Store, cmd: RuleCmd) -> Result<(), Error> {
             }
         }
         RuleCmd::Remove { id } => {
+            // Shown as it was, before it goes (a missing rule is the operation's error).
+            let before = rule_view(store, id).ok();
             rules::remove(store, &actor, id)?;
-            out!("removed rule {id}");
+            match before {
+                Some(v) if json => super::print_json(&v),
+                _ => out!("removed rule {id}"),
+            }
         }
         RuleCmd::Move { id, to } => {
             let place = rules::move_rule(store, &actor, id, to)?;
-            out!("rule {id} is now number {place}");
+            if json {
+                super::print_json(&rule_view(store, id)?);
+            } else {
+                out!("rule {id} is now number {place}");
+            }
         }
         RuleCmd::Test { url, user, method } => {
-            match rules::test(store, &Probe { url, user, method })? {
-                Decision::Ambiguous { path, why } => out!(
-                    "DENY: the path {path:?} is ambiguous ({why}); forward auth refuses it \
-                     before any rule"
+            // (decision, the deciding rule, the line a person reads)
+            let (decision, rule, line) = match rules::test(store, &Probe { url, user, method })? {
+                Decision::Ambiguous { path, why } => (
+                    "deny",
+                    None,
+                    format!(
+                        "DENY: the path {path:?} is ambiguous ({why}); forward auth refuses it \
+                         before any rule"
+                    ),
                 ),
                 Decision::NoMatch {
                     method,
                     shown,
                     path,
-                } => out!("DENY: no rule matches {method} {shown}{path}"),
+                } => (
+                    "deny",
+                    None,
+                    format!("DENY: no rule matches {method} {shown}{path}"),
+                ),
                 Decision::Decided { rule, verdict } => {
-                    let verdict = match verdict {
-                        Verdict::Bypass => "ALLOW (no sign-in needed)".to_string(),
-                        Verdict::Deny => "DENY".to_string(),
-                        Verdict::SignInRequired => "SIGN-IN REQUIRED".to_string(),
-                        Verdict::Disabled(u) => format!("DENY ({u} is disabled)"),
-                        Verdict::Allow(u) => format!("ALLOW {u}"),
-                        Verdict::NotAdmitted(u) => format!("DENY ({u} is not admitted)"),
+                    let (decision, verdict) = match verdict {
+                        Verdict::Bypass => ("allow", "ALLOW (no sign-in needed)".to_string()),
+                        Verdict::Deny => ("deny", "DENY".to_string()),
+                        Verdict::SignInRequired => {
+                            ("sign_in_required", "SIGN-IN REQUIRED".to_string())
+                        }
+                        Verdict::Disabled(u) => ("deny", format!("DENY ({u} is disabled)")),
+                        Verdict::Allow(u) => ("allow", format!("ALLOW {u}")),
+                        Verdict::NotAdmitted(u) => ("deny", format!("DENY ({u} is not admitted)")),
                     };
-                    out!("{verdict}: decided by rule {rule}");
+                    let line = format!("{verdict}: decided by rule {rule}");
+                    (decision, Some(rule), line)
                 }
+            };
+            if json {
+                super::print_json(&json!({"decision": decision, "rule": rule, "message": line}));
+            } else {
+                out!("{line}");
             }
         }
     }

@@ -70,7 +70,9 @@ fn resolve(s: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{s:?} resolves to no address"))
 }
 
-pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
+/// Runs the server. With `--json`, log lines are JSON (as `--log-format json`) and so is the
+/// announcement: `{"listening_on": URL}`.
+pub fn run(data_dir: PathBuf, args: ServeArgs, json: bool) -> Result<(), Error> {
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
         (None, None) => None,
@@ -87,12 +89,16 @@ pub fn run(data_dir: PathBuf, args: ServeArgs) -> Result<(), Error> {
         metrics_listen: args.metrics_listen,
         tls,
         log_level: args.log_level,
-        log_json: args.log_format == "json",
+        log_json: json || args.log_format == "json",
     };
     crate::server::start::run(config, |url| {
         // The machine-readable announcement scripts and tests wait for.
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "listening on {url}");
+        if json {
+            let _ = writeln!(out, "{}", serde_json::json!({ "listening_on": url }));
+        } else {
+            let _ = writeln!(out, "listening on {url}");
+        }
         let _ = out.flush();
     })
 }

@@ -5,17 +5,13 @@ use serde_json::json;
 
 use crate::config::{Setting, TextSetting};
 use crate::error::Error;
-use crate::ops::{Actor, settings};
+use crate::ops::{Actor, settings, view};
 use crate::store::Store;
 
 #[derive(Subcommand, Debug)]
 pub enum SettingsCmd {
     /// List every setting with its value and default
-    List {
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Print one setting's value
     Get {
         /// The setting, e.g. session.idle_ttl (`settings list` names them all)
@@ -35,36 +31,24 @@ pub enum SettingsCmd {
     },
 }
 
-pub fn run(store: &mut Store, cmd: SettingsCmd) -> Result<(), Error> {
+/// Prints one setting as it is now: its JSON shape, or the text line.
+fn print_setting(store: &Store, key: &str, json: bool, text: &str) -> Result<(), Error> {
+    if json {
+        let current = settings::current(store)?;
+        let v = view::setting(&current, key).unwrap_or(serde_json::Value::Null);
+        super::print_json(&v);
+    } else {
+        out!("{text}");
+    }
+    Ok(())
+}
+
+pub fn run(store: &mut Store, cmd: SettingsCmd, json: bool) -> Result<(), Error> {
     match cmd {
-        SettingsCmd::List { json } => {
+        SettingsCmd::List => {
             let current = settings::current(store)?;
             if json {
-                let rows: Vec<_> = Setting::ALL
-                    .into_iter()
-                    .map(|s| {
-                        let spec = s.spec();
-                        json!({
-                            "key": spec.key,
-                            "value": current.get(s),
-                            "default": spec.default,
-                            "help": spec.help,
-                            "unit": spec.unit.as_str(),
-                            "applies": spec.applies.as_str(),
-                        })
-                    })
-                    .chain(TextSetting::ALL.into_iter().map(|s| {
-                        json!({
-                            "key": s.key(),
-                            "value": current.text(s),
-                            "default": "",
-                            "help": s.help(),
-                            "unit": "path",
-                            "applies": s.applies().as_str(),
-                        })
-                    }))
-                    .collect();
-                super::print_json(&json!(rows));
+                super::print_json(&json!(view::settings(&current)));
             } else {
                 for s in Setting::ALL {
                     let spec = s.spec();
@@ -96,16 +80,16 @@ pub fn run(store: &mut Store, cmd: SettingsCmd) -> Result<(), Error> {
             }
         }
         SettingsCmd::Get { key } => {
-            let (_, value) = settings::get(store, &key)?;
-            out!("{value}");
+            let (key, value) = settings::get(store, &key)?;
+            print_setting(store, key, json, &value)?;
         }
         SettingsCmd::Set { key, value } => {
             let (key, value) = settings::set(store, &Actor::cli(), &key, &value)?;
-            out!("{key} = {value}");
+            print_setting(store, key, json, &format!("{key} = {value}"))?;
         }
         SettingsCmd::Unset { key } => {
             let (key, default) = settings::unset(store, &Actor::cli(), &key)?;
-            out!("{key} = {default} (default)");
+            print_setting(store, key, json, &format!("{key} = {default} (default)"))?;
         }
     }
     Ok(())

@@ -6,10 +6,10 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::error::Error;
-use crate::ops::sessions::{self, SessionInfo, Which};
+use crate::ops::sessions::{self, Which};
 use crate::ops::users::{self, NewUser, UserUpdate};
-use crate::ops::{Actor, OpError};
-use crate::store::{Store, User};
+use crate::ops::{Actor, OpError, view};
+use crate::store::Store;
 use crate::timefmt::rfc3339;
 
 #[derive(Subcommand, Debug)]
@@ -17,18 +17,11 @@ pub enum UserCmd {
     /// Add a user (asks for the password twice on a terminal, or reads it with --password-stdin)
     Add(AddArgs),
     /// List users
-    List {
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Show one user
     Show {
         /// The username
         name: String,
-        /// Print JSON instead of text
-        #[arg(long)]
-        json: bool,
     },
     /// Set a new password (ends the user's sessions and revokes their refresh tokens)
     Passwd {
@@ -82,9 +75,6 @@ pub enum SessionCmd {
     List {
         /// The username
         name: String,
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
     },
     /// End one session (by the id `session list` shows) or all of them: the browser must sign
     /// in again, and its forward-auth sessions end too; tokens already issued to apps stay
@@ -107,9 +97,6 @@ pub enum ConsentCmd {
     List {
         /// The username
         name: String,
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
     },
     /// Forget the user's consent to an app (by client_id or name) and revoke the grants it led
     /// to: the app's refresh tokens stop working, and the user is asked again at the next
@@ -156,9 +143,6 @@ pub struct UpdateArgs {
     /// Leave the user in no group
     #[arg(long, conflicts_with = "groups")]
     no_groups: bool,
-    /// Print the user as JSON
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -177,9 +161,6 @@ pub struct AddArgs {
     /// Read the password from the first line of standard input
     #[arg(long)]
     password_stdin: bool,
-    /// Print JSON instead of text
-    #[arg(long)]
-    json: bool,
 }
 
 /// Reads a new password from stdin (first line) or, on a terminal, twice without echo. Its rules
@@ -209,29 +190,20 @@ fn read_new_password(from_stdin: bool) -> Result<String, Error> {
     Ok(pw)
 }
 
-fn describe(u: &User) -> Value {
-    json!({
-        "sub": u.id,
-        "username": u.username,
-        "email": u.email,
-        "name": u.name,
-        "groups": u.groups,
-        "disabled": u.disabled,
-        "created_at": u.created_at,
-    })
+/// Prints the user with this `sub` as it is now: its JSON shape, or the text line.
+fn print_user(store: &Store, sub: &str, json: bool, text: &str) -> Result<(), Error> {
+    if json {
+        let u = store
+            .user(sub)?
+            .ok_or_else(|| OpError::NotFound(format!("no user with sub {sub}")))?;
+        super::print_json(&view::user(&u));
+    } else {
+        out!("{text}");
+    }
+    Ok(())
 }
 
-fn describe_session(s: &SessionInfo) -> Value {
-    json!({
-        "id": s.id,
-        "auth_time": s.auth_time,
-        "last_seen_at": s.last_seen_at,
-        "expires_at": s.expires_at,
-        "forward_auth_sessions": s.forward_sessions,
-    })
-}
-
-pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
+pub fn run(store: &mut Store, cmd: UserCmd, json: bool) -> Result<(), Error> {
     let actor = Actor::cli();
     match cmd {
         UserCmd::Add(a) => {
@@ -247,16 +219,12 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
             };
             let name = new.username.clone();
             let id = users::add(store, &actor, new)?;
-            if a.json {
-                super::print_json(&json!({"sub": id, "username": name}));
-            } else {
-                out!("added user {name} (sub {id})");
-            }
+            print_user(store, &id, json, &format!("added user {name} (sub {id})"))?;
         }
-        UserCmd::List { json } => {
+        UserCmd::List => {
             let all = users::list(store)?;
             if json {
-                super::print_json(&Value::Array(all.iter().map(describe).collect()));
+                super::print_json(&Value::Array(all.iter().map(view::user).collect()));
             } else {
                 out!("{:<24} {:<34} {:<9} GROUPS", "USERNAME", "SUB", "STATUS");
                 for u in all {
@@ -270,10 +238,10 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
                 }
             }
         }
-        UserCmd::Show { name, json } => {
+        UserCmd::Show { name } => {
             let u = users::find(store, &name)?;
             if json {
-                super::print_json(&describe(&u));
+                super::print_json(&view::user(&u));
             } else {
                 out!("username: {}", u.username);
                 out!("sub:      {}", u.id);
@@ -294,18 +262,19 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
             users::check_set_password(store, &actor, &name)?;
             let pw = read_new_password(password_stdin)?;
             let u = users::set_password(store, &actor, &name, &pw)?;
-            out!(
+            let text = format!(
                 "password changed for {}; their sessions were ended",
                 u.username
             );
+            print_user(store, &u.id, json, &text)?;
         }
         UserCmd::Disable { name } => {
             let u = users::disable(store, &actor, &name)?;
-            out!("disabled {}", u.username);
+            print_user(store, &u.id, json, &format!("disabled {}", u.username))?;
         }
         UserCmd::Enable { name } => {
             let u = users::enable(store, &actor, &name)?;
-            out!("enabled {}", u.username);
+            print_user(store, &u.id, json, &format!("enabled {}", u.username))?;
         }
         UserCmd::Remove { name, yes } => {
             let (u, refs) = users::remove(store, &actor, &name, yes)?;
@@ -316,7 +285,11 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
                     refs.join(", ")
                 );
             }
-            out!("removed {}", u.username);
+            if json {
+                super::print_json(&view::user(&u));
+            } else {
+                out!("removed {}", u.username);
+            }
         }
         UserCmd::Update(a) => {
             let change = UserUpdate {
@@ -326,8 +299,8 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
                 clear_groups: a.no_groups,
             };
             let u = users::update(store, &actor, &a.name, change)?;
-            if a.json {
-                super::print_json(&describe(&u));
+            if json {
+                super::print_json(&view::user(&u));
             } else {
                 out!(
                     "updated {}: email {}, name {}, groups {}",
@@ -344,33 +317,34 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
         }
         UserCmd::Rename { name, new_name } => {
             let u = users::rename(store, &actor, &name, &new_name)?;
-            out!(
+            let text = format!(
                 "renamed {} to {new_name} (sub {} unchanged)",
-                u.username,
-                u.id
+                u.username, u.id
             );
+            print_user(store, &u.id, json, &text)?;
         }
         UserCmd::Group(GroupCmd::Add { name, group }) => {
             let u = users::add_group(store, &actor, &name, &group)?;
-            out!("{} is in group {group}", u.username);
+            print_user(
+                store,
+                &u.id,
+                json,
+                &format!("{} is in group {group}", u.username),
+            )?;
         }
         UserCmd::Group(GroupCmd::Remove { name, group }) => {
             let (u, was_member) = users::remove_group(store, &actor, &name, &group)?;
-            if was_member {
-                out!("{} left group {group}", u.username);
+            let text = if was_member {
+                format!("{} left group {group}", u.username)
             } else {
-                out!("{} was not in group {group}", u.username);
-            }
+                format!("{} was not in group {group}", u.username)
+            };
+            print_user(store, &u.id, json, &text)?;
         }
-        UserCmd::Consent(ConsentCmd::List { name, json }) => {
+        UserCmd::Consent(ConsentCmd::List { name }) => {
             let (u, rows) = users::consents(store, &name)?;
             if json {
-                let rows: Vec<Value> = rows
-                    .iter()
-                    .map(|c| {
-                        json!({"client_id": c.client_id, "scope": c.scope, "created_at": c.created_at})
-                    })
-                    .collect();
+                let rows = rows.iter().map(|c| view::consent(&u.username, c)).collect();
                 super::print_json(&Value::Array(rows));
             } else if rows.is_empty() {
                 out!("{} has not approved any app", u.username);
@@ -382,7 +356,13 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
         }
         UserCmd::Consent(ConsentCmd::Revoke { name, client }) => {
             let r = users::revoke_consent(store, &actor, &name, &client)?;
-            if r.forgotten == 0 {
+            if json {
+                super::print_json(&json!({
+                    "username": r.user.username,
+                    "client_id": r.client.client_id,
+                    "forgotten": r.forgotten,
+                }));
+            } else if r.forgotten == 0 {
                 out!(
                     "{} had not approved {}; its grants are revoked anyway",
                     r.user.username,
@@ -396,10 +376,10 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
                 );
             }
         }
-        UserCmd::Session(SessionCmd::List { name, json }) => {
+        UserCmd::Session(SessionCmd::List { name }) => {
             let (u, list) = sessions::list(store, &name)?;
             if json {
-                super::print_json(&Value::Array(list.iter().map(describe_session).collect()));
+                super::print_json(&Value::Array(list.iter().map(view::session).collect()));
             } else if list.is_empty() {
                 out!("{} has no sessions", u.username);
             } else {
@@ -434,6 +414,10 @@ pub fn run(store: &mut Store, cmd: UserCmd) -> Result<(), Error> {
                 }
             };
             let (u, n) = sessions::end(store, &actor, &name, &which)?;
+            if json {
+                super::print_json(&json!({"username": u.username, "ended": n}));
+                return Ok(());
+            }
             match which {
                 Which::One(id) => out!("ended session {id} of {}", u.username),
                 Which::All => out!("ended {n} session(s) of {}", u.username),

@@ -45,6 +45,7 @@ pub mod rules;
 pub mod sessions;
 pub mod settings;
 pub mod users;
+pub mod view;
 
 use std::fmt;
 

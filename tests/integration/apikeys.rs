@@ -446,11 +446,15 @@ fn create_prints_a_well_formed_key_once_and_stores_only_its_digest() {
         assert_eq!(k.created["prefix"], k.key[..11], "{}", k.created);
     }
     assert_ne!(a.key, b.key);
+    // `apikey create --json` prints the key in the shape `apikey show` does, plus the key.
+    let created_at = a.created["created_at"].as_i64().unwrap();
     assert_eq!(
         a.created,
         json!({
             "id": a.id, "name": "backup-job", "owner": "backup-job", "key": a.key,
             "prefix": &a.key[..11], "scopes": ["read", "write"], "expires_at": null,
+            "user": null, "rate_limit": null, "created_at": created_at, "revoked_at": null,
+            "last_used_at": null, "replaced_by": null, "status": "active",
         })
     );
     assert_eq!(b.created["owner"], "uptime");

@@ -1938,3 +1938,328 @@ fn naming_a_group_that_does_not_exist_warns() {
         stderr(&out)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// One JSON shape per object type
+// ---------------------------------------------------------------------------------------------
+
+/// The field names of a JSON object, sorted.
+fn fields(v: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// `fields` of `v` without the named ones (a secret shown once, which the other commands of
+/// the type never print).
+fn fields_without(v: &Value, once: &[&str]) -> Vec<String> {
+    for f in once {
+        assert!(v.get(f).is_some(), "{f} missing from {v}");
+    }
+    fields(v)
+        .into_iter()
+        .filter(|f| !once.contains(&f.as_str()))
+        .collect()
+}
+
+/// Every command that shows, lists, creates, changes or removes an object prints it with
+/// `--json` in the same shape: the fields of `show` (plus the secret a create or rotation
+/// shows once). Each assertion names the command whose shape differs.
+#[test]
+fn every_command_prints_each_object_type_in_one_json_shape() {
+    let dir = temp_dir("json-shapes").join("data");
+    crate::support::init_data_dir(&dir);
+    let stdin_json = |args: &[&str], input: &str| -> Value {
+        let out = crate::support::latchkey_stdin(&dir, args, input);
+        assert_exit(&out, 0, &format!("{args:?}"));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let same = |what: &str, shape: &[String], v: &Value| {
+        assert_eq!(&fields(v), shape, "{what} --json differs from show: {v}");
+    };
+
+    // Users.
+    let pw = "correct horse battery staple\n";
+    let added = stdin_json(
+        &[
+            "user",
+            "add",
+            "alice",
+            "--group",
+            "family",
+            "--password-stdin",
+            "--json",
+        ],
+        pw,
+    );
+    let user = fields(&json_out(&dir, &["user", "show", "alice", "--json"]));
+    assert!(user.contains(&"sub".to_string()), "{user:?}");
+    same("user add", &user, &added);
+    same(
+        "user list",
+        &user,
+        &json_out(&dir, &["user", "list", "--json"])[0],
+    );
+    for args in [
+        &["user", "update", "alice", "--email", "alice@example.org"][..],
+        &["user", "disable", "alice"],
+        &["user", "enable", "alice"],
+        &["user", "group", "add", "alice", "admins"],
+        &["user", "group", "remove", "alice", "admins"],
+        &["user", "rename", "alice", "alicia"],
+    ] {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let v = json_out(&dir, &args);
+        same(&args[..2].join(" "), &user, &v);
+        assert_eq!(v["sub"], added["sub"], "{args:?} names the same person");
+    }
+    let renamed = json_out(&dir, &["user", "show", "alicia", "--json"]);
+    assert_eq!(renamed["username"], "alicia");
+    assert_eq!(renamed["email"], "alice@example.org");
+    same(
+        "user passwd",
+        &user,
+        &stdin_json(
+            &["user", "passwd", "alicia", "--password-stdin", "--json"],
+            "another good passphrase\n",
+        ),
+    );
+
+    // Clients: add and rotate-secret add the secret, shown once; a public client's is null.
+    let c = json_out(
+        &dir,
+        &[
+            "client",
+            "add",
+            "grafana",
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            "https://grafana.example.org/cb",
+            "--json",
+        ],
+    );
+    let id = c["client_id"].as_str().unwrap().to_string();
+    let client = fields(&json_out(&dir, &["client", "show", &id, "--json"]));
+    assert_eq!(fields_without(&c, &["client_secret"]), client, "client add");
+    assert!(c["client_secret"].is_string(), "{c}");
+    let public = json_out(
+        &dir,
+        &[
+            "client",
+            "add",
+            "spa",
+            "--public",
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            "https://spa.example.org/cb",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        fields(&public),
+        fields(&c),
+        "public and confidential client add"
+    );
+    assert_eq!(public["client_secret"], Value::Null);
+    same(
+        "client list",
+        &client,
+        &json_out(&dir, &["client", "list", "--json"])[0],
+    );
+    let updated = json_out(
+        &dir,
+        &["client", "update", &id, "--skip-consent", "true", "--json"],
+    );
+    same("client update", &client, &updated);
+    assert_eq!(updated["skip_consent"], true);
+    let rotated = json_out(&dir, &["client", "rotate-secret", &id, "--json"]);
+    assert_eq!(
+        fields_without(&rotated, &["client_secret"]),
+        client,
+        "client rotate-secret"
+    );
+    assert_ne!(rotated["client_secret"], c["client_secret"]);
+    same(
+        "client remove",
+        &client,
+        &json_out(&dir, &["client", "remove", "spa", "--json"]),
+    );
+
+    // API keys: create and rotate add the key (rotate also what it replaces); revoking by name
+    // lists every key it revoked.
+    let k = json_out(&dir, &["apikey", "create", "backup", "--json"]);
+    let key = fields(&json_out(&dir, &["apikey", "show", "backup", "--json"]));
+    assert_eq!(fields_without(&k, &["key"]), key, "apikey create");
+    same(
+        "apikey list",
+        &key,
+        &json_out(&dir, &["apikey", "list", "--json"])[0],
+    );
+    let r = json_out(&dir, &["apikey", "rotate", "backup", "--json"]);
+    assert_eq!(
+        fields_without(&r, &["key", "replaces", "old_key_expires_at"]),
+        key,
+        "apikey rotate"
+    );
+    assert_eq!(r["replaces"], k["id"]);
+    let owner = json_out(&dir, &["apikey", "owner", "disable", "backup", "--json"]);
+    assert_eq!(owner.as_array().unwrap().len(), 2, "{owner}");
+    for v in owner.as_array().unwrap() {
+        same("apikey owner disable", &key, v);
+    }
+    let revoked = json_out(&dir, &["apikey", "revoke", "backup", "--json"]);
+    let revoked = revoked.as_array().unwrap();
+    assert_eq!(revoked.len(), 2, "both keys of the name: {revoked:?}");
+    for v in revoked {
+        same("apikey revoke", &key, v);
+        assert!(v["revoked_at"].is_i64(), "{v}");
+    }
+
+    // Groups.
+    let g = json_out(
+        &dir,
+        &["group", "add", "ops", "--description", "on call", "--json"],
+    );
+    let group = fields(&json_out(&dir, &["group", "show", "ops", "--json"]));
+    assert!(group.contains(&"members".to_string()), "{group:?}");
+    same("group add", &group, &g);
+    same(
+        "group list",
+        &group,
+        &json_out(&dir, &["group", "list", "--json"])[0],
+    );
+    same(
+        "group describe",
+        &group,
+        &json_out(&dir, &["group", "describe", "ops", "pager duty", "--json"]),
+    );
+    let renamed = json_out(&dir, &["group", "rename", "ops", "oncall", "--json"]);
+    same("group rename", &group, &renamed);
+    assert_eq!(renamed["id"], g["id"]);
+    same(
+        "group remove",
+        &group,
+        &json_out(&dir, &["group", "remove", "oncall", "--json"]),
+    );
+
+    // Forward-auth rules.
+    let first = json_out(
+        &dir,
+        &["rule", "add", "--host", "a.example.org", "--deny", "--json"],
+    );
+    let rule = fields(&json_out(&dir, &["rule", "list", "--json"])[0]);
+    same("rule add", &rule, &first);
+    let second = json_out(
+        &dir,
+        &[
+            "rule",
+            "add",
+            "--host",
+            "b.example.org",
+            "--allow-any-user",
+            "--json",
+        ],
+    );
+    assert_eq!(second["position"], 2);
+    let second_id = second["id"].to_string();
+    let moved = json_out(&dir, &["rule", "move", &second_id, "1", "--json"]);
+    same("rule move", &rule, &moved);
+    assert_eq!(moved["position"], 1);
+    same(
+        "rule remove",
+        &rule,
+        &json_out(&dir, &["rule", "remove", &second_id, "--json"]),
+    );
+
+    // Settings.
+    let setting = fields(&json_out(
+        &dir,
+        &["settings", "get", "session.ttl", "--json"],
+    ));
+    same(
+        "settings list",
+        &setting,
+        &json_out(&dir, &["settings", "list", "--json"])[0],
+    );
+    let set = json_out(&dir, &["settings", "set", "session.ttl", "8h", "--json"]);
+    same("settings set", &setting, &set);
+    assert_eq!(set["value"], 28_800);
+    let unset = json_out(&dir, &["settings", "unset", "session.ttl", "--json"]);
+    same("settings unset", &setting, &unset);
+    assert_eq!(unset["value"], unset["default"]);
+    same(
+        "settings set (a path)",
+        &setting,
+        &json_out(&dir, &["settings", "set", "backup.dir", "/tmp", "--json"]),
+    );
+
+    // Signing keys: a rotation prints the keys it made as `keys list` does.
+    let signing = fields(&json_out(&dir, &["keys", "list", "--json"])[0]);
+    let rotation = json_out(&dir, &["keys", "rotate", "--json"]);
+    let made = rotation["keys"].as_array().unwrap();
+    assert_eq!(made.len(), 2, "one key per algorithm: {rotation}");
+    for v in made {
+        same("keys rotate", &signing, v);
+        assert_eq!(v["status"], "next");
+    }
+
+    // Removing a user prints them as they were.
+    same(
+        "user remove",
+        &user,
+        &json_out(&dir, &["user", "remove", "alicia", "--json"]),
+    );
+}
+
+/// Commands with nothing but a result to print still print JSON with `--json`, on standard
+/// output, and nothing else there.
+#[test]
+fn commands_without_an_object_print_json_too() {
+    let dir = temp_dir("json-results").join("data");
+    let init = json_out(&dir, &["init", "--json"]);
+    assert_eq!(init["created"], true);
+    assert_eq!(json_out(&dir, &["init", "--json"])["created"], false);
+    let db = init["database"].as_str().unwrap().to_string();
+    assert!(db.ends_with("latchkey.db"), "{db}");
+
+    let file = dir.parent().unwrap().join("copy.db");
+    let backup = json_out(&dir, &["backup", file.to_str().unwrap(), "--json"]);
+    assert!(backup["bytes"].as_u64().unwrap() > 0, "{backup}");
+    let refused = latchkey(&dir, &["backup", "-", "--json"]);
+    assert_exit(&refused, 2, "backup - --json");
+    assert!(refused.stdout.is_empty());
+
+    let restored = json_out(&dir, &["restore", file.to_str().unwrap(), "--json"]);
+    assert_eq!(restored["database"], db.as_str());
+    assert!(
+        restored["kept"]
+            .as_str()
+            .unwrap()
+            .contains("before-restore")
+    );
+
+    let test = json_out(
+        &dir,
+        &["rule", "test", "https://nothing.example.org/", "--json"],
+    );
+    assert_eq!(test["decision"], "deny");
+    assert_eq!(test["rule"], Value::Null);
+
+    // -v with --json names the database as JSON on standard error.
+    let out = latchkey(&dir, &["-v", "--json", "user", "list"]);
+    assert_exit(&out, 0, "-v --json user list");
+    let said: Value = serde_json::from_str(stderr(&out).trim()).unwrap();
+    assert_eq!(said["database"], db.as_str());
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        json!([])
+    );
+}

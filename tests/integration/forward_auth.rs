@@ -2125,9 +2125,11 @@ fn rule_list_shows_the_rules_in_order() {
                action: &str,
                subject: Value,
                scope: Value| {
-        json!({"id": id, "host": host, "path": path, "method": method, "action": action,
-               "subject": subject, "scope": scope})
+        // In this list the ids are the places in the order (1 = first).
+        json!({"id": id, "position": id, "host": host, "path": path, "method": method,
+               "action": action, "subject": subject, "scope": scope})
     };
+
     let want = json!([
         row(
             1,
@@ -2688,7 +2690,9 @@ fn rule_add_accepts_ports_ip_literals_and_wildcards_in_canonical_form() {
         keys.sort();
         assert_eq!(
             keys,
-            ["action", "host", "id", "method", "path", "scope", "subject"],
+            [
+                "action", "host", "id", "method", "path", "position", "scope", "subject"
+            ],
             "rule list --json keeps its shape"
         );
     }
