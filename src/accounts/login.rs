@@ -6,6 +6,7 @@
 //! a 429 page with `Retry-After`. After a successful POST the browser is sent on with 303
 //! (RFC 9700 §4.12).
 
+use crate::accounts::mfa::Amr;
 use crate::accounts::signin::{Attempt, Outcome, authenticate};
 use crate::accounts::{csrf, session};
 use crate::app::Worker;
@@ -212,7 +213,14 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
             return ui::message(500, "Something went wrong", "Try again in a moment.");
         }
     };
-    let (cookie, hash) = match session::start(w, req, &user.id, now) {
+    let (cookie, hash) = match session::start(
+        w,
+        req,
+        &user.id,
+        now,
+        &Amr::password(),
+        session::Start::Complete,
+    ) {
         Ok(c) => c,
         Err(e) => {
             log::error!("login: {e}");

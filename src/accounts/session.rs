@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::accounts::mfa::Amr;
 use crate::app::Worker;
 use crate::crypto::{b64url_decode, random_token, sha256};
 use crate::error::Error;
@@ -30,7 +31,20 @@ const FORWARD_CACHE_SECS: i64 = 30;
 pub struct Session {
     pub hash: [u8; 32],
     pub user: User,
+    /// When the user last authenticated (the password, or a second factor given later).
     pub auth_time: i64,
+    /// How: RFC 8176 values.
+    pub amr: Amr,
+}
+
+/// How a new login session starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Signed in.
+    Complete,
+    /// The password was right; a second factor is owed before the session counts (see
+    /// [`current_pending`] and [`complete`]).
+    SecondFactorOwed,
 }
 
 fn hash_of(value: &str) -> Option<[u8; 32]> {
@@ -38,9 +52,20 @@ fn hash_of(value: &str) -> Option<[u8; 32]> {
     (value.len() == 43 && b64url_decode(value).is_some()).then(|| sha256(value.as_bytes()))
 }
 
-/// The request's live session, if any: present, not past its idle or absolute timeout, and
-/// its user exists and is enabled.
+/// The request's live session, if any: present, signed in (no second factor owed), not past
+/// its idle or absolute timeout, and its user exists and is enabled.
 pub fn current(w: &mut Worker, req: &Req, now: i64) -> Result<Option<Session>, StoreError> {
+    Ok(live(w, req, now)?.and_then(|(s, pending)| (!pending).then_some(s)))
+}
+
+/// The request's session while it still owes a second factor (the password was right), with
+/// the same checks as [`current`].
+pub fn current_pending(w: &mut Worker, req: &Req, now: i64) -> Result<Option<Session>, StoreError> {
+    Ok(live(w, req, now)?.and_then(|(s, pending)| pending.then_some(s)))
+}
+
+/// The request's login session, pending or not, and whether it is pending.
+fn live(w: &mut Worker, req: &Req, now: i64) -> Result<Option<(Session, bool)>, StoreError> {
     let secure = w.app.secure_cookies();
     let Some(hash) = cookies::get(req, cookie_name(secure)).and_then(hash_of) else {
         return Ok(None);
@@ -54,7 +79,13 @@ pub fn current(w: &mut Worker, req: &Req, now: i64) -> Result<Option<Session>, S
         return Ok(None);
     }
     let idle = w.app.settings().get(crate::config::Setting::SessionIdleTtl);
-    if row.expires_at <= now || row.last_seen_at + idle <= now {
+    // A second factor is owed within a few minutes of the password, whatever the settings.
+    let expires_at = if row.pending {
+        row.expires_at.min(row.auth_time + PENDING_TTL)
+    } else {
+        row.expires_at
+    };
+    if expires_at <= now || row.last_seen_at + idle <= now {
         w.store.delete_session(&hash)?;
         return Ok(None);
     }
@@ -67,20 +98,36 @@ pub fn current(w: &mut Worker, req: &Req, now: i64) -> Result<Option<Session>, S
     if now - row.last_seen_at >= TOUCH_AFTER {
         w.store.touch_session(&hash, now)?;
     }
-    Ok(Some(Session {
+    let session = Session {
         hash,
         user,
         auth_time: row.auth_time,
-    }))
+        amr: Amr::from_json(&row.amr),
+    };
+    Ok(Some((session, row.pending)))
 }
 
-/// Starts a session for `user_id` (ending the browser's previous one, if any); returns the
-/// `Set-Cookie` value and the new session's digest.
+/// How long a session may owe its second factor after the password.
+pub const PENDING_TTL: i64 = 300;
+
+/// Records a further factor on a session (completing a pending one, or stepping up): its `amr`
+/// becomes `amr` and `auth_time` now. Its forward-auth sessions end; the browser gets new ones.
+pub fn complete(w: &mut Worker, s: &Session, amr: &Amr, now: i64) -> Result<bool, StoreError> {
+    let done = w.store.complete_session(&s.hash, &amr.to_json(), now)?;
+    w.app.forward_sessions().clear();
+    Ok(done)
+}
+
+/// Starts a session for `user_id` signed in with `amr` (ending the browser's previous one, if
+/// any); returns the `Set-Cookie` value and the new session's digest. The session records the
+/// browser's User-Agent and address for the account page.
 pub fn start(
     w: &mut Worker,
     req: &Req,
     user_id: &str,
     now: i64,
+    amr: &Amr,
+    how: Start,
 ) -> Result<(String, [u8; 32]), Error> {
     let secure = w.app.secure_cookies();
     if let Some(old) = cookies::get(req, cookie_name(secure)).and_then(hash_of) {
@@ -89,7 +136,25 @@ pub fn start(
     let id = random_token()?;
     let ttl = w.app.settings().get(crate::config::Setting::SessionTtl);
     let hash = sha256(id.as_bytes());
-    w.store.insert_session(&hash, user_id, now, now + ttl)?;
+    let agent: String = req
+        .header_first("user-agent")
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    let address = crate::http::client_ip::client_ip(req, &w.app.config.trusted_proxies);
+    w.store
+        .insert_login_session(&crate::store::sessions::NewSession {
+            hash: &hash,
+            user_id,
+            now,
+            expires_at: now + ttl,
+            amr: &amr.to_json(),
+            pending: how == Start::SecondFactorOwed,
+            user_agent: &agent,
+            address: &address.to_string(),
+        })?;
     Ok((cookies::set(cookie_name(secure), &id, ttl, secure), hash))
 }
 

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0012_session_last_seen_at.sql"),
     include_str!("sql/0013_installation.sql"),
     GROUPS,
+    include_str!("sql/0015_second_factors.sql"),
 ];
 
 /// Groups as objects; rules and clients name users and groups by id.

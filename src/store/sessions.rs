@@ -13,6 +13,25 @@ pub struct SessionRow {
     pub expires_at: i64,
     /// For a forward-auth session, the login session it belongs to.
     pub parent: Option<[u8; 32]>,
+    /// How it was signed in: RFC 8176 `amr` values as a JSON array (`["pwd"]`).
+    pub amr: String,
+    /// The password was right but a second factor is still owed: not a sign-in yet.
+    pub pending: bool,
+}
+
+/// A new login session as [`Store::insert_login_session`] stores it.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    pub hash: &'a [u8; 32],
+    pub user_id: &'a str,
+    pub now: i64,
+    pub expires_at: i64,
+    /// `amr` values as a JSON array.
+    pub amr: &'a str,
+    pub pending: bool,
+    /// The browser's User-Agent (truncated) and the address it signed in from.
+    pub user_agent: &'a str,
+    pub address: &'a str,
 }
 
 /// A login session as an admin sees it: its digest, its times, and how many forward-auth
@@ -26,6 +45,11 @@ pub struct UserSession {
     /// The absolute timeout (the idle timeout may end it sooner).
     pub expires_at: i64,
     pub forward_sessions: i64,
+    /// `amr` values as a JSON array.
+    pub amr: String,
+    pub pending: bool,
+    pub user_agent: String,
+    pub address: String,
 }
 
 impl Store {
@@ -45,11 +69,56 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a new login session with how it was signed in and where from.
+    pub fn insert_login_session(&mut self, n: &NewSession<'_>) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO sessions (hash, user_id, auth_time, last_seen_at, expires_at, amr, \
+             pending, user_agent, address) VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                n.hash.as_slice(),
+                n.user_id,
+                n.now,
+                n.expires_at,
+                n.amr,
+                n.pending,
+                n.user_agent,
+                n.address
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Records a further sign-in on a login session (a second factor, a step-up): its `amr`
+    /// becomes `amr`, it is no longer pending, and `auth_time` becomes `now`. Forward-auth
+    /// sessions that belong to it end (the browser gets a new one carrying the new `amr`).
+    /// Returns false if the session is gone.
+    pub fn complete_session(
+        &mut self,
+        hash: &[u8; 32],
+        amr: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.with_tx(|tx| {
+            let n = exec_tx(
+                tx,
+                "UPDATE sessions SET amr = ?2, pending = 0, auth_time = ?3, last_seen_at = ?3 \
+                 WHERE hash = ?1 AND parent IS NULL",
+                params![hash.as_slice(), amr, now],
+            )?;
+            exec_tx(
+                tx,
+                "DELETE FROM sessions WHERE parent = ?1",
+                [hash.as_slice()],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
     /// The session with this digest, if it exists (expiry is the caller's to check).
     pub fn session(&self, hash: &[u8; 32]) -> Result<Option<SessionRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT s.user_id, s.auth_time, s.last_seen_at, s.expires_at, s.parent FROM sessions s \
-             WHERE s.hash = ?1 AND (s.parent IS NULL OR EXISTS \
+            "SELECT s.user_id, s.auth_time, s.last_seen_at, s.expires_at, s.parent, s.amr, \
+             s.pending FROM sessions s WHERE s.hash = ?1 AND (s.parent IS NULL OR EXISTS \
              (SELECT 1 FROM sessions p WHERE p.hash = s.parent))",
         )?;
         Ok(stmt
@@ -61,6 +130,8 @@ impl Store {
                     last_seen_at: r.get(2)?,
                     expires_at: r.get(3)?,
                     parent: parent.and_then(|p| <[u8; 32]>::try_from(p.as_slice()).ok()),
+                    amr: r.get(5)?,
+                    pending: r.get(6)?,
                 })
             })
             .optional()?)
@@ -86,8 +157,9 @@ impl Store {
         expires_at: i64,
     ) -> Result<(), StoreError> {
         self.exec(
-            "INSERT INTO sessions (hash, user_id, auth_time, last_seen_at, expires_at, parent) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO sessions (hash, user_id, auth_time, last_seen_at, expires_at, parent, amr) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+             COALESCE((SELECT amr FROM sessions WHERE hash = ?6), '[\"pwd\"]'))",
             params![
                 hash.as_slice(),
                 user_id,
@@ -116,22 +188,26 @@ impl Store {
     pub fn sessions_of(&self, user_id: &str) -> Result<Vec<UserSession>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT s.hash, s.auth_time, s.last_seen_at, s.expires_at, \
-             (SELECT count(*) FROM sessions c WHERE c.parent = s.hash) \
-             FROM sessions s WHERE s.user_id = ?1 AND s.parent IS NULL \
+             (SELECT count(*) FROM sessions c WHERE c.parent = s.hash), s.amr, s.pending, \
+             s.user_agent, s.address FROM sessions s WHERE s.user_id = ?1 AND s.parent IS NULL \
              ORDER BY s.auth_time, s.hash",
         )?;
         let rows = stmt.query_map([user_id], |r| {
             Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
+                (
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                ),
+                (r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?),
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (hash, auth_time, last_seen_at, expires_at, forward_sessions) = row?;
+            let ((hash, auth_time, last_seen_at, expires_at, forward_sessions), more) = row?;
+            let (amr, pending, user_agent, address) = more;
             let hash = <[u8; 32]>::try_from(hash.as_slice())
                 .map_err(|_| StoreError::Corrupt("a session digest is not 32 bytes".into()))?;
             out.push(UserSession {
@@ -140,6 +216,10 @@ impl Store {
                 last_seen_at,
                 expires_at,
                 forward_sessions,
+                amr,
+                pending,
+                user_agent,
+                address,
             });
         }
         Ok(out)
