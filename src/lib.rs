@@ -22,6 +22,7 @@
     )
 )]
 
+pub mod account;
 pub mod accounts;
 pub mod apikeys;
 pub mod app;

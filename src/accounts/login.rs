@@ -213,27 +213,91 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
             return ui::message(500, "Something went wrong", "Try again in a moment.");
         }
     };
-    let (cookie, hash) = match session::start(
-        w,
-        req,
-        &user.id,
-        now,
-        &Amr::password(),
-        session::Start::Complete,
-    ) {
+    // A user with a second factor gives it next: the session starts owing it, and counts as
+    // a sign-in only once it is given.
+    let factors = match w.store.second_factors(&user.id) {
+        Ok(f) => f,
+        Err(e) => {
+            log::error!("login: {e}");
+            return ui::message(500, "Something went wrong", "Try again in a moment.");
+        }
+    };
+    let how = if factors.any() {
+        session::Start::SecondFactorOwed
+    } else {
+        session::Start::Complete
+    };
+    let (cookie, hash) = match session::start(w, req, &user.id, now, &Amr::password(), how) {
         Ok(c) => c,
         Err(e) => {
             log::error!("login: {e}");
             return ui::message(500, "Something went wrong", "Try again in a moment.");
         }
     };
-    if let Some(rd) = &rd {
-        return to_forward_target(w, &hash, &user.id, now, rd, now, Some(cookie));
+    if how == session::Start::SecondFactorOwed {
+        return Resp::empty(303)
+            .with("Location", second_factor_url(&return_to, rd.as_deref()))
+            .with("Set-Cookie", cookie)
+            .with("Cache-Control", "no-store");
     }
-    Resp::empty(303)
-        .with("Location", return_to)
-        .with("Set-Cookie", cookie)
-        .with("Cache-Control", "no-store")
+    finish(
+        w,
+        &hash,
+        &user.id,
+        now,
+        &return_to,
+        rd.as_deref(),
+        now,
+        Some(cookie),
+    )
+}
+
+/// The second-factor page, carrying where the sign-in goes afterwards.
+pub fn second_factor_url(return_to: &str, rd: Option<&str>) -> String {
+    let mut pairs = vec![("return_to", return_to)];
+    if let Some(rd) = rd {
+        pairs.push(("rd", rd));
+    }
+    format!(
+        "{}?{}",
+        crate::http::router::SECOND_FACTOR,
+        crate::http::form::encode_pairs(pairs)
+    )
+}
+
+/// Sends a signed-in browser on: to the forward-auth target `rd` with a new forward-auth
+/// cookie, or to `return_to` (an `/authorize` request, or `/`). `login_cookie` is the session
+/// cookie when it was just issued.
+#[allow(clippy::too_many_arguments)]
+pub fn finish(
+    w: &mut Worker,
+    session_hash: &[u8; 32],
+    user_id: &str,
+    auth_time: i64,
+    return_to: &str,
+    rd: Option<&str>,
+    now: i64,
+    login_cookie: Option<String>,
+) -> Resp {
+    if let Some(rd) = rd {
+        return to_forward_target(w, session_hash, user_id, auth_time, rd, now, login_cookie);
+    }
+    let mut resp = Resp::empty(303)
+        .with("Location", return_to.to_string())
+        .with("Cache-Control", "no-store");
+    if let Some(c) = login_cookie {
+        resp = resp.with("Set-Cookie", c);
+    }
+    resp
+}
+
+/// The return targets a page of the sign-in carries (the login form, the second-factor
+/// form): a safe `return_to` and an allowed forward-auth `rd`.
+pub fn targets(w: &Worker, form: &Form) -> (String, Option<String>) {
+    (
+        safe_return_to(form.get("return_to").ok().flatten()),
+        forward_target(w, form),
+    )
 }
 
 /// The 429 page of a locked account or address.

@@ -27,6 +27,8 @@ pub const AUTHORIZE: &str = "/authorize";
 pub const CONSENT: &str = "/consent";
 /// The login page.
 pub const LOGIN: &str = "/login";
+/// Where a sign-in gives its second factor (after the password, or to step up).
+pub const SECOND_FACTOR: &str = "/login/second-factor";
 /// RP-initiated logout (the `end_session_endpoint`).
 pub const LOGOUT: &str = "/logout";
 /// OpenID Connect UserInfo.

@@ -15,6 +15,7 @@ pub mod apikeys;
 pub mod audit;
 mod checkpoint;
 mod clients;
+pub mod factors;
 mod fault;
 pub mod grants;
 pub mod groups;

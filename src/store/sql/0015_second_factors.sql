@@ -66,3 +66,14 @@ ALTER TABLE grants ADD COLUMN amr TEXT NOT NULL DEFAULT '["pwd"]';
 -- address it signed in from.
 ALTER TABLE sessions ADD COLUMN user_agent TEXT NOT NULL DEFAULT '';
 ALTER TABLE sessions ADD COLUMN address TEXT NOT NULL DEFAULT '';
+
+-- WebAuthn ceremonies in progress: the challenge (its SHA-256) latchkey sent, for whom and
+-- what, until it is answered once or expires. Deciding in the database keeps a challenge
+-- single-use across every worker and node.
+CREATE TABLE webauthn_challenges (
+    hash       BLOB PRIMARY KEY,
+    purpose    TEXT NOT NULL CHECK (purpose IN ('register', 'login')),
+    user_id    TEXT REFERENCES users (id) ON DELETE CASCADE,  -- NULL for a usernameless sign-in
+    expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX webauthn_challenges_expiry ON webauthn_challenges (expires_at);
