@@ -362,21 +362,33 @@ impl Setting {
     }
 }
 
-/// A setting whose value is text (a path), not a number: stored in the same table, changed
-/// with the same commands; the empty text is its default.
+/// A setting whose value is text (a path, a list of groups), not a number: stored in the same
+/// table, changed with the same commands; the empty text is its default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TextSetting {
     /// Where the scheduled backups go; empty for `<data dir>/backups`.
     BackupDir,
+    /// Groups whose members must sign in with a second factor, comma-separated; empty for
+    /// none. Renaming or removing a group updates it (see `ops::groups`).
+    MfaRequiredForGroups,
 }
 
 impl TextSetting {
     /// Every text setting, in the order `settings list` shows them (after the numbers).
-    pub const ALL: [TextSetting; 1] = [TextSetting::BackupDir];
+    pub const ALL: [TextSetting; 2] = [TextSetting::BackupDir, TextSetting::MfaRequiredForGroups];
 
     pub const fn key(self) -> &'static str {
         match self {
             TextSetting::BackupDir => "backup.dir",
+            TextSetting::MfaRequiredForGroups => "mfa.required_for_groups",
+        }
+    }
+
+    /// What the value is: `path` or `groups`.
+    pub const fn unit(self) -> &'static str {
+        match self {
+            TextSetting::BackupDir => "path",
+            TextSetting::MfaRequiredForGroups => "groups",
         }
     }
 
@@ -384,6 +396,7 @@ impl TextSetting {
     pub const fn default_meaning(self) -> &'static str {
         match self {
             TextSetting::BackupDir => "<data dir>/backups",
+            TextSetting::MfaRequiredForGroups => "(no group)",
         }
     }
 
@@ -395,6 +408,9 @@ impl TextSetting {
         match self {
             TextSetting::BackupDir => {
                 "absolute path of the directory for scheduled backups (created mode 700 if missing)"
+            }
+            TextSetting::MfaRequiredForGroups => {
+                "groups whose members must sign in with a second factor (comma-separated names)"
             }
         }
     }
@@ -422,6 +438,16 @@ pub fn parse_text_setting(setting: TextSetting, raw: &str) -> Result<String, Err
                 )));
             }
             Ok(raw.to_string())
+        }
+        TextSetting::MfaRequiredForGroups => {
+            let mut names: Vec<&str> = raw.split([',', ' ']).filter(|n| !n.is_empty()).collect();
+            for n in &names {
+                crate::accounts::validate_group(n)
+                    .map_err(|e| Error::Usage(format!("{key}: {e}")))?;
+            }
+            names.sort_unstable();
+            names.dedup();
+            Ok(names.join(","))
         }
     }
 }
@@ -469,6 +495,14 @@ impl Settings {
             })
             .collect();
         Ok(Settings { values, texts })
+    }
+
+    /// The groups of `mfa.required_for_groups`.
+    pub fn mfa_groups(&self) -> Vec<&str> {
+        self.text(TextSetting::MfaRequiredForGroups)
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .collect()
     }
 
     /// The value of a text setting; empty for its default.

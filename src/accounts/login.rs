@@ -6,7 +6,7 @@
 //! a 429 page with `Retry-After`. After a successful POST the browser is sent on with 303
 //! (RFC 9700 §4.12).
 
-use crate::accounts::mfa::Amr;
+use crate::accounts::mfa::{self, Amr};
 use crate::accounts::signin::{Attempt, Outcome, authenticate};
 use crate::accounts::{csrf, session};
 use crate::app::Worker;
@@ -114,6 +114,16 @@ pub fn show(w: &mut Worker, req: &Req, now: i64) -> Resp {
     if let Some(rd) = &rd {
         match session::current(w, req, now) {
             Ok(Some(s)) => {
+                // nginx sends a signed-in browser here too when a rule wants a second factor
+                // the session lacks: it steps up instead of going round in a circle.
+                let asked = crate::forward::redirect::requires_mfa(rd, &w.app.rules());
+                let needed = mfa::policy::required(&w.app.settings(), &s.user, asked);
+                if needed && !s.amr.is_multi_factor() {
+                    let has_factor = w.store.second_factors(&s.user.id).is_ok_and(|f| f.any());
+                    return Resp::empty(303)
+                        .with("Location", mfa::policy::step_up(has_factor, "/", Some(rd)))
+                        .with("Cache-Control", "no-store");
+                }
                 return to_forward_target(w, &s.hash, &s.user.id, s.auth_time, rd, now, None);
             }
             Ok(None) => {}

@@ -8,6 +8,7 @@ use crate::accounts::mfa::Amr;
 use crate::app::Worker;
 use crate::crypto::{b64url_decode, random_token, sha256};
 use crate::error::Error;
+use crate::forward::cache::Signed;
 use crate::http::{Req, cookies};
 use crate::store::{StoreError, User};
 
@@ -248,7 +249,7 @@ pub fn current_forward(
     w: &mut Worker,
     req: &Req,
     now: i64,
-) -> Result<Option<Arc<User>>, StoreError> {
+) -> Result<Option<Arc<Signed>>, StoreError> {
     let secure = w.app.secure_cookies();
     let Some(hash) = cookies::get(req, forward_cookie_name(secure)).and_then(hash_of) else {
         return Ok(None);
@@ -281,7 +282,10 @@ pub fn current_forward(
     if user.disabled {
         return Ok(None);
     }
-    let user = Arc::new(user);
+    let user = Arc::new(Signed {
+        user,
+        amr: Amr::from_json(&row.amr),
+    });
     w.app.forward_sessions().put(
         hash,
         Arc::clone(&user),

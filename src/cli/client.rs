@@ -75,6 +75,9 @@ pub struct AddArgs {
     /// Only members of this group may sign in to the app (repeatable; default: everyone)
     #[arg(long = "allow-group", value_name = "GROUP")]
     allowed_groups: Vec<String>,
+    /// Users must sign in with a second factor (TOTP or a passkey) to use the app
+    #[arg(long)]
+    require_mfa: bool,
 }
 
 #[derive(Args, Debug)]
@@ -139,6 +142,9 @@ pub struct UpdateArgs {
     /// The client's type, which cannot change: anything but its own type is refused
     #[arg(long, value_name = "BOOL")]
     public: Option<bool>,
+    /// Whether users must sign in with a second factor (TOTP or a passkey) to use the app
+    #[arg(long, value_name = "BOOL")]
+    require_mfa: Option<bool>,
 }
 
 impl UpdateArgs {
@@ -173,6 +179,7 @@ impl UpdateArgs {
             skip_consent: self.skip_consent,
             id_token_alg: self.id_token_alg,
             allowed_groups: list(self.allowed_groups),
+            require_mfa: self.require_mfa,
         }
     }
 }
@@ -288,6 +295,7 @@ fn print_human(c: &Client) {
             c.allowed_groups.join(" ")
         }
     );
+    out!("require_mfa:               {}", c.require_mfa);
     out!("created:                   {}", rfc3339(c.created_at));
 }
 
@@ -303,6 +311,7 @@ fn add(store: &mut Store, actor: &Actor, a: AddArgs, json: bool) -> Result<(), E
         skip_consent: a.skip_consent,
         id_token_alg: a.id_token_alg,
         allowed_groups: a.allowed_groups,
+        require_mfa: a.require_mfa,
         ..ClientSpec::new(&a.name, a.grants)
     };
     let added = clients::add(store, actor, spec)?;

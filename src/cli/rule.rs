@@ -74,6 +74,9 @@ pub struct AddArgs {
     /// Let API keys and access tokens holding these scopes in too (space-separated)
     #[arg(long)]
     scope: Option<String>,
+    /// People must have signed in with a second factor (TOTP or a passkey)
+    #[arg(long)]
+    require_mfa: bool,
 }
 
 /// The rule with this id in its one shape, with its place in the order.
@@ -108,6 +111,7 @@ pub fn run(store: &mut Store, cmd: RuleCmd, json: bool) -> Result<(), Error> {
                 method: a.method,
                 action,
                 scope: a.scope,
+                require_mfa: a.require_mfa,
             };
             let id = rules::add(store, &actor, rule)?;
             if json {

@@ -71,7 +71,7 @@ pub fn run(store: &mut Store, cmd: SettingsCmd, json: bool) -> Result<(), Error>
                         "{:<22} {:>8}  {:<7} {:<5} (default {}) {}",
                         s.key(),
                         value,
-                        "path",
+                        s.unit(),
                         s.applies().as_str(),
                         s.default_meaning(),
                         s.help()

@@ -5,13 +5,21 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::accounts::mfa::Amr;
 use crate::store::User;
 
 /// Entries kept before the cache is simply emptied (a bound, not an expected size).
 const MAX_ENTRIES: usize = 10_000;
 
-/// A cached session: its user (shared, not copied per request) and when it ends.
-type Entry = (Arc<User>, i64);
+/// The person behind a forward-auth session, and how they signed in.
+#[derive(Debug)]
+pub struct Signed {
+    pub user: User,
+    pub amr: Amr,
+}
+
+/// A cached session: who (shared, not copied per request) and when it ends.
+type Entry = (Arc<Signed>, i64);
 
 /// Session digest → entry.
 #[derive(Default)]
@@ -21,7 +29,7 @@ pub struct SessionCache {
 
 impl SessionCache {
     /// The cached user of a live session.
-    pub fn get(&self, hash: &[u8; 32], now: i64) -> Option<Arc<User>> {
+    pub fn get(&self, hash: &[u8; 32], now: i64) -> Option<Arc<Signed>> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
             .get(hash)
@@ -30,7 +38,7 @@ impl SessionCache {
     }
 
     /// Caches a session's user until `expires_at`.
-    pub fn put(&self, hash: [u8; 32], user: Arc<User>, expires_at: i64) {
+    pub fn put(&self, hash: [u8; 32], user: Arc<Signed>, expires_at: i64) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= MAX_ENTRIES {
             entries.clear();

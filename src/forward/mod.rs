@@ -2,7 +2,12 @@
 //! `auth_request`) asks `GET /api/forward-auth` about every request to an app that has no login
 //! of its own, and latchkey answers:
 //!
-//! - 200 with `Remote-User`, `Remote-Name`, `Remote-Email`, `Remote-Groups` — let it through;
+//! - 200 with `Remote-User`, `Remote-Name`, `Remote-Email`, `Remote-Groups` and, for a person,
+//!   `Remote-Amr` (how they signed in: RFC 8176 values, comma-separated, e.g. `pwd,otp,mfa`) —
+//!   let it through;
+//! - for a person who must give a second factor (the rule's `--require-mfa`, the user's or a
+//!   group's requirement) but signed in without one: a browser is sent to give it (or to enrol
+//!   one) and back; anything else gets 403;
 //! - 302 to latchkey's login page (Traefik/Caddy) or 401 (nginx, whose `error_page 401` does
 //!   the redirect) for a browser that is not signed in; 401 with a Bearer challenge for
 //!   everything else (`Accept: application/json`, scripts);
@@ -20,6 +25,7 @@ pub mod proxy;
 pub mod redirect;
 pub mod rules;
 
+use crate::accounts::mfa::{self, Amr};
 use crate::accounts::session;
 use crate::apikeys;
 use crate::app::Worker;
@@ -100,16 +106,44 @@ fn decide(w: &mut Worker, req: &Req, now: i64) -> Resp {
     if let Some(resp) = machine(w, req, rule, &orig, now) {
         return resp;
     }
-    let user = match session::current_forward(w, req, now) {
+    let signed = match session::current_forward(w, req, now) {
         Ok(u) => u,
         Err(e) => {
             log::error!("forward auth: {e}");
             return denied("latchkey could not check your session.");
         }
     };
-    match user {
-        Some(u) if rule.admits_user(&u) => admit_user(&u),
-        Some(u) => {
+    match signed {
+        Some(s) if rule.admits_user(&s.user) => {
+            let settings = w.app.settings();
+            if !mfa::policy::required(&settings, &s.user, rule.require_mfa)
+                || s.amr.is_multi_factor()
+            {
+                return admit_user(&s.user, &s.amr);
+            }
+            if !wants_html(req) {
+                return denied("This app requires signing in with a second factor.");
+            }
+            let has_factor = match w.store.second_factors(&s.user.id) {
+                Ok(f) => f.any(),
+                Err(e) => {
+                    log::error!("forward auth: {e}");
+                    return denied("latchkey could not check your session.");
+                }
+            };
+            let url = orig.url();
+            let step_up = format!(
+                "{}{}",
+                w.app.config.issuer,
+                mfa::policy::step_up(has_factor, "/", Some(&url))
+            );
+            match orig.dialect {
+                Dialect::Forwarded => Resp::empty(302).with("Location", step_up),
+                Dialect::OriginalUrl => credentials_required().with("Location", step_up),
+            }
+        }
+        Some(s) => {
+            let u = &s.user;
             log::info!(target: "latchkey::security", "forward auth: {} not admitted to {} by rule {}", u.username, orig.host, rule.id);
             // The page is served on the app's host: the link goes to latchkey's own.
             let switch = format!(
@@ -143,13 +177,14 @@ fn decide(w: &mut Worker, req: &Req, now: i64) -> Resp {
     }
 }
 
-fn admit_user(u: &User) -> Resp {
+fn admit_user(u: &User, amr: &Amr) -> Resp {
     allowed(
         &u.username,
         u.name.as_deref().unwrap_or(""),
         u.email.as_deref().unwrap_or(""),
         &u.groups,
     )
+    .with("Remote-Amr", amr.values().join(","))
 }
 
 /// An API key or access token in place of a session. `None` when the request carries neither.

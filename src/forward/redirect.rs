@@ -28,3 +28,17 @@ pub fn validate(raw: &str, rules: &RuleSet) -> Option<String> {
     let port = url.port_or_known_default()?;
     rules.protects(&host, port).then(|| url.to_string())
 }
+
+/// Whether the rule that decides a GET of `url` (an allowed return URL) requires a second
+/// factor.
+pub fn requires_mfa(url: &str, rules: &RuleSet) -> bool {
+    let Ok(url) = url::Url::parse(url) else {
+        return false;
+    };
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return false;
+    };
+    rules
+        .find(host, port, url.path(), "GET")
+        .is_some_and(|r| r.require_mfa)
+}

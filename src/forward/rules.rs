@@ -277,6 +277,8 @@ pub struct Rule {
     /// Who an allow-group or allow-user rule names, as shown: the current group name or
     /// username, or `removed group ID` / `removed user SUB` once it is gone.
     pub subject: Option<String>,
+    /// A person must have signed in with a second factor (or a user-verified passkey).
+    pub require_mfa: bool,
 }
 
 impl Rule {
@@ -320,6 +322,7 @@ impl Rule {
                     .collect()
             }),
             subject,
+            require_mfa: r.require_mfa,
         })
     }
 
@@ -347,11 +350,14 @@ impl Rule {
             Action::Bypass => "bypass (no sign-in)".into(),
             Action::Deny => "deny".into(),
         };
-        let scope = self
+        let mut scope = self
             .scope
             .as_ref()
             .map(|s| format!("; machines with scope {}", s.join(" ")))
             .unwrap_or_default();
+        if self.require_mfa {
+            scope.push_str("; second factor required");
+        }
         format!(
             "#{} {} {}{} -> {who}{scope}",
             self.id,
@@ -517,6 +523,7 @@ mod tests {
             action: Action::Deny,
             scope: None,
             subject: None,
+            require_mfa: false,
         }
     }
 

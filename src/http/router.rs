@@ -29,6 +29,8 @@ pub const CONSENT: &str = "/consent";
 pub const LOGIN: &str = "/login";
 /// Where a sign-in gives its second factor (after the password, or to step up).
 pub const SECOND_FACTOR: &str = "/login/second-factor";
+/// Where a user who must use a second factor but has none enrols one (TOTP).
+pub const ENROL_SECOND_FACTOR: &str = "/account/totp";
 /// RP-initiated logout (the `end_session_endpoint`).
 pub const LOGOUT: &str = "/logout";
 /// OpenID Connect UserInfo.

@@ -12,6 +12,7 @@
 //! `response_mode`), repeated parameters, the response type, unsupported request objects, the
 //! scope, PKCE, the nonce, `prompt` and `max_age`. Each returns its own error.
 
+use crate::accounts::mfa::{self, ACR_MFA};
 use crate::accounts::{csrf, session};
 use crate::app::Worker;
 use crate::crypto::{random_token, sha256};
@@ -62,6 +63,9 @@ pub struct AuthRequest {
     pub prompt_login: bool,
     pub prompt_consent: bool,
     pub max_age: Option<i64>,
+    /// `acr_values` names [`ACR_MFA`]: the client asks for a multi-factor sign-in (OIDC Core
+    /// §3.1.2.1; other values are voluntary and ignored).
+    pub acr_mfa: bool,
     /// The recognised parameters as received, to rebuild the request after login or consent.
     params: Vec<(&'static str, String)>,
 }
@@ -193,6 +197,11 @@ fn parse_with(
         prompt_login: prompt.login || max_age == Some(0),
         prompt_consent: prompt.consent,
         max_age,
+        acr_mfa: form
+            .get("acr_values")
+            .ok()
+            .flatten()
+            .is_some_and(|v| v.split(' ').any(|a| a == ACR_MFA)),
         params,
     })
 }
@@ -561,6 +570,9 @@ fn decide(w: &mut Worker, req: &Req, ar: &AuthRequest, now: i64) -> Result<Resp,
         }
         _ => return Ok(to_login(ar)),
     };
+    if let Some(step_up) = step_up(w, ar, &session)? {
+        return Ok(step_up);
+    }
     // A reused session passes the same checks as a fresh sign-in (oauth::policy).
     let prompt_consent = ar.prompt_consent;
     let store = &w.store;
@@ -581,6 +593,39 @@ fn decide(w: &mut Worker, req: &Req, ar: &AuthRequest, now: i64) -> Result<Resp,
         Err(Refusal::NoConsent) => consent_page(w, req, ar, &session),
         Err(refused) => Err(refused_failure(ar, &session, refused)),
     }
+}
+
+/// A second factor the user, a group of theirs, the client or the request requires: a session
+/// signed in without one steps up first (see [`mfa::policy`]) — or, under `prompt=none`, the
+/// request fails with `login_required`.
+fn step_up(
+    w: &mut Worker,
+    ar: &AuthRequest,
+    session: &session::Session,
+) -> Result<Option<Resp>, Failure> {
+    let asked = ar.client.require_mfa || ar.acr_mfa;
+    if !mfa::policy::required(&w.app.settings(), &session.user, asked)
+        || session.amr.is_multi_factor()
+    {
+        return Ok(None);
+    }
+    if ar.prompt_none {
+        return Err(refuse(
+            &ar.target,
+            ErrorCode::LoginRequired,
+            "the user must sign in with a second factor",
+        ));
+    }
+    let has_factor = w.store.second_factors(&session.user.id)?.any();
+    let return_to = format!("/authorize?{}", ar.query(true));
+    Ok(Some(
+        Resp::empty(303)
+            .with(
+                "Location",
+                mfa::policy::step_up(has_factor, &return_to, None),
+            )
+            .with("Cache-Control", "no-store"),
+    ))
 }
 
 /// The redirect for a signed-in user whom the client's rules refuse.
@@ -690,6 +735,9 @@ fn decide_consent(
     let Some(s) = session::current(w, req, now)? else {
         return Ok(to_login(ar));
     };
+    if let Some(step_up) = step_up(w, ar, &s)? {
+        return Ok(step_up);
+    }
     match form.get("decision").ok().flatten() {
         Some("approve") => {
             // The consent form can be posted for any request: the group and grant checks that
@@ -763,6 +811,7 @@ fn issue_code(
             code_challenge: ar.code_challenge.as_deref(),
             auth_time: s.auth_time,
             expires_at: now + CODE_TTL,
+            amr: &s.amr.to_json(),
         },
     )?;
     Ok(respond(
@@ -869,6 +918,7 @@ mod tests {
             id_token_alg: "RS256".into(),
             post_logout_redirect_uris: vec![],
             allowed_groups: vec![],
+            require_mfa: false,
             created_at: 0,
         }
     }

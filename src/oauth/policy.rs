@@ -101,6 +101,7 @@ mod tests {
             id_token_alg: "RS256".into(),
             post_logout_redirect_uris: vec![],
             allowed_groups: groups.iter().map(|g| g.to_string()).collect(),
+            require_mfa: false,
             created_at: 0,
         }
     }
@@ -115,6 +116,7 @@ mod tests {
             disabled,
             groups: groups.iter().map(|g| g.to_string()).collect(),
             created_at: 0,
+            mfa_required: false,
         }
     }
 

@@ -92,6 +92,7 @@ mod tests {
             id_token_alg: "RS256".into(),
             post_logout_redirect_uris: vec![],
             allowed_groups: vec![],
+            require_mfa: false,
             created_at: 0,
         }
     }

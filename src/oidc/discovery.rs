@@ -2,6 +2,7 @@
 //! (RFC 8414): what this server implements, and nothing it does not. Endpoint URLs come from
 //! the router's path constants.
 
+use crate::accounts::mfa::{ACR_MFA, ACR_SINGLE};
 use serde_json::json;
 
 use crate::app::Worker;
@@ -42,8 +43,9 @@ pub fn metadata(issuer: &str) -> serde_json::Value {
         "scopes_supported": SCOPES,
         "claims_supported": [
             "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp",
-            "name", "preferred_username", "email", "email_verified", "groups"
+            "amr", "acr", "name", "preferred_username", "email", "email_verified", "groups"
         ],
+        "acr_values_supported": [ACR_SINGLE, ACR_MFA],
         "prompt_values_supported": ["none", "login", "consent"],
         "authorization_response_iss_parameter_supported": true,
         "request_parameter_supported": false,

@@ -51,6 +51,8 @@ pub struct IdTokenSpec<'a> {
     pub scope: &'a [String],
     pub nonce: Option<&'a str>,
     pub auth_time: i64,
+    /// How the user signed in: the `amr` and `acr` claims (OIDC Core §2, RFC 8176).
+    pub amr: &'a crate::accounts::mfa::Amr,
     pub access_token: &'a str,
     pub ttl: i64,
 }
@@ -69,6 +71,8 @@ pub fn issue(app: &App, spec: &IdTokenSpec<'_>, now: i64) -> Result<String, OAut
     claims.insert("iat".into(), json!(now));
     claims.insert("exp".into(), json!(now + spec.ttl));
     claims.insert("auth_time".into(), json!(spec.auth_time));
+    claims.insert("amr".into(), json!(spec.amr.values()));
+    claims.insert("acr".into(), json!(spec.amr.acr()));
     claims.insert("at_hash".into(), json!(at_hash(spec.access_token)));
     if let Some(n) = spec.nonce {
         claims.insert("nonce".into(), json!(n));

@@ -38,6 +38,8 @@ pub struct ClientSpec {
     pub id_token_alg: String,
     /// Empty: everyone may sign in.
     pub allowed_groups: Vec<String>,
+    /// Users need a second factor (or a user-verified passkey) to sign in to it.
+    pub require_mfa: bool,
 }
 
 impl ClientSpec {
@@ -57,6 +59,7 @@ impl ClientSpec {
             skip_consent: false,
             id_token_alg: "RS256".into(),
             allowed_groups: Vec::new(),
+            require_mfa: false,
         }
     }
 
@@ -74,6 +77,7 @@ impl ClientSpec {
             skip_consent: c.skip_consent,
             id_token_alg: c.id_token_alg.clone(),
             allowed_groups: c.allowed_groups.clone(),
+            require_mfa: c.require_mfa,
         }
     }
 
@@ -92,6 +96,7 @@ impl ClientSpec {
             id_token_alg: &self.id_token_alg,
             post_logout_redirect_uris: &self.post_logout_redirect_uris,
             allowed_groups: &self.allowed_groups,
+            require_mfa: self.require_mfa,
         }
     }
 }
@@ -121,6 +126,7 @@ pub struct ClientChanges {
     pub skip_consent: Option<bool>,
     pub id_token_alg: Option<String>,
     pub allowed_groups: Option<Vec<String>>,
+    pub require_mfa: Option<bool>,
 }
 
 /// A registered client: its id and, for a confidential client, its secret — returned only
@@ -302,6 +308,7 @@ pub fn update(
             skip_consent,
             id_token_alg,
             allowed_groups,
+            require_mfa,
         } = changes;
         let set = |field: &mut Vec<String>, new: Option<Vec<String>>| {
             if let Some(v) = new {
@@ -334,6 +341,7 @@ pub fn update(
         spec.require_pkce = require_pkce.unwrap_or(spec.require_pkce);
         spec.skip_consent = skip_consent.unwrap_or(spec.skip_consent);
         spec.id_token_alg = id_token_alg.unwrap_or(spec.id_token_alg);
+        spec.require_mfa = require_mfa.unwrap_or(spec.require_mfa);
         validate(&mut spec)?;
         super::groups::warn_if_new(store, &spec.allowed_groups, "the client")?;
         store

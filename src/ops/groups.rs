@@ -149,6 +149,9 @@ pub fn update(
         validate_description(description)?;
         s.update_group(g.id, new_name, description)
             .map_err(OpError::taken)?;
+        if new_name != g.name {
+            rename_in_mfa_setting(s, &g.name, Some(new_name))?;
+        }
         find(s, new_name)
     })
 }
@@ -163,7 +166,13 @@ pub fn remove(
 ) -> Result<(Group, Vec<String>), OpError> {
     audited(store, actor, "group_removed", name, |s| {
         let info = show(s, name)?;
-        let refs = info.references();
+        let mut refs = info.references();
+        if crate::config::Settings::load(s)?
+            .mfa_groups()
+            .contains(&info.group.name.as_str())
+        {
+            refs.push("the setting mfa.required_for_groups".into());
+        }
         if !refs.is_empty() && !yes {
             return Err(OpError::Conflict(format!(
                 "group {name} is named by {}: once it is removed they admit nobody through it; \
@@ -172,8 +181,29 @@ pub fn remove(
             )));
         }
         s.remove_group(info.group.id)?;
+        rename_in_mfa_setting(s, &info.group.name, None)?;
         Ok((info.group, refs))
     })
+}
+
+/// Keeps `mfa.required_for_groups` following a group: a rename renames it there, a removal
+/// (`to` = `None`) drops it.
+fn rename_in_mfa_setting(s: &mut Store, from: &str, to: Option<&str>) -> Result<(), OpError> {
+    let current = crate::config::Settings::load(s)?;
+    let names = current.mfa_groups();
+    if !names.contains(&from) {
+        return Ok(());
+    }
+    let mut kept: Vec<&str> = names.into_iter().filter(|n| *n != from).collect();
+    kept.extend(to);
+    kept.sort_unstable();
+    let key = crate::config::TextSetting::MfaRequiredForGroups.key();
+    if kept.is_empty() {
+        s.unset_setting(key)?;
+    } else {
+        s.set_setting(key, &kept.join(","))?;
+    }
+    Ok(())
 }
 
 /// Warns (on the log; the CLI shows warnings on standard error) about each group in `names`

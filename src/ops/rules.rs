@@ -35,6 +35,8 @@ pub struct NewRule {
     pub action: Action,
     /// Scopes that let API keys and access tokens in too (space-separated).
     pub scope: Option<String>,
+    /// People must have signed in with a second factor.
+    pub require_mfa: bool,
 }
 
 /// The stored name of an action and what the action holds (a new rule's group or user name,
@@ -120,6 +122,7 @@ pub fn add(store: &mut Store, actor: &Actor, rule: NewRule) -> Result<i64, OpErr
             action,
             subject.as_deref(),
             scope.as_deref(),
+            rule.require_mfa,
             now,
         )?)
     })
@@ -277,6 +280,7 @@ mod tests {
             method: None,
             action,
             scope: None,
+            require_mfa: false,
         }
     }
 

@@ -34,7 +34,16 @@ pub fn set(
     let target = format!("{key}={value}");
     audited(store, actor, "setting_changed", &target, |s| {
         let (key, stored) = match TextSetting::from_key(key) {
-            Some(text) => (text.key(), parse_text_setting(text, value)?),
+            Some(text) => {
+                let v = parse_text_setting(text, value)?;
+                if text == TextSetting::MfaRequiredForGroups {
+                    // Named groups must exist: a typo would otherwise require nothing.
+                    for name in v.split(',').filter(|n| !n.is_empty()) {
+                        super::groups::find(s, name)?;
+                    }
+                }
+                (text.key(), v)
+            }
             None => {
                 let setting = Setting::from_key(key)?;
                 let n = parse_setting(setting, value)?;

@@ -43,6 +43,7 @@ pub fn client(c: &Client) -> Value {
         "id_token_alg": c.id_token_alg,
         "post_logout_redirect_uris": c.post_logout_redirect_uris,
         "allowed_groups": c.allowed_groups,
+        "require_mfa": c.require_mfa,
         "created_at": c.created_at,
     })
 }
@@ -111,6 +112,7 @@ pub fn rule(r: &Rule, position: usize) -> Value {
         "action": action,
         "subject": r.subject,
         "scope": r.scope.as_ref().map(|s| s.join(" ")),
+        "require_mfa": r.require_mfa,
     })
 }
 
@@ -148,7 +150,7 @@ pub fn setting(current: &Settings, key: &str) -> Option<Value> {
             "key": t.key(),
             "value": current.text(t),
             "default": "",
-            "unit": "path",
+            "unit": t.unit(),
             "applies": t.applies().as_str(),
             "help": t.help(),
         }));

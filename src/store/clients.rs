@@ -33,6 +33,8 @@ pub struct Client {
     /// Only members of these groups may sign in to the client (empty: everyone). Stored by
     /// group id, read as the groups' current names (see [`super::groups`]).
     pub allowed_groups: Vec<String>,
+    /// Users must sign in with a second factor (or a user-verified passkey) to use it.
+    pub require_mfa: bool,
     pub created_at: i64,
 }
 
@@ -76,6 +78,7 @@ pub struct NewClient<'a> {
     pub id_token_alg: &'a str,
     pub post_logout_redirect_uris: &'a [String],
     pub allowed_groups: &'a [String],
+    pub require_mfa: bool,
 }
 
 /// Most clients a connection keeps parsed.
@@ -95,7 +98,8 @@ macro_rules! columns {
          access_token_ttl, created_at, require_pkce, skip_consent, id_token_alg, \
          post_logout_redirect_uris, \
          (SELECT json_group_array(COALESCE(g.name, 'removed group ' || j.value)) \
-          FROM json_each(clients.allowed_groups) AS j LEFT JOIN groups AS g ON g.id = j.value)"
+          FROM json_each(clients.allowed_groups) AS j LEFT JOIN groups AS g ON g.id = j.value), \
+         require_mfa"
     };
 }
 const COLUMNS: &str = columns!();
@@ -137,6 +141,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>> {
                 .map_err(|_| bad("post_logout_redirect_uris"))?,
             allowed_groups: serde_json::from_str(&allowed_groups)
                 .map_err(|_| bad("allowed_groups"))?,
+            require_mfa: r.get::<_, i64>(14)? != 0,
         })
     };
     Ok(decode())
@@ -152,8 +157,9 @@ impl Store {
                 tx,
                 "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, grant_types, \
                  scopes, audience, access_token_ttl, created_at, updated_at, require_pkce, \
-                 skip_consent, id_token_alg, post_logout_redirect_uris, allowed_groups) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 skip_consent, id_token_alg, post_logout_redirect_uris, allowed_groups, \
+                 require_mfa) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 params![
                     c.client_id,
                     c.name,
@@ -168,7 +174,8 @@ impl Store {
                     i64::from(c.skip_consent),
                     c.id_token_alg,
                     to_json(c.post_logout_redirect_uris),
-                    groups
+                    groups,
+                    c.require_mfa
                 ],
             )
             .map_err(|e| conflict(e, &format!("a client named {:?}", c.name)))?;
@@ -256,8 +263,8 @@ impl Store {
                     "UPDATE clients SET name = ?2, redirect_uris = ?3, grant_types = ?4, \
                          scopes = ?5, audience = ?6, access_token_ttl = ?7, updated_at = ?8, \
                          require_pkce = ?9, skip_consent = ?10, id_token_alg = ?11, \
-                         post_logout_redirect_uris = ?12, allowed_groups = ?13 \
-                         WHERE client_id = ?1",
+                         post_logout_redirect_uris = ?12, allowed_groups = ?13, \
+                         require_mfa = ?14 WHERE client_id = ?1",
                     params![
                         c.client_id,
                         c.name,
@@ -271,7 +278,8 @@ impl Store {
                         i64::from(c.skip_consent),
                         c.id_token_alg,
                         to_json(c.post_logout_redirect_uris),
-                        groups
+                        groups,
+                        c.require_mfa
                     ],
                 )
                 .map_err(|e| conflict(e, &name))?;

@@ -128,6 +128,7 @@ pub(crate) fn new_client<'a>(id: &'a str, name: &'a str, scopes: &'a [String]) -
         id_token_alg: "RS256",
         post_logout_redirect_uris: &[],
         allowed_groups: &[],
+        require_mfa: false,
     }
 }
 
@@ -155,6 +156,7 @@ fn clients_crud(s: &mut Store) {
             id_token_alg: "ES256",
             post_logout_redirect_uris: &uris,
             allowed_groups: &grants,
+            require_mfa: false,
         },
         100,
     )
@@ -472,7 +474,7 @@ fn people(s: &mut Store) {
 /// A grant `id` of `user` to `client`, with one access token `jti` recorded under it.
 fn grant(s: &mut Store, id: &str, client: &str, user: &str, jti: &str) {
     s.transaction(|tx| {
-        g::insert_grant_tx(tx, id, client, user, "openid", 5, 10, 10_000)?;
+        g::insert_grant_tx(tx, id, client, user, "openid", (5, "[\"pwd\"]"), 10, 10_000)?;
         g::insert_grant_token_tx(tx, jti, id, 5_000)
     })
     .unwrap();
@@ -506,6 +508,7 @@ fn code_is_redeemed_once(s: &mut Store) {
             code_challenge: Some("ch"),
             auth_time: 5,
             expires_at: 100,
+            amr: "[\"pwd\"]",
         },
     )
     .unwrap();
@@ -528,7 +531,16 @@ fn code_is_redeemed_once(s: &mut Store) {
 
     let first = s
         .transaction(|tx| {
-            g::insert_grant_tx(tx, "g1", "c1", "u1", "openid profile", 5, 20, 10_000)?;
+            g::insert_grant_tx(
+                tx,
+                "g1",
+                "c1",
+                "u1",
+                "openid profile",
+                (5, "[\"pwd\"]"),
+                20,
+                10_000,
+            )?;
             g::insert_grant_token_tx(tx, "a1", "g1", 500)?;
             g::use_code_tx(tx, &hash, "g1", 20)
         })
@@ -553,8 +565,10 @@ fn code_is_redeemed_once(s: &mut Store) {
 /// kills every token of it, the newest included, and is not undone by a second revocation.
 fn refresh_rotation_and_reuse(s: &mut Store) {
     people(s);
-    s.transaction(|tx| g::insert_grant_tx(tx, "g1", "c1", "u1", "openid", 5, 10, 10_000))
-        .unwrap();
+    s.transaction(|tx| {
+        g::insert_grant_tx(tx, "g1", "c1", "u1", "openid", (5, "[\"pwd\"]"), 10, 10_000)
+    })
+    .unwrap();
     let (r1, r2) = ([11u8; 32], [12u8; 32]);
     // One family member with the access token issued beside it, `(jti, expiry)`.
     let insert = |s: &mut Store, hash: &[u8; 32], jti: &str, exp: i64| {
@@ -843,7 +857,7 @@ fn rules_keep_their_order(s: &mut Store) {
     let mut ids = Vec::new();
     for host in ["a", "b", "c", "d"] {
         ids.push(
-            s.insert_rule(host, "/*", None, "bypass", None, None, 1)
+            s.insert_rule(host, "/*", None, "bypass", None, None, false, 1)
                 .unwrap(),
         );
     }
@@ -863,7 +877,7 @@ fn rules_keep_their_order(s: &mut Store) {
     assert_eq!(hosts(s), ["c", "d", "b", "a"]);
     s.remove_rule(b).unwrap();
     assert_eq!(hosts(s), ["c", "d", "a"]);
-    s.insert_rule("e", "/", Some("GET"), "deny", None, None, 2)
+    s.insert_rule("e", "/", Some("GET"), "deny", None, None, false, 2)
         .unwrap();
     assert_eq!(hosts(s), ["c", "d", "a", "e"], "a new rule goes last");
     assert!(matches!(s.remove_rule(b), Err(StoreError::NotFound)));

@@ -18,6 +18,8 @@ pub struct CodeRow {
     pub expires_at: i64,
     pub used_at: Option<i64>,
     pub grant_id: Option<String>,
+    /// How the user signed in: `amr` values as a JSON array.
+    pub amr: String,
 }
 
 /// What a new code binds.
@@ -30,6 +32,8 @@ pub struct NewCode<'a> {
     pub code_challenge: Option<&'a str>,
     pub auth_time: i64,
     pub expires_at: i64,
+    /// `amr` values as a JSON array.
+    pub amr: &'a str,
 }
 
 /// A grant with its state.
@@ -42,6 +46,8 @@ pub struct GrantRow {
     pub auth_time: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// How the user signed in for the code it came from: `amr` values as a JSON array.
+    pub amr: String,
 }
 
 /// A stored refresh token.
@@ -125,7 +131,7 @@ pub fn code_tx(tx: &Transaction<'_>, hash: &[u8; 32]) -> Result<Option<CodeRow>,
     Ok(tx
         .prepare_cached(
             "SELECT client_id, user_id, redirect_uri, scope, nonce, code_challenge, auth_time, \
-             expires_at, used_at, grant_id FROM auth_codes WHERE hash = ?1",
+             expires_at, used_at, grant_id, amr FROM auth_codes WHERE hash = ?1",
         )?
         .query_row([hash.as_slice()], |r| {
             Ok(CodeRow {
@@ -139,6 +145,7 @@ pub fn code_tx(tx: &Transaction<'_>, hash: &[u8; 32]) -> Result<Option<CodeRow>,
                 expires_at: r.get(7)?,
                 used_at: r.get(8)?,
                 grant_id: r.get(9)?,
+                amr: r.get(10)?,
             })
         })
         .optional()?)
@@ -167,15 +174,17 @@ pub fn insert_grant_tx(
     client_id: &str,
     user_id: &str,
     scope: &str,
-    auth_time: i64,
+    (auth_time, amr): (i64, &str),
     now: i64,
     expires_at: i64,
 ) -> Result<(), StoreError> {
     exec_tx(
         tx,
-        "INSERT INTO grants (id, client_id, user_id, scope, auth_time, created_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![id, client_id, user_id, scope, auth_time, now, expires_at],
+        "INSERT INTO grants (id, client_id, user_id, scope, auth_time, created_at, expires_at, \
+         amr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            id, client_id, user_id, scope, auth_time, now, expires_at, amr
+        ],
     )?;
     Ok(())
 }
@@ -184,7 +193,7 @@ pub fn insert_grant_tx(
 pub fn grant_tx(tx: &Transaction<'_>, id: &str) -> Result<Option<GrantRow>, StoreError> {
     Ok(tx
         .prepare_cached(
-            "SELECT id, client_id, user_id, scope, auth_time, expires_at, revoked_at \
+            "SELECT id, client_id, user_id, scope, auth_time, expires_at, revoked_at, amr \
              FROM grants WHERE id = ?1",
         )?
         .query_row([id], |r| {
@@ -196,6 +205,7 @@ pub fn grant_tx(tx: &Transaction<'_>, id: &str) -> Result<Option<GrantRow>, Stor
                 auth_time: r.get(4)?,
                 expires_at: r.get(5)?,
                 revoked_at: r.get(6)?,
+                amr: r.get(7)?,
             })
         })
         .optional()?)
@@ -341,7 +351,8 @@ impl Store {
     pub fn insert_code(&mut self, hash: &[u8; 32], c: &NewCode<'_>) -> Result<(), StoreError> {
         self.exec(
             "INSERT INTO auth_codes (hash, client_id, user_id, redirect_uri, scope, nonce, \
-             code_challenge, auth_time, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             code_challenge, auth_time, expires_at, amr) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 hash.as_slice(),
                 c.client_id,
@@ -351,7 +362,8 @@ impl Store {
                 c.nonce,
                 c.code_challenge,
                 c.auth_time,
-                c.expires_at
+                c.expires_at,
+                c.amr
             ],
         )?;
         Ok(())

@@ -184,6 +184,7 @@ mod tests {
             id_token_alg: "RS256",
             post_logout_redirect_uris: empty,
             allowed_groups: groups,
+            require_mfa: false,
         }
     }
 

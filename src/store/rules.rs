@@ -20,6 +20,8 @@ pub struct RuleRow {
     /// The current username or group name `subject` names; `None` if that user or group is
     /// gone (or the action names nobody).
     pub subject_name: Option<String>,
+    /// People must have signed in with a second factor.
+    pub require_mfa: bool,
 }
 
 impl Store {
@@ -31,7 +33,7 @@ impl Store {
                WHEN 'allow_user' THEN (SELECT u.username FROM users AS u WHERE u.id = r.subject) \
                WHEN 'allow_group' THEN \
                  (SELECT g.name FROM groups AS g WHERE CAST(g.id AS TEXT) = r.subject) \
-             END \
+             END, r.require_mfa \
              FROM rules AS r ORDER BY r.position, r.id",
         )?;
         Ok(stmt
@@ -46,6 +48,7 @@ impl Store {
                     subject: r.get(6)?,
                     scope: r.get(7)?,
                     subject_name: r.get(8)?,
+                    require_mfa: r.get(9)?,
                 })
             })?
             .collect::<Result<_, _>>()?)
@@ -61,14 +64,15 @@ impl Store {
         action: &str,
         subject: Option<&str>,
         scope: Option<&str>,
+        require_mfa: bool,
         now: i64,
     ) -> Result<i64, StoreError> {
         self.with_tx(|tx| {
             let next: i64 = tx.query_row("SELECT COALESCE(MAX(position), 0) + 1 FROM rules", [], |r| r.get(0))?;
             exec_tx(tx,
-                "INSERT INTO rules (position, host, path, method, action, subject, scope, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![next, host, path, method, action, subject, scope, now],
+                "INSERT INTO rules (position, host, path, method, action, subject, scope, created_at, \
+                 require_mfa) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![next, host, path, method, action, subject, scope, now, require_mfa],
             )?;
             Ok(tx.last_insert_rowid())
         })

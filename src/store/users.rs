@@ -16,6 +16,8 @@ pub struct User {
     pub disabled: bool,
     pub groups: Vec<String>,
     pub created_at: i64,
+    /// Must sign in with a second factor (`latchkey user mfa NAME --require`).
+    pub mfa_required: bool,
 }
 
 impl std::fmt::Debug for User {
@@ -28,7 +30,8 @@ impl std::fmt::Debug for User {
     }
 }
 
-const COLUMNS: &str = "id, username, password_hash, email, name, disabled, created_at";
+const COLUMNS: &str =
+    "id, username, password_hash, email, name, disabled, created_at, mfa_required";
 
 /// A user's groups. Sorted in Rust, not by `ORDER BY`: the bundled SQLite re-prepares this
 /// query with an `ORDER BY` on every run (the test below counts it), which cost every token
@@ -75,6 +78,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
         disabled: r.get::<_, i64>(5)? != 0,
         groups: Vec::new(),
         created_at: r.get(6)?,
+        mfa_required: r.get::<_, i64>(7)? != 0,
     })
 }
 

@@ -2127,7 +2127,7 @@ fn rule_list_shows_the_rules_in_order() {
                scope: Value| {
         // In this list the ids are the places in the order (1 = first).
         json!({"id": id, "position": id, "host": host, "path": path, "method": method,
-               "action": action, "subject": subject, "scope": scope})
+               "action": action, "subject": subject, "scope": scope, "require_mfa": false})
     };
 
     let want = json!([
@@ -2691,7 +2691,15 @@ fn rule_add_accepts_ports_ip_literals_and_wildcards_in_canonical_form() {
         assert_eq!(
             keys,
             [
-                "action", "host", "id", "method", "path", "position", "scope", "subject"
+                "action",
+                "host",
+                "id",
+                "method",
+                "path",
+                "position",
+                "require_mfa",
+                "scope",
+                "subject"
             ],
             "rule list --json keeps its shape"
         );

@@ -13,6 +13,8 @@
 //! | `user` | the authenticator verified the user (PIN or biometrics) |
 //! | `mfa` | more than one factor: a password with a second factor, or a user-verified passkey |
 
+pub mod policy;
+
 /// RFC 8176 values of one sign-in, in the order they were given; `mfa` last when present.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Amr(Vec<String>);

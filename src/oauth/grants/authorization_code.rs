@@ -109,7 +109,7 @@ pub fn exchange(
             &client.client_id,
             &row.user_id,
             &row.scope,
-            row.auth_time,
+            (row.auth_time, &row.amr),
             now,
             now + refresh_ttl,
         )?;
@@ -147,7 +147,7 @@ pub fn exchange(
         &user,
         &scope,
         row.nonce.as_deref(),
-        row.auth_time,
+        (row.auth_time, &row.amr),
         minted,
         now,
     )

@@ -137,7 +137,7 @@ pub fn exchange(
         &user,
         &granted,
         None,
-        grant.auth_time,
+        (grant.auth_time, &grant.amr),
         minted,
         now,
     )

@@ -49,6 +49,7 @@ fn setup() -> Worker {
                     id_token_alg: "ES256",
                     post_logout_redirect_uris: &[],
                     allowed_groups: &[],
+                    require_mfa: false,
                 },
                 NOW,
             )
@@ -81,6 +82,7 @@ fn issue_code(w: &mut Worker, name: &str, expires_at: i64) -> String {
                 code_challenge: Some(&challenge),
                 auth_time: NOW,
                 expires_at,
+                amr: "[\"pwd\"]",
             },
         )
         .unwrap();

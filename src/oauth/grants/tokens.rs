@@ -92,7 +92,7 @@ pub fn respond(
     user: &User,
     scope: &[String],
     nonce: Option<&str>,
-    auth_time: i64,
+    (auth_time, amr): (i64, &str),
     minted: Minted,
     now: i64,
 ) -> Result<Resp, OAuthError> {
@@ -126,6 +126,7 @@ pub fn respond(
                 scope,
                 nonce,
                 auth_time,
+                amr: &crate::accounts::mfa::Amr::from_json(amr),
                 access_token: &access.token,
                 ttl,
             },
