@@ -17,6 +17,7 @@ mod http_layer;
 mod installation;
 mod log_secrets;
 mod metrics;
+mod mfa_policy;
 mod oauth;
 mod oidc_flow;
 mod operations;
