@@ -29,6 +29,10 @@ const CASES: &[(&str, Case)] = &[
         grant_revocation_is_per_family,
     ),
     ("sessions_expire_and_gc", sessions_expire_and_gc),
+    (
+        "login_sessions_record_how_and_owe_a_second_factor",
+        login_sessions_record_how_and_owe_a_second_factor,
+    ),
     ("ending_a_users_sessions", ending_a_users_sessions),
     ("api_key_revocation_sticks", api_key_revocation_sticks),
     ("rules_keep_their_order", rules_keep_their_order),
@@ -692,6 +696,70 @@ fn grant_revocation_is_per_family(s: &mut Store) {
         !s.is_jti_revoked("old").unwrap(),
         "an expired token needs no revocation"
     );
+}
+
+/// A login session keeps how it was signed in, whether it owes a second factor, the browser
+/// and the address; completing it records the new `amr` and time, ends its forward-auth
+/// sessions, and makes it count; one still owing its factor 300 s after the password is
+/// collected.
+fn login_sessions_record_how_and_owe_a_second_factor(s: &mut Store) {
+    use super::sessions::NewSession;
+    people(s);
+    let (owing, child, late) = ([7u8; 32], [8u8; 32], [9u8; 32]);
+    for (hash, now) in [(&owing, 100), (&late, 100)] {
+        s.insert_login_session(&NewSession {
+            hash,
+            user_id: "u1",
+            now,
+            expires_at: 10_000,
+            amr: r#"["pwd"]"#,
+            pending: true,
+            user_agent: "Firefox",
+            address: "192.0.2.1",
+        })
+        .unwrap();
+    }
+    let row = s.session(&owing).unwrap().unwrap();
+    assert!(row.pending);
+    assert_eq!(row.amr, r#"["pwd"]"#);
+    let listed = s.sessions_of("u1").unwrap();
+    assert_eq!(
+        (listed[0].user_agent.as_str(), listed[0].address.as_str()),
+        ("Firefox", "192.0.2.1")
+    );
+    s.insert_child_session(&child, &owing, "u1", 100, 150, 900)
+        .unwrap();
+    assert_eq!(s.session(&child).unwrap().unwrap().amr, r#"["pwd"]"#);
+    assert!(
+        s.complete_session(&owing, r#"["pwd","otp","mfa"]"#, 200)
+            .unwrap()
+    );
+    let row = s.session(&owing).unwrap().unwrap();
+    assert!(!row.pending);
+    assert_eq!(
+        (row.amr.as_str(), row.auth_time),
+        (r#"["pwd","otp","mfa"]"#, 200)
+    );
+    assert!(
+        s.session(&child).unwrap().is_none(),
+        "its forward-auth session ended"
+    );
+    // A forward-auth session started now carries the new amr.
+    s.insert_child_session(&child, &owing, "u1", 200, 200, 900)
+        .unwrap();
+    assert_eq!(
+        s.session(&child).unwrap().unwrap().amr,
+        r#"["pwd","otp","mfa"]"#
+    );
+    assert!(
+        !s.complete_session(&[0u8; 32], "[]", 200).unwrap(),
+        "no such session"
+    );
+    // 399: the late one is 299 s past its password; 400: collected. The completed one stays.
+    assert_eq!(s.gc_sessions(399, 100_000).unwrap(), 0);
+    assert_eq!(s.gc_sessions(400, 100_000).unwrap(), 1);
+    assert!(s.session(&late).unwrap().is_none());
+    assert!(s.session(&owing).unwrap().is_some());
 }
 
 /// Sessions are returned as stored (expiry is the caller's to check) until `gc_sessions`

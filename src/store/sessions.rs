@@ -257,10 +257,12 @@ impl Store {
         })
     }
 
-    /// Deletes sessions past their absolute or idle timeout; returns how many.
+    /// Deletes sessions past their absolute or idle timeout, and sign-ins that still owe their
+    /// second factor five minutes after the password; returns how many.
     pub fn gc_sessions(&mut self, now: i64, idle_ttl: i64) -> Result<usize, StoreError> {
         Ok(self.exec(
             "DELETE FROM sessions WHERE expires_at <= ?1 OR (parent IS NULL AND last_seen_at + ?2 <= ?1) \
+             OR (pending = 1 AND auth_time + 300 <= ?1) \
              OR (parent IS NOT NULL AND parent NOT IN (SELECT hash FROM sessions WHERE parent IS NULL))",
             params![now, idle_ttl],
         )?)
