@@ -119,6 +119,15 @@ pub fn complete(w: &mut Worker, s: &Session, amr: &Amr, now: i64) -> Result<bool
     Ok(done)
 }
 
+/// Ends every other session of the signed-in user (after a password change or a removed
+/// second factor: whoever else holds a session is signed out); returns how many ended. The
+/// running server's cached forward-auth decisions are dropped with them.
+pub fn end_others(w: &mut Worker, s: &Session) -> Result<usize, StoreError> {
+    let n = w.store.end_other_sessions(&s.user.id, &s.hash)?;
+    w.app.forward_sessions().clear();
+    Ok(n)
+}
+
 /// Starts a session for `user_id` signed in with `amr` (ending the browser's previous one, if
 /// any); returns the `Set-Cookie` value and the new session's digest. The session records the
 /// browser's User-Agent and address for the account page.

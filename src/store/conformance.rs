@@ -760,6 +760,15 @@ fn login_sessions_record_how_and_owe_a_second_factor(s: &mut Store) {
     assert_eq!(s.gc_sessions(400, 100_000).unwrap(), 1);
     assert!(s.session(&late).unwrap().is_none());
     assert!(s.session(&owing).unwrap().is_some());
+    // Ending the user's other sessions keeps this one and its forward-auth session.
+    let other = [10u8; 32];
+    s.insert_session(&other, "u1", 400, 10_000).unwrap();
+    s.insert_session(&[11u8; 32], "u2", 400, 10_000).unwrap();
+    assert_eq!(s.end_other_sessions("u1", &owing).unwrap(), 1);
+    assert!(s.session(&other).unwrap().is_none());
+    assert!(s.session(&owing).unwrap().is_some());
+    assert!(s.session(&child).unwrap().is_some());
+    assert!(s.session(&[11u8; 32]).unwrap().is_some(), "another user's");
 }
 
 /// Sessions are returned as stored (expiry is the caller's to check) until `gc_sessions`

@@ -257,6 +257,35 @@ impl Store {
         })
     }
 
+    /// Ends every login session of the user except the one with digest `keep` (the browser
+    /// that made a change: a new password, a removed second factor), with the forward-auth
+    /// sessions that belong to them; touches the user's row like [`Store::end_sessions_of`].
+    /// Returns how many login sessions ended.
+    pub fn end_other_sessions(
+        &mut self,
+        user_id: &str,
+        keep: &[u8; 32],
+    ) -> Result<usize, StoreError> {
+        self.with_tx(|tx| {
+            let n = exec_tx(
+                tx,
+                "DELETE FROM sessions WHERE user_id = ?1 AND parent IS NULL AND hash != ?2",
+                params![user_id, keep.as_slice()],
+            )?;
+            exec_tx(
+                tx,
+                "DELETE FROM sessions WHERE user_id = ?1 AND parent IS NOT NULL AND parent != ?2",
+                params![user_id, keep.as_slice()],
+            )?;
+            exec_tx(
+                tx,
+                "UPDATE users SET updated_at = updated_at WHERE id = ?1",
+                [user_id],
+            )?;
+            Ok(n)
+        })
+    }
+
     /// Deletes sessions past their absolute or idle timeout, and sign-ins that still owe their
     /// second factor five minutes after the password; returns how many.
     pub fn gc_sessions(&mut self, now: i64, idle_ttl: i64) -> Result<usize, StoreError> {
