@@ -37,6 +37,8 @@ const CASES: &[(&str, Case)] = &[
     ("api_key_revocation_sticks", api_key_revocation_sticks),
     ("rules_keep_their_order", rules_keep_their_order),
     ("consents_cover_and_revoke", consents_cover_and_revoke),
+    ("totp_steps_are_used_once", totp_steps_are_used_once),
+    ("recovery_codes_are_used_once", recovery_codes_are_used_once),
 ];
 
 pub(crate) fn temp_db() -> PathBuf {
@@ -1000,4 +1002,58 @@ fn consents_cover_and_revoke(s: &mut Store) {
     assert!(!s.is_jti_revoked("b1").unwrap());
     assert_eq!(s.revoke_consent("u1", "c1", 60).unwrap(), 0);
     assert_eq!(revoked_at(s, "g1"), Some(50));
+}
+
+fn totp_steps_are_used_once(s: &mut Store) {
+    people(s);
+    assert_eq!(s.totp("u1").unwrap(), None);
+    assert!(
+        !s.advance_totp_step("u1", 5).unwrap(),
+        "no authenticator, no step"
+    );
+    s.set_totp("u1", &[7; 20], 100, 10).unwrap();
+    let t = s.totp("u1").unwrap().unwrap();
+    assert_eq!(
+        (t.secret, t.last_step, t.created_at),
+        (vec![7; 20], 100, 10)
+    );
+    assert!(
+        !s.advance_totp_step("u1", 100).unwrap(),
+        "the enrolment's step"
+    );
+    assert!(!s.advance_totp_step("u1", 99).unwrap(), "an earlier step");
+    assert!(s.advance_totp_step("u1", 101).unwrap());
+    assert!(!s.advance_totp_step("u1", 101).unwrap(), "replayed");
+    assert!(s.advance_totp_step("u1", 103).unwrap());
+    assert!(
+        !s.advance_totp_step("u1", 102).unwrap(),
+        "older than the last"
+    );
+    assert!(s.totp("u2").unwrap().is_none(), "bob's is apart");
+    assert!(s.second_factors("u1").unwrap().totp);
+    // A new secret replaces the old one with its own step.
+    s.set_totp("u1", &[8; 20], 50, 20).unwrap();
+    assert_eq!(s.totp("u1").unwrap().unwrap().last_step, 50);
+    assert!(s.delete_totp("u1").unwrap());
+    assert!(!s.delete_totp("u1").unwrap());
+    assert!(!s.second_factors("u1").unwrap().totp);
+}
+
+fn recovery_codes_are_used_once(s: &mut Store) {
+    people(s);
+    let codes: Vec<[u8; 32]> = (0..10u8).map(|i| [i; 32]).collect();
+    s.replace_recovery_codes("u1", &codes, 1).unwrap();
+    assert_eq!(s.recovery_codes_left("u1").unwrap(), 10);
+    assert!(s.use_recovery_code("u1", &[3; 32], 2).unwrap());
+    assert!(!s.use_recovery_code("u1", &[3; 32], 3).unwrap(), "used");
+    assert!(!s.use_recovery_code("u2", &[4; 32], 3).unwrap(), "alice's");
+    assert!(!s.use_recovery_code("u1", &[99; 32], 3).unwrap(), "unknown");
+    assert_eq!(s.recovery_codes_left("u1").unwrap(), 9);
+    assert_eq!(s.second_factors("u1").unwrap().recovery_codes, 9);
+    // Regenerating replaces all, used ones included.
+    s.replace_recovery_codes("u1", &codes[..2], 4).unwrap();
+    assert_eq!(s.recovery_codes_left("u1").unwrap(), 2);
+    assert!(!s.use_recovery_code("u1", &[5; 32], 5).unwrap(), "replaced");
+    assert!(s.use_recovery_code("u1", &[1; 32], 5).unwrap());
+    assert_eq!(s.recovery_codes_left("u2").unwrap(), 0);
 }

@@ -22,6 +22,7 @@ pub mod groups;
 mod installation;
 mod keys;
 pub mod lock;
+pub mod mfa;
 mod migrations;
 mod revision;
 pub mod rules;

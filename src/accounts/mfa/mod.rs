@@ -14,6 +14,8 @@
 //! | `mfa` | more than one factor: a password with a second factor, or a user-verified passkey |
 
 pub mod policy;
+pub mod recovery;
+pub mod totp;
 
 /// RFC 8176 values of one sign-in, in the order they were given; `mfa` last when present.
 #[derive(Debug, Clone, PartialEq, Eq)]
