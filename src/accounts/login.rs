@@ -15,12 +15,24 @@ use crate::http::form::Form;
 use crate::http::{Req, Resp};
 use crate::ui::{self, Slot};
 
-/// Where a login may send the browser afterwards: only latchkey's own authorization endpoint
-/// (or its home page), as a relative path. Anything else becomes `/`.
-fn safe_return_to(raw: Option<&str>) -> String {
-    match raw {
-        Some(r) if r.starts_with("/authorize?") && !r.contains(['\\', '\r', '\n']) => r.to_string(),
-        _ => "/".to_string(),
+/// Where a login may send the browser afterwards: only latchkey's own authorization endpoint,
+/// its account pages (`/account`, `/account/…`, `/account?…`) or its home page, as a relative
+/// path. Anything else becomes `/`.
+pub(crate) fn safe_return_to(raw: Option<&str>) -> String {
+    let Some(r) = raw.filter(|r| !r.contains(['\\', '\r', '\n'])) else {
+        return "/".to_string();
+    };
+    let account = {
+        let path = r.split(['?', '#']).next().unwrap_or_default();
+        (path == "/account" || path.starts_with("/account/"))
+            && !path.contains("//")
+            && !path.split('/').any(|seg| seg == ".." || seg == ".")
+            && !path.contains('%')
+    };
+    if r.starts_with("/authorize?") || account {
+        r.to_string()
+    } else {
+        "/".to_string()
     }
 }
 
@@ -311,7 +323,7 @@ pub fn targets(w: &Worker, form: &Form) -> (String, Option<String>) {
 }
 
 /// The 429 page of a locked account or address.
-fn too_many_attempts(wait: i64) -> Resp {
+pub(crate) fn too_many_attempts(wait: i64) -> Resp {
     ui::message(
         429,
         "Too many attempts",
@@ -362,7 +374,35 @@ pub fn home(w: &mut Worker, req: &Req, now: i64) -> Resp {
 
 #[cfg(test)]
 mod tests {
-    use super::unencoded_rd;
+    use super::{safe_return_to, unencoded_rd};
+
+    #[test]
+    fn return_targets_are_the_authorization_endpoint_or_account_pages() {
+        for ok in [
+            "/authorize?client_id=a",
+            "/account",
+            "/account/totp",
+            "/account/totp?return_to=%2Fauthorize%3Fx%3D1",
+            "/account?tab=1",
+        ] {
+            assert_eq!(safe_return_to(Some(ok)), ok);
+        }
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/accounts",
+            "/account//evil.example",
+            "/account/../logout",
+            "/account/%2e%2e/logout",
+            "/account\\x",
+            "/account\nx",
+            "/authorize",
+            "/logout",
+        ] {
+            assert_eq!(safe_return_to(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_return_to(None), "/");
+    }
 
     #[test]
     fn an_unencoded_rd_is_the_rest_of_the_query() {

@@ -5,6 +5,7 @@ pub mod csrf;
 pub mod login;
 pub mod mfa;
 pub mod password;
+pub mod second_factor;
 pub mod session;
 pub mod signin;
 pub mod throttle;

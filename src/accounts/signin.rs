@@ -151,6 +151,65 @@ pub fn authenticate(
     Ok(Outcome::SignedIn(user))
 }
 
+/// A second factor (a TOTP or recovery code) after the password: it is throttled with the
+/// password, in the same per-account and per-address counters, so an attacker who knows the
+/// password guesses codes no faster than passwords. Seconds to wait when the account or the
+/// address is locked; the code is then not checked.
+pub fn second_factor_locked(app: &App, user: &User, client: IpAddr, now: i64) -> Option<i64> {
+    let (accounts, addresses) = app.throttles();
+    let account = accounts.locked(&username_key(&user.username), now);
+    let lock = account.max(addresses.locked(&client.to_string(), now));
+    if lock.is_some() {
+        log::info!(target: "latchkey::security", "second factor throttled from {client}");
+        crate::metrics::METRICS.login_throttled();
+        app.audit().record(
+            now,
+            &format!("user:{}", user.username),
+            "second_factor_failed",
+            &user.username,
+            "locked",
+            &client.to_string(),
+        );
+    }
+    lock
+}
+
+/// Counts a wrong (or replayed) second factor like a wrong password and records
+/// `second_factor_failed`; the lock it starts, if any.
+pub fn second_factor_refused(
+    app: &App,
+    store: &mut Store,
+    user: &User,
+    client: IpAddr,
+    now: i64,
+) -> Option<i64> {
+    let ip_key = client.to_string();
+    crate::metrics::METRICS.login_failure();
+    app.audit().write(
+        store,
+        now,
+        &format!("user:{}", user.username),
+        "second_factor_failed",
+        &user.username,
+        "failed",
+        &ip_key,
+    );
+    log::info!(target: "latchkey::security", "second factor refused for {} from {}", user.username.escape_debug(), ip_key);
+    count_failure(
+        app,
+        store,
+        &user.username,
+        Some(&username_key(&user.username)),
+        &ip_key,
+        now,
+    )
+}
+
+/// A right second factor: the account's failures are forgotten, as after a right password.
+pub fn second_factor_accepted(app: &App, user: &User) {
+    app.throttles().0.reset(&username_key(&user.username));
+}
+
 /// Counts and records a refused attempt, and the lockout it starts.
 fn refused(
     app: &App,
@@ -165,27 +224,11 @@ fn refused(
     let target = user.map(|u| u.username.as_str()).unwrap_or_default();
     app.audit()
         .write(store, now, "anonymous", "login", target, "failed", ip_key);
-    let (accounts, addresses) = app.throttles();
     // An oversized attempt counts against its address like any failure (it is one, and a
     // flood of them is abuse from there), but not against an account: it cannot be a guess
     // at one.
-    let account_lock = match account_key {
-        Some(k) if reason != Refusal::Oversized => accounts.fail(k, now),
-        _ => None,
-    };
-    let address_lock = addresses.fail(ip_key, now);
-    // The failure that starts a lock: the account's (named only when it is a real one, as
-    // below) or, with no account lock, the address's.
-    if account_lock.is_some() || address_lock.is_some() {
-        let locked = if account_lock.is_some() {
-            target
-        } else {
-            ip_key
-        };
-        app.audit()
-            .write(store, now, "anonymous", "lockout", locked, "ok", ip_key);
-    }
-    let lock = account_lock.max(address_lock);
+    let account_key = account_key.filter(|_| reason != Refusal::Oversized);
+    let lock = count_failure(app, store, target, account_key, ip_key, now);
     // The typed name is logged only when it is a real account: people type passwords into
     // the username field.
     let who = user
@@ -196,6 +239,33 @@ fn refused(
         Some(wait) => Outcome::Throttled { retry_after: wait },
         None => Outcome::Refused { reason },
     }
+}
+
+/// Counts a failure against the account (when `account_key` is given) and the address, and
+/// records the lockout it starts; the lock, if any.
+fn count_failure(
+    app: &App,
+    store: &mut Store,
+    target: &str,
+    account_key: Option<&str>,
+    ip_key: &str,
+    now: i64,
+) -> Option<i64> {
+    let (accounts, addresses) = app.throttles();
+    let account_lock = account_key.and_then(|k| accounts.fail(k, now));
+    let address_lock = addresses.fail(ip_key, now);
+    // The failure that starts a lock: the account's (named only when it is a real one) or,
+    // with no account lock, the address's.
+    if account_lock.is_some() || address_lock.is_some() {
+        let locked = if account_lock.is_some() {
+            target
+        } else {
+            ip_key
+        };
+        app.audit()
+            .write(store, now, "anonymous", "lockout", locked, "ok", ip_key);
+    }
+    account_lock.max(address_lock)
 }
 
 #[cfg(test)]
@@ -335,6 +405,46 @@ mod tests {
         let queued = w.app.audit().drain();
         assert_eq!(queued.len(), 1);
         assert_eq!(queued[0].outcome, "locked");
+    }
+
+    #[test]
+    fn wrong_second_factors_count_with_wrong_passwords() {
+        let mut w = worker();
+        let alice = w.store.user("u-alice").unwrap().unwrap();
+        let free = crate::app::ACCOUNT_FREE_FAILURES;
+        // Half the free failures as passwords, the rest as codes, each from its own address.
+        for i in 0..free {
+            let client: IpAddr = format!("192.0.2.{}", i + 10).parse().unwrap();
+            if i % 2 == 0 {
+                run(&mut w, &attempt("alice", "wrong", &client.to_string()));
+            } else {
+                assert_eq!(
+                    second_factor_refused(&w.app, &mut w.store, &alice, client, NOW),
+                    None
+                );
+            }
+        }
+        let client: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(second_factor_locked(&w.app, &alice, client, NOW), None);
+        let lock = second_factor_refused(&w.app, &mut w.store, &alice, client, NOW);
+        assert!(lock.is_some_and(|s| s > 0), "{lock:?}");
+        // The lock holds for codes and for passwords alike.
+        assert!(second_factor_locked(&w.app, &alice, client, NOW).is_some());
+        assert!(matches!(
+            run(&mut w, &attempt("alice", "correct horse", "198.51.100.9")),
+            Outcome::Throttled { .. }
+        ));
+        let failed = w
+            .store
+            .audit_since(0, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "second_factor_failed")
+            .count();
+        assert_eq!(failed, usize::try_from(free / 2 + 1).unwrap());
+        // A right code forgets the account's failures.
+        second_factor_accepted(&w.app, &alice);
+        assert_eq!(w.app.throttles().0.len(), 0);
     }
 
     #[test]

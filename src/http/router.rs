@@ -5,7 +5,7 @@ use crate::app::Worker;
 use crate::http::rejection::NoEndpoint;
 use crate::http::{Method, Req, Resp};
 use crate::oauth::error::OAuthError;
-use crate::{accounts, apikeys, forward, oauth, oidc};
+use crate::{account, accounts, apikeys, forward, oauth, oidc};
 
 /// OpenID Connect discovery (OIDC Discovery 1.0 §4).
 pub const DISCOVERY_OIDC: &str = "/.well-known/openid-configuration";
@@ -31,6 +31,10 @@ pub const LOGIN: &str = "/login";
 pub const SECOND_FACTOR: &str = "/login/second-factor";
 /// Where a user who must use a second factor but has none enrols one (TOTP).
 pub const ENROL_SECOND_FACTOR: &str = "/account/totp";
+/// Removes the authenticator app (with the current password).
+pub const TOTP_REMOVE: &str = "/account/totp/remove";
+/// How many recovery codes remain; making new ones.
+pub const RECOVERY_CODES: &str = "/account/recovery";
 /// RP-initiated logout (the `end_session_endpoint`).
 pub const LOGOUT: &str = "/logout";
 /// OpenID Connect UserInfo.
@@ -88,6 +92,28 @@ const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
         &[
             (Method::Get, Page(accounts::login::show)),
             (Method::Post, Page(accounts::login::submit)),
+        ],
+    ),
+    (
+        SECOND_FACTOR,
+        &[
+            (Method::Get, Page(accounts::second_factor::show)),
+            (Method::Post, Page(accounts::second_factor::submit)),
+        ],
+    ),
+    (
+        ENROL_SECOND_FACTOR,
+        &[
+            (Method::Get, Page(account::totp::show)),
+            (Method::Post, Page(account::totp::submit)),
+        ],
+    ),
+    (TOTP_REMOVE, &[(Method::Post, Page(account::totp::remove))]),
+    (
+        RECOVERY_CODES,
+        &[
+            (Method::Get, Page(account::totp::recovery_show)),
+            (Method::Post, Page(account::totp::recovery_regenerate)),
         ],
     ),
     (

@@ -14,6 +14,10 @@ pub const CONSENT: &str = include_str!("templates/consent.html");
 pub const MESSAGE: &str = include_str!("templates/message.html");
 pub const FORM_POST: &str = include_str!("templates/form_post.html");
 pub const LOGOUT: &str = include_str!("templates/logout.html");
+pub const SECOND_FACTOR: &str = include_str!("templates/second_factor.html");
+pub const TOTP_ENROL: &str = include_str!("templates/totp_enrol.html");
+pub const TOTP_STATUS: &str = include_str!("templates/totp_status.html");
+pub const RECOVERY: &str = include_str!("templates/recovery.html");
 /// The stylesheet, served at `/assets/latchkey.css`.
 pub const CSS: &str = include_str!("latchkey.css");
 

@@ -40,7 +40,7 @@ pub fn generate() -> Result<Vec<String>, Error> {
         let chars: Vec<u8> = bytes
             .iter()
             .filter(|b| **b < 240)
-            .map(|b| ALPHABET[usize::from(*b) % 30])
+            .filter_map(|b| ALPHABET.get(usize::from(*b) % 30).copied())
             .take(LEN)
             .collect();
         if chars.len() < LEN {

@@ -33,13 +33,14 @@ pub fn code_at(secret: &[u8], step: i64, digits: u32) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
     let mac = hmac::sign(&key, &(step as u64).to_be_bytes());
     let h = mac.as_ref();
-    let offset = usize::from(h[h.len() - 1] & 0x0f);
-    let bin = u32::from_be_bytes([
-        h[offset] & 0x7f,
-        h[offset + 1],
-        h[offset + 2],
-        h[offset + 3],
-    ]);
+    // Dynamic truncation: the low nibble of the last byte picks four bytes (an HMAC-SHA1 is
+    // 20 bytes, so offset + 4 <= 19 always holds).
+    let offset = usize::from(h.last().copied().unwrap_or(0) & 0x0f);
+    let four: [u8; 4] = h
+        .get(offset..offset + 4)
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or_default();
+    let bin = u32::from_be_bytes(four) & 0x7fff_ffff;
     let value = u64::from(bin) % 10u64.pow(digits);
     format!("{value:0width$}", width = digits as usize)
 }
@@ -86,6 +87,11 @@ pub fn verify(w: &mut Worker, user_id: &str, typed: &str, now: i64) -> Result<bo
 
 const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
+/// The base32 symbol of the low five bits of `v`.
+fn symbol(v: u32) -> char {
+    char::from(BASE32.get((v & 31) as usize).copied().unwrap_or(b'A'))
+}
+
 /// RFC 4648 §6 base32, without padding (as authenticator apps expect).
 pub fn base32_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(5) * 8);
@@ -95,11 +101,11 @@ pub fn base32_encode(data: &[u8]) -> String {
         bits += 8;
         while bits >= 5 {
             bits -= 5;
-            out.push(char::from(BASE32[((buf >> bits) & 31) as usize]));
+            out.push(symbol(buf >> bits));
         }
     }
     if bits > 0 {
-        out.push(char::from(BASE32[((buf << (5 - bits)) & 31) as usize]));
+        out.push(symbol(buf << (5 - bits)));
     }
     out
 }
