@@ -120,7 +120,12 @@ pub fn authenticate(
             ));
         }
     };
-    if let Some(k) = &account_key {
+    // A right password forgets the account's failures, unless a second factor is still to
+    // come: then only a right code does ([`second_factor_accepted`]), or someone who knows
+    // the password could sign in again after every few wrong codes and guess on for ever.
+    if let Some(k) = &account_key
+        && !store.second_factors(&user.id)?.any()
+    {
         accounts.reset(k);
     }
     crate::metrics::METRICS.login();

@@ -25,3 +25,4 @@ mod packaging;
 mod proxies_e2e;
 mod sessions;
 mod tls;
+mod totp;

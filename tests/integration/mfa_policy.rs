@@ -19,7 +19,7 @@ const ACR_MFA: &str = "urn:latchkey:acr:mfa";
 const ACR_PWD: &str = "urn:latchkey:acr:pwd";
 
 /// A confidential code client that skips consent: (client_id, secret).
-fn add_app(server: &Server, name: &str, extra: &[&str]) -> (String, String) {
+pub(crate) fn add_app(server: &Server, name: &str, extra: &[&str]) -> (String, String) {
     let mut args = vec![
         "client",
         "add",
@@ -42,7 +42,7 @@ fn add_app(server: &Server, name: &str, extra: &[&str]) -> (String, String) {
     )
 }
 
-fn authorize_url(client_id: &str, extra: &[(&str, &str)]) -> String {
+pub(crate) fn authorize_url(client_id: &str, extra: &[(&str, &str)]) -> String {
     let mut pairs = vec![
         ("client_id", client_id),
         ("redirect_uri", CB),
@@ -56,7 +56,7 @@ fn authorize_url(client_id: &str, extra: &[(&str, &str)]) -> String {
 }
 
 /// Verifies an ID token with `jsonwebtoken` against the published JWKS; returns its claims.
-fn id_claims(server: &Server, token: &str, client_id: &str) -> Value {
+pub(crate) fn id_claims(server: &Server, token: &str, client_id: &str) -> Value {
     let header = jsonwebtoken::decode_header(token).unwrap();
     let jwk = jwks(server)
         .find(header.kid.as_deref().unwrap())
@@ -70,7 +70,7 @@ fn id_claims(server: &Server, token: &str, client_id: &str) -> Value {
         .claims
 }
 
-fn redeem(server: &Server, (id, secret): &(String, String), code: &str) -> Response {
+pub(crate) fn redeem(server: &Server, (id, secret): &(String, String), code: &str) -> Response {
     server.post_form(
         "/token",
         &encode_form(&[
@@ -83,7 +83,7 @@ fn redeem(server: &Server, (id, secret): &(String, String), code: &str) -> Respo
 }
 
 /// The `code` of a callback URL, checking `state`.
-fn code_of(callback: &str) -> String {
+pub(crate) fn code_of(callback: &str) -> String {
     assert!(callback.starts_with(CB), "not the callback: {callback}");
     assert_eq!(query_param(callback, "state").as_deref(), Some("s1"));
     query_param(callback, "code").unwrap_or_else(|| panic!("no code in {callback}"))
