@@ -31,6 +31,8 @@ pub const LOGIN: &str = "/login";
 pub const SECOND_FACTOR: &str = "/login/second-factor";
 /// Where a user who must use a second factor but has none enrols one (TOTP).
 pub const ENROL_SECOND_FACTOR: &str = "/account/totp";
+/// Where an invite or reset link leads: set a password or register a passkey.
+pub const ACCOUNT_SETUP: &str = "/account/setup";
 /// RP-initiated logout (the `end_session_endpoint`).
 pub const LOGOUT: &str = "/logout";
 /// OpenID Connect UserInfo.
