@@ -15,11 +15,27 @@ use crate::http::form::Form;
 use crate::http::{Req, Resp};
 use crate::ui::{self, Slot};
 
-/// Where a login may send the browser afterwards: only latchkey's own authorization endpoint
-/// (or its home page), as a relative path. Anything else becomes `/`.
+/// Where a login may send the browser afterwards: only latchkey's own authorization endpoint,
+/// its account pages (`/account`, `/account/…`), or its home page, as a relative path.
+/// Anything else becomes `/`.
 fn safe_return_to(raw: Option<&str>) -> String {
+    let account = |r: &str| {
+        r == "/account"
+            || r.strip_prefix("/account/").is_some_and(|rest| {
+                !rest.is_empty()
+                    && rest
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_/?=&%.".contains(&b))
+                    && !rest.contains("//")
+                    && !rest.contains("..")
+            })
+    };
     match raw {
-        Some(r) if r.starts_with("/authorize?") && !r.contains(['\\', '\r', '\n']) => r.to_string(),
+        Some(r)
+            if (r.starts_with("/authorize?") || account(r)) && !r.contains(['\\', '\r', '\n']) =>
+        {
+            r.to_string()
+        }
         _ => "/".to_string(),
     }
 }

@@ -289,7 +289,10 @@ fn print_link(
         let v = view::with(user_json(store, &link.user)?, "link", json!(url));
         super::print_json(&view::with(v, "expires_at", json!(link.expires_at)));
     } else {
-        out!("{text}; the link works once, until {}:", rfc3339(link.expires_at));
+        out!(
+            "{text}; the link works once, until {}:",
+            rfc3339(link.expires_at)
+        );
         out!("{url}");
     }
     Ok(())
@@ -365,11 +368,19 @@ pub fn run(store: &mut Store, cmd: UserCmd, json: bool) -> Result<(), Error> {
                 let f = store.second_factors(&u.id)?;
                 out!(
                     "password: {}",
-                    if u.password_hash.is_some() { "set" } else { "not set (invited)" }
+                    if u.password_hash.is_some() {
+                        "set"
+                    } else {
+                        "not set (invited)"
+                    }
                 );
                 out!(
                     "2fa:      {}; totp {}, {} passkey(s), {} recovery code(s) left",
-                    if u.mfa_required { "required" } else { "not required" },
+                    if u.mfa_required {
+                        "required"
+                    } else {
+                        "not required"
+                    },
                     if f.totp { "yes" } else { "no" },
                     f.passkeys,
                     f.recovery_codes
@@ -592,7 +603,11 @@ pub fn run(store: &mut Store, cmd: UserCmd, json: bool) -> Result<(), Error> {
             let mut text = format!(
                 "{} {} a second factor",
                 u.username,
-                if u.mfa_required { "must use" } else { "need not use" }
+                if u.mfa_required {
+                    "must use"
+                } else {
+                    "need not use"
+                }
             );
             if let Some(f) = had {
                 text.push_str(&format!(

@@ -5,7 +5,7 @@ use crate::app::Worker;
 use crate::http::rejection::NoEndpoint;
 use crate::http::{Method, Req, Resp};
 use crate::oauth::error::OAuthError;
-use crate::{accounts, apikeys, forward, oauth, oidc};
+use crate::{account, accounts, apikeys, forward, oauth, oidc};
 
 /// OpenID Connect discovery (OIDC Discovery 1.0 §4).
 pub const DISCOVERY_OIDC: &str = "/.well-known/openid-configuration";
@@ -108,6 +108,13 @@ const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
     ),
     (HOME, &[(Method::Get, Page(accounts::login::home))]),
     (
+        ACCOUNT_SETUP,
+        &[
+            (Method::Get, Page(account::setup::show)),
+            (Method::Post, Page(account::setup::submit)),
+        ],
+    ),
+    (
         APIKEY_VERIFY,
         &[(Method::Get, Page(apikeys::verify::handle))],
     ),
@@ -126,10 +133,10 @@ const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
     (STYLESHEET, &[(Method::Get, Page(stylesheet))]),
 ];
 
-/// True for the requests that check a password (`POST /login`): the server runs them on their
-/// own workers, because each waits for an argon2 hash.
+/// True for the requests that check or hash a password (`POST /login`, `POST /account/setup`):
+/// the server runs them on their own workers, because each waits for an argon2 hash.
 pub fn is_password_sign_in(req: &Req) -> bool {
-    req.method == Method::Post && req.path == LOGIN
+    req.method == Method::Post && (req.path == LOGIN || req.path == ACCOUNT_SETUP)
 }
 
 /// Routes a request and turns an error value into its response.

@@ -173,7 +173,9 @@ pub fn mfa(
     let user = match (found, change.require.is_some() || change.reset) {
         (Ok(u), true) => u,
         (Ok(_), false) => {
-            let e = OpError::Invalid("nothing to change: give --require, --no-require or --reset".into());
+            let e = OpError::Invalid(
+                "nothing to change: give --require, --no-require or --reset".into(),
+            );
             return audited(store, actor, "user_mfa_changed", name, |_| Err(e));
         }
         (Err(e), _) => return audited(store, actor, "user_mfa_changed", name, |_| Err(e)),
@@ -222,9 +224,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(link.token.len(), 43, "256 bits, base64url");
-        assert!(link.url("https://id.example/").starts_with(
-            "https://id.example/account/setup?token="
-        ));
+        assert!(
+            link.url("https://id.example/")
+                .starts_with("https://id.example/account/setup?token=")
+        );
         assert!(!format!("{link:?}").contains(&link.token));
         let u = super::super::users::find(&s, "carol").unwrap();
         assert_eq!(u.password_hash, None);
@@ -233,7 +236,10 @@ mod tests {
         assert_eq!(stored.map(|l| l.kind), Some(LinkKind::Invite));
         assert_eq!(
             events(&s),
-            [ev("user_added", "carol", "ok"), ev("setup_link_created", "carol", "ok")]
+            [
+                ev("user_added", "carol", "ok"),
+                ev("setup_link_created", "carol", "ok")
+            ]
         );
         let again = invite(
             &mut s,
@@ -282,8 +288,16 @@ mod tests {
         let second = reset(&mut s, &actor, "ALICE", Some(60), true).unwrap();
         assert!(!s.second_factors("u1").unwrap().totp);
         let t = now();
-        assert!(s.setup_link(&sha256(first.token.as_bytes()), t).unwrap().is_none());
-        assert!(s.setup_link(&sha256(second.token.as_bytes()), t).unwrap().is_some());
+        assert!(
+            s.setup_link(&sha256(first.token.as_bytes()), t)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            s.setup_link(&sha256(second.token.as_bytes()), t)
+                .unwrap()
+                .is_some()
+        );
         assert!((second.expires_at - t - 60).abs() <= 1);
         assert!(matches!(
             reset(&mut s, &actor, "nobody", None, false),
@@ -321,6 +335,9 @@ mod tests {
             mfa(&mut s, &actor, "bob", change(Some(true), false)),
             Err(OpError::NotFound(_))
         ));
-        assert_eq!(events(&s).last(), Some(&ev("user_mfa_changed", "bob", "failed")));
+        assert_eq!(
+            events(&s).last(),
+            Some(&ev("user_mfa_changed", "bob", "failed"))
+        );
     }
 }

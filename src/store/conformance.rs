@@ -39,8 +39,14 @@ const CASES: &[(&str, Case)] = &[
     ("consents_cover_and_revoke", consents_cover_and_revoke),
     ("setup_links_are_single_use", setup_links_are_single_use),
     ("setup_links_expire_and_gc", setup_links_expire_and_gc),
-    ("a_newer_setup_link_kills_the_older", a_newer_setup_link_kills_the_older),
-    ("second_factors_are_removed_together", second_factors_are_removed_together),
+    (
+        "a_newer_setup_link_kills_the_older",
+        a_newer_setup_link_kills_the_older,
+    ),
+    (
+        "second_factors_are_removed_together",
+        second_factors_are_removed_together,
+    ),
 ];
 
 pub(crate) fn temp_db() -> PathBuf {
@@ -1031,7 +1037,10 @@ fn setup_links_are_single_use(s: &mut Store) {
     let u = s.user("u1").unwrap().unwrap();
     assert_eq!(u.password_hash.as_deref(), Some("new-hash"));
     assert!(s.session(&[1u8; 32]).unwrap().is_none(), "sessions ended");
-    assert!(s.session(&[2u8; 32]).unwrap().is_some(), "another user's stays");
+    assert!(
+        s.session(&[2u8; 32]).unwrap().is_some(),
+        "another user's stays"
+    );
     assert!(revoked_at(s, "g1").is_some(), "grants revoked");
     assert_eq!(s.setup_link(&link, 151).unwrap(), None);
     assert_eq!(s.use_setup_link(&link, 151, Some("other")).unwrap(), None);
@@ -1088,7 +1097,10 @@ fn a_newer_setup_link_kills_the_older(s: &mut Store) {
     assert!(s.setup_link(&old, 150).unwrap().is_none());
     assert_eq!(s.use_setup_link(&old, 150, Some("h")).unwrap(), None);
     assert!(s.setup_link(&new, 150).unwrap().is_some());
-    assert!(s.setup_link(&bobs, 150).unwrap().is_some(), "another user's");
+    assert!(
+        s.setup_link(&bobs, 150).unwrap().is_some(),
+        "another user's"
+    );
     assert!(s.use_setup_link(&new, 150, None).unwrap().is_some());
 }
 

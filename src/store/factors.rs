@@ -43,7 +43,11 @@ impl Store {
         let had = self.second_factors(user_id)?;
         self.with_tx(|tx| {
             exec_tx(tx, "DELETE FROM totp WHERE user_id = ?1", [user_id])?;
-            exec_tx(tx, "DELETE FROM recovery_codes WHERE user_id = ?1", [user_id])?;
+            exec_tx(
+                tx,
+                "DELETE FROM recovery_codes WHERE user_id = ?1",
+                [user_id],
+            )?;
             exec_tx(tx, "DELETE FROM passkeys WHERE user_id = ?1", [user_id])?;
             Ok(())
         })?;
