@@ -24,4 +24,5 @@ mod operations;
 mod packaging;
 mod proxies_e2e;
 mod sessions;
+mod setup_links;
 mod tls;
