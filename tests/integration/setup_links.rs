@@ -94,3 +94,53 @@ fn an_invite_link_works_once_and_never_reaches_the_log() {
     let logs = server.logs();
     assert!(!logs.contains(&token), "the token is in the log");
 }
+
+/// A reset link: a newer one kills the older, using it ends the user's existing sessions, and
+/// the old password stops working while the new one works.
+#[test]
+fn a_reset_link_kills_the_older_one_and_ends_sessions() {
+    let server = Server::start();
+    crate::support::add_user(&server.data_dir, "alice", &[]);
+    let mut before = Browser::new(&server);
+    assert_eq!(
+        before
+            .submit_login("/login", "alice", crate::support::PASSWORD)
+            .status,
+        303
+    );
+    assert!(before.get("/").text().contains("alice"), "signed in");
+    let link = |server: &Server| -> String {
+        let v: Value =
+            serde_json::from_str(&server.cli_ok(&["user", "reset", "alice", "--json"])).unwrap();
+        v["link"].as_str().unwrap().to_string()
+    };
+    let old = link(&server);
+    let new = link(&server);
+    let mut b = Browser::new(&server);
+    assert_eq!(b.get(&old).status, 400, "the older link died");
+    let page = b.get(&new);
+    assert_eq!(page.status, 200);
+    let csrf = hidden_input(&page.text(), "csrf").unwrap();
+    let token = new.split("token=").nth(1).unwrap();
+    let r = b.post(
+        "/account/setup",
+        &[
+            ("csrf", &csrf),
+            ("token", token),
+            ("method", "password"),
+            ("password", NEW_PASSWORD),
+            ("password2", NEW_PASSWORD),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let home = before.get("/");
+    assert!(
+        !home.text().contains("alice"),
+        "the earlier session ended: {}",
+        home.text()
+    );
+    let r = Browser::new(&server).submit_login("/login", "alice", crate::support::PASSWORD);
+    assert_eq!(r.status, 200, "the old password is refused");
+    let r = Browser::new(&server).submit_login("/login", "alice", NEW_PASSWORD);
+    assert_eq!(r.status, 303);
+}
