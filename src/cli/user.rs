@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use crate::error::Error;
 use crate::ops::sessions::{self, Which};
 use crate::ops::users::{self, NewUser, UserUpdate};
-use crate::ops::{Actor, OpError, view};
-use crate::store::Store;
+use crate::ops::{Actor, OpError, setup, view};
+use crate::store::{Store, User};
 use crate::timefmt::rfc3339;
 
 #[derive(Subcommand, Debug)]
@@ -67,6 +67,70 @@ pub enum UserCmd {
     /// List or end a user's browser sessions
     #[command(subcommand)]
     Session(SessionCmd),
+    /// Add a user without a password and print a one-time link where they choose a password
+    /// or register a passkey (24 hours unless --ttl; a newer link kills it)
+    Invite(InviteArgs),
+    /// Print a one-time link where an existing user sets a new password or registers a passkey
+    /// (their sessions end when it is used; second factors stay unless --reset-mfa)
+    Reset(ResetArgs),
+    /// Require or stop requiring a second factor for a user, or remove their second factors
+    Mfa(MfaArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LinkArgs {
+    /// How long the link works: 1s to 30d
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = super::parse_seconds)]
+    ttl: i64,
+    /// The issuer URL the link starts with [default: the issuer stored by serve --issuer]
+    #[arg(long, value_name = "URL")]
+    issuer: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InviteArgs {
+    /// The username (unique regardless of letter case)
+    name: String,
+    /// Email address
+    #[arg(long)]
+    email: Option<String>,
+    /// Full name
+    #[arg(long = "name", value_name = "FULL NAME")]
+    full_name: Option<String>,
+    /// A group (repeatable)
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+    #[command(flatten)]
+    link: LinkArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ResetArgs {
+    /// The username
+    name: String,
+    /// Also remove the user's second factors (TOTP, recovery codes, passkeys), after checking
+    /// who they are out of band
+    #[arg(long)]
+    reset_mfa: bool,
+    #[command(flatten)]
+    link: LinkArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct MfaArgs {
+    /// The username
+    name: String,
+    /// The user must sign in with a second factor (one who has none enrols right after the
+    /// password)
+    #[arg(long, conflicts_with = "no_require")]
+    require: bool,
+    /// The user no longer must (groups, clients and rules may still require one)
+    #[arg(long)]
+    no_require: bool,
+    /// Remove every second factor of the user (TOTP, recovery codes, passkeys) and end their
+    /// sessions, after checking who they are out of band
+    #[arg(long)]
+    reset: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -190,13 +254,57 @@ fn read_new_password(from_stdin: bool) -> Result<String, Error> {
     Ok(pw)
 }
 
+/// A user's JSON shape, with their second factors.
+fn user_json(store: &Store, u: &User) -> Result<Value, Error> {
+    Ok(view::user(u, &store.second_factors(&u.id)?))
+}
+
+/// The issuer a link starts with: `--issuer`, else the stored one; `None` (with a warning)
+/// when there is neither, and the link is then the path alone.
+fn link_issuer(store: &Store, given: Option<String>) -> Result<Option<String>, Error> {
+    if let Some(i) = given {
+        return Ok(Some(crate::config::validate_issuer(&i)?.0));
+    }
+    let stored = crate::ops::installation::stored_issuer(store)?;
+    if stored.is_none() {
+        log::warn!(
+            "no issuer is stored yet (serve --issuer stores it; or pass \
+             --issuer): the link below is relative to the server's address"
+        );
+    }
+    Ok(stored)
+}
+
+/// Prints a new link: the user's JSON shape with `link` and `expires_at`, or the link on a
+/// line of its own.
+fn print_link(
+    store: &Store,
+    link: &setup::NewLink,
+    issuer: Option<&str>,
+    json: bool,
+    text: &str,
+) -> Result<(), Error> {
+    let url = link.url(issuer.unwrap_or(""));
+    if json {
+        let v = view::with(user_json(store, &link.user)?, "link", json!(url));
+        super::print_json(&view::with(v, "expires_at", json!(link.expires_at)));
+    } else {
+        out!(
+            "{text}; the link works once, until {}:",
+            rfc3339(link.expires_at)
+        );
+        out!("{url}");
+    }
+    Ok(())
+}
+
 /// Prints the user with this `sub` as it is now: its JSON shape, or the text line.
 fn print_user(store: &Store, sub: &str, json: bool, text: &str) -> Result<(), Error> {
     if json {
         let u = store
             .user(sub)?
             .ok_or_else(|| OpError::NotFound(format!("no user with sub {sub}")))?;
-        super::print_json(&view::user(&u));
+        super::print_json(&user_json(store, &u)?);
     } else {
         out!("{text}");
     }
@@ -224,7 +332,11 @@ pub fn run(store: &mut Store, cmd: UserCmd, json: bool) -> Result<(), Error> {
         UserCmd::List => {
             let all = users::list(store)?;
             if json {
-                super::print_json(&Value::Array(all.iter().map(view::user).collect()));
+                let all = all
+                    .iter()
+                    .map(|u| user_json(store, u))
+                    .collect::<Result<Vec<_>, _>>()?;
+                super::print_json(&Value::Array(all));
             } else {
                 out!("{:<24} {:<34} {:<9} GROUPS", "USERNAME", "SUB", "STATUS");
                 for u in all {
@@ -241,7 +353,7 @@ pub fn run(store: &mut Store, cmd: UserCmd, json: bool) -> Result<(), Error> {
         UserCmd::Show { name } => {
             let u = users::find(store, &name)?;
             if json {
-                super::print_json(&view::user(&u));
+                super::print_json(&user_json(store, &u)?);
             } else {
                 out!("username: {}", u.username);
                 out!("sub:      {}", u.id);
@@ -253,6 +365,26 @@ pub fn run(store: &mut Store, cmd: UserCmd, json: bool) -> Result<(), Error> {
                     if u.disabled { "disabled" } else { "active" }
                 );
                 out!("created:  {}", rfc3339(u.created_at));
+                let f = store.second_factors(&u.id)?;
+                out!(
+                    "password: {}",
+                    if u.password_hash.is_some() {
+                        "set"
+                    } else {
+                        "not set (invited)"
+                    }
+                );
+                out!(
+                    "2fa:      {}; totp {}, {} passkey(s), {} recovery code(s) left",
+                    if u.mfa_required {
+                        "required"
+                    } else {
+                        "not required"
+                    },
+                    if f.totp { "yes" } else { "no" },
+                    f.passkeys,
+                    f.recovery_codes
+                );
             }
         }
         UserCmd::Passwd {
@@ -277,6 +409,11 @@ pub fn run(store: &mut Store, cmd: UserCmd, json: bool) -> Result<(), Error> {
             print_user(store, &u.id, json, &format!("enabled {}", u.username))?;
         }
         UserCmd::Remove { name, yes } => {
+            // Printed as it was: its factors are counted before they go with it.
+            let factors = match store.user_by_name(&name)? {
+                Some(u) => store.second_factors(&u.id)?,
+                None => Default::default(),
+            };
             let (u, refs) = users::remove(store, &actor, &name, yes)?;
             if !refs.is_empty() {
                 eprintln!(
@@ -286,7 +423,7 @@ pub fn run(store: &mut Store, cmd: UserCmd, json: bool) -> Result<(), Error> {
                 );
             }
             if json {
-                super::print_json(&view::user(&u));
+                super::print_json(&view::user(&u, &factors));
             } else {
                 out!("removed {}", u.username);
             }
@@ -300,7 +437,7 @@ pub fn run(store: &mut Store, cmd: UserCmd, json: bool) -> Result<(), Error> {
             };
             let u = users::update(store, &actor, &a.name, change)?;
             if json {
-                super::print_json(&view::user(&u));
+                super::print_json(&user_json(store, &u)?);
             } else {
                 out!(
                     "updated {}: email {}, name {}, groups {}",
@@ -422,6 +559,65 @@ pub fn run(store: &mut Store, cmd: UserCmd, json: bool) -> Result<(), Error> {
                 Which::One(id) => out!("ended session {id} of {}", u.username),
                 Which::All => out!("ended {n} session(s) of {}", u.username),
             }
+        }
+        UserCmd::Invite(a) => {
+            let issuer = link_issuer(store, a.link.issuer)?;
+            let invite = setup::Invite {
+                username: a.name,
+                email: a.email,
+                full_name: a.full_name,
+                groups: a.groups,
+                ttl: Some(a.link.ttl),
+            };
+            let link = setup::invite(store, &actor, invite)?;
+            let text = format!(
+                "invited {} (sub {}): pass this link on",
+                link.user.username, link.user.id
+            );
+            print_link(store, &link, issuer.as_deref(), json, &text)?;
+        }
+        UserCmd::Reset(a) => {
+            let issuer = link_issuer(store, a.link.issuer)?;
+            let link = setup::reset(store, &actor, &a.name, Some(a.link.ttl), a.reset_mfa)?;
+            let text = if a.reset_mfa {
+                format!(
+                    "{}'s second factors are removed and their sessions ended; pass this link on",
+                    link.user.username
+                )
+            } else {
+                format!("reset link for {}: pass it on", link.user.username)
+            };
+            print_link(store, &link, issuer.as_deref(), json, &text)?;
+        }
+        UserCmd::Mfa(a) => {
+            let require = match (a.require, a.no_require) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            };
+            let change = setup::MfaChange {
+                require,
+                reset: a.reset,
+            };
+            let (u, had) = setup::mfa(store, &actor, &a.name, change)?;
+            let mut text = format!(
+                "{} {} a second factor",
+                u.username,
+                if u.mfa_required {
+                    "must use"
+                } else {
+                    "need not use"
+                }
+            );
+            if let Some(f) = had {
+                text.push_str(&format!(
+                    "; removed totp {}, {} passkey(s), {} recovery code(s) and ended their sessions",
+                    if f.totp { "yes" } else { "no" },
+                    f.passkeys,
+                    f.recovery_codes
+                ));
+            }
+            print_user(store, &u.id, json, &text)?;
         }
     }
     Ok(())

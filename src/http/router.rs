@@ -35,6 +35,8 @@ pub const ENROL_SECOND_FACTOR: &str = "/account/totp";
 pub const TOTP_REMOVE: &str = "/account/totp/remove";
 /// How many recovery codes remain; making new ones.
 pub const RECOVERY_CODES: &str = "/account/recovery";
+/// Where an invite or reset link leads: set a password or register a passkey.
+pub const ACCOUNT_SETUP: &str = "/account/setup";
 /// RP-initiated logout (the `end_session_endpoint`).
 pub const LOGOUT: &str = "/logout";
 /// OpenID Connect UserInfo.
@@ -132,6 +134,13 @@ const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
     ),
     (HOME, &[(Method::Get, Page(accounts::login::home))]),
     (
+        ACCOUNT_SETUP,
+        &[
+            (Method::Get, Page(account::setup::show)),
+            (Method::Post, Page(account::setup::submit)),
+        ],
+    ),
+    (
         APIKEY_VERIFY,
         &[(Method::Get, Page(apikeys::verify::handle))],
     ),
@@ -150,10 +159,10 @@ const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
     (STYLESHEET, &[(Method::Get, Page(stylesheet))]),
 ];
 
-/// True for the requests that check a password (`POST /login`): the server runs them on their
-/// own workers, because each waits for an argon2 hash.
+/// True for the requests that check or hash a password (`POST /login`, `POST /account/setup`):
+/// the server runs them on their own workers, because each waits for an argon2 hash.
 pub fn is_password_sign_in(req: &Req) -> bool {
-    req.method == Method::Post && req.path == LOGIN
+    req.method == Method::Post && (req.path == LOGIN || req.path == ACCOUNT_SETUP)
 }
 
 /// Routes a request and turns an error value into its response.

@@ -44,6 +44,7 @@ pub mod keys;
 pub mod rules;
 pub mod sessions;
 pub mod settings;
+pub mod setup;
 pub mod users;
 pub mod view;
 

@@ -52,7 +52,7 @@ pub fn list(store: &Store) -> Result<Vec<User>, OpError> {
 }
 
 /// The rules a new user's name and groups must meet, and the name must be free.
-fn check_new(store: &Store, username: &str, groups: &[String]) -> Result<(), OpError> {
+pub(super) fn check_new(store: &Store, username: &str, groups: &[String]) -> Result<(), OpError> {
     validate_username(username).map_err(OpError::Invalid)?;
     for g in groups {
         validate_group(g).map_err(OpError::Invalid)?;
@@ -215,7 +215,7 @@ pub struct UserUpdate {
 /// local part before it and a domain after it, no spaces. Not RFC 5322's whole grammar, but
 /// what every mail system here accepts, and it refuses what is plainly not an address
 /// (`alice`, `alice@`, `a b@c`). The message quotes the input escaped, never raw.
-fn validate_email(e: &str) -> Result<(), OpError> {
+pub(super) fn validate_email(e: &str) -> Result<(), OpError> {
     validate_field("email", e)?;
     if e.is_empty() {
         return Ok(());
@@ -239,7 +239,7 @@ fn validate_email(e: &str) -> Result<(), OpError> {
 }
 
 /// Checks an email or full name: at most 254 characters, no control characters.
-fn validate_field(what: &str, v: &str) -> Result<(), OpError> {
+pub(super) fn validate_field(what: &str, v: &str) -> Result<(), OpError> {
     if v.chars().count() > 254 || v.chars().any(char::is_control) {
         return Err(OpError::Invalid(format!(
             "the {what} must be at most 254 printable characters"

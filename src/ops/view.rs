@@ -18,6 +18,7 @@ use crate::ops::sessions::SessionInfo;
 use crate::ops::users::Consent;
 use crate::store::apikeys::ApiKeyRow;
 use crate::store::audit::AuditEvent;
+use crate::store::factors::SecondFactors;
 use crate::store::{Client, User};
 
 /// Adds one field to an object shape (a secret shown once).
@@ -48,7 +49,9 @@ pub fn client(c: &Client) -> Value {
     })
 }
 
-pub fn user(u: &User) -> Value {
+/// A user with their second factors (`f`, counted): `has_password` is false for an invited
+/// user who has not chosen one yet.
+pub fn user(u: &User, f: &SecondFactors) -> Value {
     json!({
         "sub": u.id,
         "username": u.username,
@@ -57,6 +60,13 @@ pub fn user(u: &User) -> Value {
         "groups": u.groups,
         "disabled": u.disabled,
         "created_at": u.created_at,
+        "has_password": u.password_hash.is_some(),
+        "mfa_required": u.mfa_required,
+        "second_factors": {
+            "totp": f.totp,
+            "passkeys": f.passkeys,
+            "recovery_codes": f.recovery_codes,
+        },
     })
 }
 

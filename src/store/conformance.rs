@@ -39,6 +39,16 @@ const CASES: &[(&str, Case)] = &[
     ("consents_cover_and_revoke", consents_cover_and_revoke),
     ("totp_steps_are_used_once", totp_steps_are_used_once),
     ("recovery_codes_are_used_once", recovery_codes_are_used_once),
+    ("setup_links_are_single_use", setup_links_are_single_use),
+    ("setup_links_expire_and_gc", setup_links_expire_and_gc),
+    (
+        "a_newer_setup_link_kills_the_older",
+        a_newer_setup_link_kills_the_older,
+    ),
+    (
+        "second_factors_are_removed_together",
+        second_factors_are_removed_together,
+    ),
 ];
 
 pub(crate) fn temp_db() -> PathBuf {
@@ -1056,4 +1066,129 @@ fn recovery_codes_are_used_once(s: &mut Store) {
     assert!(!s.use_recovery_code("u1", &[5; 32], 5).unwrap(), "replaced");
     assert!(s.use_recovery_code("u1", &[1; 32], 5).unwrap());
     assert_eq!(s.recovery_codes_left("u2").unwrap(), 0);
+}
+
+/// A setup link is checked without being used, then used once: the password is set, the user's
+/// sessions end and their grants are revoked in the same transaction; a second use changes
+/// nothing.
+fn setup_links_are_single_use(s: &mut Store) {
+    use super::setup_links::LinkKind;
+    people(s);
+    let link = [21u8; 32];
+    s.create_setup_link(&link, "u1", LinkKind::Reset, 100, 200)
+        .unwrap();
+    s.insert_session(&[1u8; 32], "u1", 100, 10_000).unwrap();
+    s.insert_session(&[2u8; 32], "u2", 100, 10_000).unwrap();
+    grant(s, "g1", "c1", "u1", "jti-1");
+    for _ in 0..2 {
+        let seen = s.setup_link(&link, 150).unwrap().unwrap();
+        assert_eq!(
+            (seen.user_id.as_str(), seen.kind, seen.expires_at),
+            ("u1", LinkKind::Reset, 200)
+        );
+    }
+    assert_eq!(s.setup_link(&[22u8; 32], 150).unwrap(), None, "unknown");
+    let used = s.use_setup_link(&link, 150, Some("new-hash")).unwrap();
+    assert_eq!(used.map(|l| l.user_id), Some("u1".to_string()));
+    let u = s.user("u1").unwrap().unwrap();
+    assert_eq!(u.password_hash.as_deref(), Some("new-hash"));
+    assert!(s.session(&[1u8; 32]).unwrap().is_none(), "sessions ended");
+    assert!(
+        s.session(&[2u8; 32]).unwrap().is_some(),
+        "another user's stays"
+    );
+    assert!(revoked_at(s, "g1").is_some(), "grants revoked");
+    assert_eq!(s.setup_link(&link, 151).unwrap(), None);
+    assert_eq!(s.use_setup_link(&link, 151, Some("other")).unwrap(), None);
+    let u = s.user("u1").unwrap().unwrap();
+    assert_eq!(u.password_hash.as_deref(), Some("new-hash"), "unchanged");
+    // Without a password (a passkey comes next) the hash stays.
+    s.create_setup_link(&[23u8; 32], "u2", LinkKind::Invite, 100, 200)
+        .unwrap();
+    let used = s.use_setup_link(&[23u8; 32], 150, None).unwrap().unwrap();
+    assert_eq!(used.kind, LinkKind::Invite);
+    assert_eq!(
+        s.user("u2").unwrap().unwrap().password_hash.as_deref(),
+        Some("hash")
+    );
+}
+
+/// A link works until its expiry and not at it; gc deletes expired and used links only.
+fn setup_links_expire_and_gc(s: &mut Store) {
+    use super::setup_links::LinkKind;
+    people(s);
+    let (short, long, used) = ([31u8; 32], [32u8; 32], [33u8; 32]);
+    s.create_setup_link(&short, "u1", LinkKind::Invite, 100, 200)
+        .unwrap();
+    s.create_setup_link(&long, "u2", LinkKind::Reset, 100, 1_000)
+        .unwrap();
+    assert!(s.setup_link(&short, 199).unwrap().is_some());
+    assert!(s.setup_link(&short, 200).unwrap().is_none(), "expired");
+    assert_eq!(s.use_setup_link(&short, 200, Some("h")).unwrap(), None);
+    assert_eq!(
+        s.user("u1").unwrap().unwrap().password_hash.as_deref(),
+        Some("hash")
+    );
+    assert_eq!(s.gc_setup_links(199).unwrap(), 0);
+    assert_eq!(s.gc_setup_links(200).unwrap(), 1);
+    assert!(s.setup_link(&long, 200).unwrap().is_some(), "kept");
+    s.create_setup_link(&used, "u2", LinkKind::Reset, 300, 1_000)
+        .unwrap();
+    s.use_setup_link(&used, 300, None).unwrap().unwrap();
+    assert_eq!(s.gc_setup_links(301).unwrap(), 1, "used");
+    assert_eq!(s.gc_setup_links(301).unwrap(), 0);
+}
+
+/// Making a link deletes every older link of the same user, and only theirs.
+fn a_newer_setup_link_kills_the_older(s: &mut Store) {
+    use super::setup_links::LinkKind;
+    people(s);
+    let (old, new, bobs) = ([41u8; 32], [42u8; 32], [43u8; 32]);
+    s.create_setup_link(&old, "u1", LinkKind::Invite, 100, 1_000)
+        .unwrap();
+    s.create_setup_link(&bobs, "u2", LinkKind::Invite, 100, 1_000)
+        .unwrap();
+    s.create_setup_link(&new, "u1", LinkKind::Reset, 100, 1_000)
+        .unwrap();
+    assert!(s.setup_link(&old, 150).unwrap().is_none());
+    assert_eq!(s.use_setup_link(&old, 150, Some("h")).unwrap(), None);
+    assert!(s.setup_link(&new, 150).unwrap().is_some());
+    assert!(
+        s.setup_link(&bobs, 150).unwrap().is_some(),
+        "another user's"
+    );
+    assert!(s.use_setup_link(&new, 150, None).unwrap().is_some());
+}
+
+/// Removing a user's second factors removes TOTP, recovery codes and passkeys, and only theirs.
+fn second_factors_are_removed_together(s: &mut Store) {
+    use super::factors::SecondFactors;
+    people(s);
+    s.transaction(|tx| {
+        for u in ["u1", "u2"] {
+            tx.execute(
+                "INSERT INTO totp (user_id, secret, created_at) VALUES (?1, x'00', 1)",
+                [u],
+            )?;
+            tx.execute(
+                "INSERT INTO recovery_codes (user_id, hash, created_at) VALUES (?1, x'01', 1)",
+                [u],
+            )?;
+            tx.execute(
+                "INSERT INTO passkeys (id, user_id, name, public_key, alg, created_at) \
+                 VALUES (?1, ?2, 'phone', x'02', -7, 1)",
+                rusqlite::params![u.as_bytes(), u],
+            )?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let all = SecondFactors {
+        totp: true,
+        passkeys: 1,
+        recovery_codes: 1,
+    };
+    assert_eq!(s.remove_second_factors("u1").unwrap(), all);
+    assert_eq!(s.second_factors("u1").unwrap(), SecondFactors::default());
+    assert_eq!(s.second_factors("u2").unwrap(), all);
 }

@@ -1,7 +1,7 @@
 //! What second factors a user has, across TOTP, recovery codes and passkeys (each kind's own
 //! rows are in its own file).
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, exec_tx};
 
 /// A user's second factors, counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,5 +35,22 @@ impl Store {
                 recovery_codes: r.get(2)?,
             })
         })?)
+    }
+
+    /// Removes every second factor of a user (TOTP, recovery codes, passkeys) in one
+    /// transaction, after an admin checked their identity out of band; returns what they had.
+    pub fn remove_second_factors(&mut self, user_id: &str) -> Result<SecondFactors, StoreError> {
+        let had = self.second_factors(user_id)?;
+        self.with_tx(|tx| {
+            exec_tx(tx, "DELETE FROM totp WHERE user_id = ?1", [user_id])?;
+            exec_tx(
+                tx,
+                "DELETE FROM recovery_codes WHERE user_id = ?1",
+                [user_id],
+            )?;
+            exec_tx(tx, "DELETE FROM passkeys WHERE user_id = ?1", [user_id])?;
+            Ok(())
+        })?;
+        Ok(had)
     }
 }

@@ -28,6 +28,7 @@ mod revision;
 pub mod rules;
 pub mod sessions;
 mod settings;
+pub mod setup_links;
 mod tokens;
 pub mod users;
 

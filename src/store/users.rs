@@ -182,6 +182,23 @@ impl Store {
         Ok(())
     }
 
+    /// Sets whether the user must sign in with a second factor.
+    pub fn set_user_mfa_required(
+        &mut self,
+        id: &str,
+        required: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let n = self.exec(
+            "UPDATE users SET mfa_required = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, i64::from(required), now],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     /// Changes the username; the `sub` stays.
     pub fn rename_user(&mut self, id: &str, username: &str, now: i64) -> Result<(), StoreError> {
         let n = self

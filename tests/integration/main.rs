@@ -24,5 +24,6 @@ mod operations;
 mod packaging;
 mod proxies_e2e;
 mod sessions;
+mod setup_links;
 mod tls;
 mod totp;
