@@ -15,11 +15,22 @@ use crate::http::form::Form;
 use crate::http::{Req, Resp};
 use crate::ui::{self, Slot};
 
-/// Where a login may send the browser afterwards: only latchkey's own authorization endpoint
-/// (or its home page), as a relative path. Anything else becomes `/`.
+/// Where a login may send the browser afterwards: only latchkey's own authorization endpoint,
+/// its account pages (`/account`, `/account/…`), or its home page, as a relative path.
+/// Anything else becomes `/`.
 fn safe_return_to(raw: Option<&str>) -> String {
+    let account = |r: &str| {
+        r == "/account"
+            || r.strip_prefix("/account/")
+                .is_some_and(|rest| !rest.starts_with('/') && !rest.contains(".."))
+            || r.starts_with("/account?")
+    };
     match raw {
-        Some(r) if r.starts_with("/authorize?") && !r.contains(['\\', '\r', '\n']) => r.to_string(),
+        Some(r)
+            if (r.starts_with("/authorize?") || account(r)) && !r.contains(['\\', '\r', '\n']) =>
+        {
+            r.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -339,6 +350,10 @@ pub fn home(w: &mut Worker, req: &Req, now: i64) -> Resp {
                         Slot::Text(&format!("You are signed in as {}.", s.user.username)),
                     ),
                     ("csrf", Slot::Text(&token)),
+                    (
+                        "extra",
+                        Slot::Html(&ui::link(crate::http::router::ACCOUNT, "Your account")),
+                    ),
                 ],
             );
             let resp = ui::page(200, "Signed in", &body);
@@ -362,7 +377,30 @@ pub fn home(w: &mut Worker, req: &Req, now: i64) -> Resp {
 
 #[cfg(test)]
 mod tests {
-    use super::unencoded_rd;
+    use super::{safe_return_to, unencoded_rd};
+
+    #[test]
+    fn return_targets_are_the_authorization_endpoint_and_the_account_pages() {
+        for ok in [
+            "/authorize?client_id=a",
+            "/account",
+            "/account/totp?return_to=%2F",
+            "/account?done=x",
+        ] {
+            assert_eq!(safe_return_to(Some(ok)), ok);
+        }
+        for bad in [
+            "//evil.example/",
+            "/account//evil.example",
+            "/accounts",
+            "/account/../logout",
+            "/account\\x",
+            "https://evil.example/account",
+            "/logout",
+        ] {
+            assert_eq!(safe_return_to(Some(bad)), "/", "{bad}");
+        }
+    }
 
     #[test]
     fn an_unencoded_rd_is_the_rest_of_the_query() {

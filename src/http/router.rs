@@ -5,7 +5,7 @@ use crate::app::Worker;
 use crate::http::rejection::NoEndpoint;
 use crate::http::{Method, Req, Resp};
 use crate::oauth::error::OAuthError;
-use crate::{accounts, apikeys, forward, oauth, oidc};
+use crate::{account, accounts, apikeys, forward, oauth, oidc};
 
 /// OpenID Connect discovery (OIDC Discovery 1.0 §4).
 pub const DISCOVERY_OIDC: &str = "/.well-known/openid-configuration";
@@ -35,6 +35,20 @@ pub const ENROL_SECOND_FACTOR: &str = "/account/totp";
 pub const LOGOUT: &str = "/logout";
 /// OpenID Connect UserInfo.
 pub const USERINFO: &str = "/userinfo";
+/// The signed-in user's own page.
+pub const ACCOUNT: &str = "/account";
+/// Where the account page's profile form posts.
+pub const ACCOUNT_PROFILE: &str = "/account/profile";
+/// Where the account page's password form posts.
+pub const ACCOUNT_PASSWORD: &str = "/account/password";
+/// The account page's sessions section.
+pub const ACCOUNT_SESSIONS: &str = "/account/sessions";
+/// Ends one of the user's sessions, or every other one.
+pub const ACCOUNT_SESSIONS_END: &str = "/account/sessions/end";
+/// The account page's apps (consents) section.
+pub const ACCOUNT_CONSENTS: &str = "/account/consents";
+/// Revokes a consent the user gave.
+pub const ACCOUNT_CONSENTS_REVOKE: &str = "/account/consents/revoke";
 /// The signed-in home page.
 pub const HOME: &str = "/";
 /// The pages' stylesheet.
@@ -105,6 +119,37 @@ const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
         ],
     ),
     (HOME, &[(Method::Get, Page(accounts::login::home))]),
+    (ACCOUNT, &[(Method::Get, Page(account::profile::show))]),
+    (
+        ACCOUNT_PROFILE,
+        &[
+            (Method::Get, Page(account::profile::section)),
+            (Method::Post, Page(account::profile::submit)),
+        ],
+    ),
+    (
+        ACCOUNT_PASSWORD,
+        &[
+            (Method::Get, Page(account::profile::section)),
+            (Method::Post, Page(account::password::submit)),
+        ],
+    ),
+    (
+        ACCOUNT_SESSIONS,
+        &[(Method::Get, Page(account::profile::section))],
+    ),
+    (
+        ACCOUNT_SESSIONS_END,
+        &[(Method::Post, Page(account::sessions::end))],
+    ),
+    (
+        ACCOUNT_CONSENTS,
+        &[(Method::Get, Page(account::profile::section))],
+    ),
+    (
+        ACCOUNT_CONSENTS_REVOKE,
+        &[(Method::Post, Page(account::consents::revoke))],
+    ),
     (
         APIKEY_VERIFY,
         &[(Method::Get, Page(apikeys::verify::handle))],
@@ -124,10 +169,10 @@ const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
     (STYLESHEET, &[(Method::Get, Page(stylesheet))]),
 ];
 
-/// True for the requests that check a password (`POST /login`): the server runs them on their
-/// own workers, because each waits for an argon2 hash.
+/// True for the requests that check a password (`POST /login`, `POST /account/password`): the
+/// server runs them on their own workers, because each waits for an argon2 hash.
 pub fn is_password_sign_in(req: &Req) -> bool {
-    req.method == Method::Post && req.path == LOGIN
+    req.method == Method::Post && (req.path == LOGIN || req.path == ACCOUNT_PASSWORD)
 }
 
 /// Routes a request and turns an error value into its response.

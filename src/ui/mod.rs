@@ -14,6 +14,7 @@ pub const CONSENT: &str = include_str!("templates/consent.html");
 pub const MESSAGE: &str = include_str!("templates/message.html");
 pub const FORM_POST: &str = include_str!("templates/form_post.html");
 pub const LOGOUT: &str = include_str!("templates/logout.html");
+pub const ACCOUNT: &str = include_str!("templates/account.html");
 /// The stylesheet, served at `/assets/latchkey.css`.
 pub const CSS: &str = include_str!("latchkey.css");
 
