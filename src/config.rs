@@ -371,16 +371,60 @@ pub enum TextSetting {
     /// Groups whose members must sign in with a second factor, comma-separated; empty for
     /// none. Renaming or removing a group updates it (see `ops::groups`).
     MfaRequiredForGroups,
+    /// What users may change on their account page: `none`, `name` or `name,email`; empty
+    /// for `name` (see [`EditProfile`]).
+    AccountEditProfile,
+}
+
+/// What a user may change of their own profile on `/account` (`account.edit_profile`).
+///
+/// The default is the name only: latchkey puts `email` with `email_verified: true` in ID
+/// tokens, and an app that links accounts by email would trust an address the user typed and
+/// nobody checked. An admin whose apps do not do that may allow `name,email`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EditProfile {
+    pub name: bool,
+    pub email: bool,
+}
+
+impl EditProfile {
+    /// Reads the stored (normalized) value; empty is the default, the name only.
+    pub fn from_setting(v: &str) -> EditProfile {
+        match v {
+            "none" => EditProfile {
+                name: false,
+                email: false,
+            },
+            "name,email" => EditProfile {
+                name: true,
+                email: true,
+            },
+            _ => EditProfile {
+                name: true,
+                email: false,
+            },
+        }
+    }
+
+    /// Nothing may be changed.
+    pub fn nothing(self) -> bool {
+        !self.name && !self.email
+    }
 }
 
 impl TextSetting {
     /// Every text setting, in the order `settings list` shows them (after the numbers).
-    pub const ALL: [TextSetting; 2] = [TextSetting::BackupDir, TextSetting::MfaRequiredForGroups];
+    pub const ALL: [TextSetting; 3] = [
+        TextSetting::BackupDir,
+        TextSetting::MfaRequiredForGroups,
+        TextSetting::AccountEditProfile,
+    ];
 
     pub const fn key(self) -> &'static str {
         match self {
             TextSetting::BackupDir => "backup.dir",
             TextSetting::MfaRequiredForGroups => "mfa.required_for_groups",
+            TextSetting::AccountEditProfile => "account.edit_profile",
         }
     }
 
@@ -389,6 +433,7 @@ impl TextSetting {
         match self {
             TextSetting::BackupDir => "path",
             TextSetting::MfaRequiredForGroups => "groups",
+            TextSetting::AccountEditProfile => "fields",
         }
     }
 
@@ -397,6 +442,7 @@ impl TextSetting {
         match self {
             TextSetting::BackupDir => "<data dir>/backups",
             TextSetting::MfaRequiredForGroups => "(no group)",
+            TextSetting::AccountEditProfile => "name",
         }
     }
 
@@ -411,6 +457,9 @@ impl TextSetting {
             }
             TextSetting::MfaRequiredForGroups => {
                 "groups whose members must sign in with a second factor (comma-separated names)"
+            }
+            TextSetting::AccountEditProfile => {
+                "what users may change on /account: none, name or name,email"
             }
         }
     }
@@ -448,6 +497,20 @@ pub fn parse_text_setting(setting: TextSetting, raw: &str) -> Result<String, Err
             names.sort_unstable();
             names.dedup();
             Ok(names.join(","))
+        }
+        TextSetting::AccountEditProfile => {
+            let mut fields: Vec<&str> = raw.split([',', ' ']).filter(|n| !n.is_empty()).collect();
+            fields.sort_unstable();
+            fields.dedup();
+            match fields.as_slice() {
+                [] => Ok(String::new()),
+                ["none"] => Ok("none".into()),
+                ["name"] => Ok("name".into()),
+                ["email", "name"] => Ok("name,email".into()),
+                _ => Err(Error::Usage(format!(
+                    "{key}: {raw:?} is not one of none, name, name,email"
+                ))),
+            }
         }
     }
 }
@@ -503,6 +566,11 @@ impl Settings {
             .split(',')
             .filter(|n| !n.is_empty())
             .collect()
+    }
+
+    /// What users may change of their profile (`account.edit_profile`).
+    pub fn edit_profile(&self) -> EditProfile {
+        EditProfile::from_setting(self.text(TextSetting::AccountEditProfile))
     }
 
     /// The value of a text setting; empty for its default.
@@ -747,5 +815,35 @@ mod tests {
         assert!(parse_text_setting(s, "backups").is_err());
         assert!(parse_text_setting(s, "/a\nb").is_err());
         assert!(Setting::from_key("backup.dir").is_err());
+    }
+
+    #[test]
+    fn account_edit_profile_takes_none_name_or_name_and_email() {
+        let s = TextSetting::from_key("account.edit_profile").unwrap();
+        for (raw, stored) in [
+            ("", ""),
+            ("none", "none"),
+            ("name", "name"),
+            ("name,email", "name,email"),
+            ("email, name", "name,email"),
+            ("name,name", "name"),
+        ] {
+            assert_eq!(parse_text_setting(s, raw).unwrap(), stored, "{raw:?}");
+        }
+        for raw in ["email", "none,name", "all", "name,email,groups"] {
+            assert!(parse_text_setting(s, raw).is_err(), "{raw:?}");
+        }
+        let fields = |v: &str| {
+            let e = EditProfile::from_setting(v);
+            (e.name, e.email)
+        };
+        assert_eq!(fields(""), (true, false));
+        assert_eq!(fields("name"), (true, false));
+        assert_eq!(fields("none"), (false, false));
+        assert_eq!(fields("name,email"), (true, true));
+        assert_eq!(
+            Settings::default().edit_profile(),
+            EditProfile::from_setting("")
+        );
     }
 }

@@ -5,7 +5,11 @@
 //! Each page file reads a form, calls the operation, and renders; second factors themselves
 //! are in [`crate::accounts::mfa`].
 
+pub mod consents;
+pub mod factors;
 pub mod passkeys;
+pub mod password;
 pub mod profile;
+pub mod sessions;
 pub mod setup;
 pub mod totp;

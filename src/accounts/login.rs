@@ -351,6 +351,10 @@ pub fn home(w: &mut Worker, req: &Req, now: i64) -> Resp {
                         Slot::Text(&format!("You are signed in as {}.", s.user.username)),
                     ),
                     ("csrf", Slot::Text(&token)),
+                    (
+                        "extra",
+                        Slot::Html(&ui::link(crate::http::router::ACCOUNT, "Your account")),
+                    ),
                 ],
             );
             let resp = ui::page(200, "Signed in", &body);

@@ -41,6 +41,20 @@ pub const ACCOUNT_SETUP: &str = "/account/setup";
 pub const LOGOUT: &str = "/logout";
 /// OpenID Connect UserInfo.
 pub const USERINFO: &str = "/userinfo";
+/// The signed-in user's own page.
+pub const ACCOUNT: &str = "/account";
+/// Where the account page's profile form posts.
+pub const ACCOUNT_PROFILE: &str = "/account/profile";
+/// Where the account page's password form posts.
+pub const ACCOUNT_PASSWORD: &str = "/account/password";
+/// The account page's sessions section.
+pub const ACCOUNT_SESSIONS: &str = "/account/sessions";
+/// Ends one of the user's sessions, or every other one.
+pub const ACCOUNT_SESSIONS_END: &str = "/account/sessions/end";
+/// The account page's apps (consents) section.
+pub const ACCOUNT_CONSENTS: &str = "/account/consents";
+/// Revokes a consent the user gave.
+pub const ACCOUNT_CONSENTS_REVOKE: &str = "/account/consents/revoke";
 /// The signed-in home page.
 pub const HOME: &str = "/";
 /// The pages' stylesheet.
@@ -133,6 +147,37 @@ const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
         ],
     ),
     (HOME, &[(Method::Get, Page(accounts::login::home))]),
+    (ACCOUNT, &[(Method::Get, Page(account::profile::show))]),
+    (
+        ACCOUNT_PROFILE,
+        &[
+            (Method::Get, Page(account::profile::section)),
+            (Method::Post, Page(account::profile::submit)),
+        ],
+    ),
+    (
+        ACCOUNT_PASSWORD,
+        &[
+            (Method::Get, Page(account::profile::section)),
+            (Method::Post, Page(account::password::submit)),
+        ],
+    ),
+    (
+        ACCOUNT_SESSIONS,
+        &[(Method::Get, Page(account::profile::section))],
+    ),
+    (
+        ACCOUNT_SESSIONS_END,
+        &[(Method::Post, Page(account::sessions::end))],
+    ),
+    (
+        ACCOUNT_CONSENTS,
+        &[(Method::Get, Page(account::profile::section))],
+    ),
+    (
+        ACCOUNT_CONSENTS_REVOKE,
+        &[(Method::Post, Page(account::consents::revoke))],
+    ),
     (
         ACCOUNT_SETUP,
         &[
@@ -159,10 +204,12 @@ const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
     (STYLESHEET, &[(Method::Get, Page(stylesheet))]),
 ];
 
-/// True for the requests that check or hash a password (`POST /login`, `POST /account/setup`):
-/// the server runs them on their own workers, because each waits for an argon2 hash.
+/// True for the requests that check or hash a password (`POST /login`, `/account/setup`,
+/// `/account/password`, `/account/totp/remove`): the server runs them on their own workers,
+/// because each waits for an argon2 hash.
 pub fn is_password_sign_in(req: &Req) -> bool {
-    req.method == Method::Post && (req.path == LOGIN || req.path == ACCOUNT_SETUP)
+    req.method == Method::Post
+        && [LOGIN, ACCOUNT_SETUP, ACCOUNT_PASSWORD, TOTP_REMOVE].contains(&req.path.as_str())
 }
 
 /// Routes a request and turns an error value into its response.

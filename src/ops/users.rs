@@ -298,6 +298,51 @@ pub fn update(
     })
 }
 
+/// A user's change of their own profile (the account page): the full name and the email,
+/// each only when `allowed` (the `account.edit_profile` setting) lets the user change it;
+/// `None` keeps a field, an empty value clears it. Checked like [`update`]. Recorded as
+/// `profile_changed`. Returns the user as they are now.
+pub fn update_profile(
+    store: &mut Store,
+    actor: &Actor,
+    user_id: &str,
+    allowed: crate::config::EditProfile,
+    full_name: Option<&str>,
+    email: Option<&str>,
+) -> Result<User, OpError> {
+    let target = store
+        .user(user_id)?
+        .map(|u| u.username)
+        .unwrap_or_else(|| user_id.to_string());
+    audited(store, actor, "profile_changed", &target, |s| {
+        if full_name.is_some() && !allowed.name {
+            return Err(OpError::Conflict(
+                "your administrator does not let you change your name here".into(),
+            ));
+        }
+        if email.is_some() && !allowed.email {
+            return Err(OpError::Conflict(
+                "your administrator does not let you change your email here".into(),
+            ));
+        }
+        if full_name.is_none() && email.is_none() {
+            return Err(OpError::Invalid("nothing to change".into()));
+        }
+        if let Some(n) = full_name {
+            validate_field("full name", n)?;
+        }
+        if let Some(e) = email {
+            validate_email(e)?;
+        }
+        fn clear(v: Option<&str>) -> Option<Option<&str>> {
+            v.map(|v| Some(v).filter(|v| !v.is_empty()))
+        }
+        s.update_user(user_id, clear(email), clear(full_name), None, now())?;
+        s.user(user_id)?
+            .ok_or_else(|| OpError::NotFound("the user no longer exists".into()))
+    })
+}
+
 /// Changes a username; the `sub` stays. Returns the user as it was before.
 pub fn rename(
     store: &mut Store,

@@ -199,6 +199,41 @@ impl Store {
         Ok(())
     }
 
+    /// A user's own password change on the account page: stores the new hash, revokes the
+    /// user's grants (refresh tokens stop working, their access tokens are revoked by jti, as
+    /// for `user passwd`) and ends every login session but `keep` (the browser that made the
+    /// change) with their forward-auth sessions, in one transaction.
+    pub fn change_own_password(
+        &mut self,
+        id: &str,
+        hash: &str,
+        keep: &[u8; 32],
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        self.with_tx(|tx| {
+            let n = exec_tx(
+                tx,
+                "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, hash, now],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            super::grants::revoke_grants_tx(tx, id, None, now)?;
+            exec_tx(
+                tx,
+                "DELETE FROM sessions WHERE user_id = ?1 AND parent IS NOT NULL AND parent != ?2",
+                params![id, keep.as_slice()],
+            )?;
+            exec_tx(
+                tx,
+                "DELETE FROM sessions WHERE user_id = ?1 AND parent IS NULL AND hash != ?2",
+                params![id, keep.as_slice()],
+            )
+            .map_err(StoreError::from)
+        })
+    }
+
     /// Changes the username; the `sub` stays.
     pub fn rename_user(&mut self, id: &str, username: &str, now: i64) -> Result<(), StoreError> {
         let n = self
@@ -351,5 +386,31 @@ mod tests {
         }
         let stmt = s.conn.prepare_cached(GROUPS_SQL).unwrap();
         assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
+    }
+
+    #[test]
+    fn an_own_password_change_keeps_only_the_browser_that_made_it() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.insert_user("u1", "alice", Some("old"), None, None, &[], 1)
+            .unwrap();
+        s.insert_user("u2", "bob", Some("bobs"), None, None, &[], 1)
+            .unwrap();
+        s.insert_session(&[1; 32], "u1", 10, 900).unwrap();
+        s.insert_session(&[2; 32], "u1", 20, 900).unwrap();
+        s.insert_child_session(&[3; 32], &[1; 32], "u1", 10, 11, 900)
+            .unwrap();
+        s.insert_child_session(&[4; 32], &[2; 32], "u1", 20, 21, 900)
+            .unwrap();
+        s.insert_session(&[5; 32], "u2", 10, 900).unwrap();
+        assert_eq!(s.change_own_password("u1", "new", &[1; 32], 30).unwrap(), 1);
+        let u = s.user("u1").unwrap().unwrap();
+        assert_eq!(u.password_hash.as_deref(), Some("new"));
+        for (hash, alive) in [(1, true), (3, true), (2, false), (4, false), (5, true)] {
+            assert_eq!(s.session(&[hash; 32]).unwrap().is_some(), alive, "{hash}");
+        }
+        assert!(matches!(
+            s.change_own_password("nobody", "x", &[1; 32], 30),
+            Err(crate::store::StoreError::NotFound)
+        ));
     }
 }

@@ -19,6 +19,7 @@ pub const TOTP_ENROL: &str = include_str!("templates/totp_enrol.html");
 pub const TOTP_STATUS: &str = include_str!("templates/totp_status.html");
 pub const RECOVERY: &str = include_str!("templates/recovery.html");
 pub const SETUP: &str = include_str!("templates/setup.html");
+pub const ACCOUNT: &str = include_str!("templates/account.html");
 /// The stylesheet, served at `/assets/latchkey.css`.
 pub const CSS: &str = include_str!("latchkey.css");
 

@@ -6,6 +6,7 @@
 mod support;
 
 mod abuse;
+mod account;
 mod apikeys;
 mod backup_restore;
 mod browser_e2e;
