@@ -93,3 +93,111 @@ fn a_password_change_ends_the_other_session_and_a_foreign_session_id_is_refused(
     let r = Browser::new(&server).submit_login("/login", "alice", PASSWORD);
     assert_eq!(r.status, 200, "the old password no longer works");
 }
+
+/// Two browsers of alice's: the account page lists both, "sign out everywhere else" ends the
+/// other one (it is sent to the login page), and the event is in the audit log.
+#[test]
+fn the_sessions_section_lists_each_browser_and_ends_the_others() {
+    let server = Server::start_with(&[], |dir| {
+        add_user(dir, "alice", &[]);
+    });
+    let mut a = Browser::new(&server);
+    let mut other = Browser::new(&server);
+    for b in [&mut a, &mut other] {
+        let r = b.submit_login("/login?return_to=%2Faccount", "alice", PASSWORD);
+        assert_eq!(r.status, 303, "{}", r.text());
+    }
+    let html = a.get("/account").text();
+    assert_eq!(
+        html.matches("name=\"id\" value=\"").count(),
+        2,
+        "one end button for the other session and one 'everywhere else': {html}"
+    );
+    assert!(html.contains("This device"), "{html}");
+    let csrf = hidden_input(&html, "csrf").unwrap();
+    let r = a.post(
+        "/account/sessions/end",
+        &[("csrf", &csrf), ("id", "others")],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(
+        other.get("/account").status,
+        303,
+        "the other browser is signed out"
+    );
+    assert_eq!(a.get("/account").status, 200, "this one is not");
+    let audit = server.cli_ok(&["audit", "--json"]);
+    assert!(audit.contains("\"session_ended\""), "{audit}");
+}
+
+/// Revoking an app on the account page forgets the consent and kills the refresh token the
+/// app holds: the token endpoint answers `invalid_grant`. Revoking an app that has no consent
+/// is 404.
+#[test]
+fn revoking_an_app_kills_its_refresh_token() {
+    use crate::mfa_policy::{CB, authorize_url, code_of, redeem};
+    use crate::support::basic_header;
+    use crate::support::browser::encode_form;
+    let server = Server::start_with(&[], |dir| {
+        add_user(dir, "alice", &[]);
+    });
+    let v: serde_json::Value = serde_json::from_str(&server.cli_ok(&[
+        "client",
+        "add",
+        "Photo Gallery",
+        "--grant",
+        "authorization_code",
+        "--grant",
+        "refresh_token",
+        "--redirect-uri",
+        CB,
+        "--no-require-pkce",
+        "--json",
+    ]))
+    .unwrap();
+    let app = (
+        v["client_id"].as_str().unwrap().to_string(),
+        v["client_secret"].as_str().unwrap().to_string(),
+    );
+    let mut b = Browser::new(&server);
+    let callback = b.login("alice", PASSWORD, &authorize_url(&app.0, &[]));
+    let r = redeem(&server, &app, &code_of(&callback));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let refresh = r.json()["refresh_token"].as_str().unwrap().to_string();
+    let refresh_with = |token: &str| {
+        server.post_form(
+            "/token",
+            &encode_form(&[("grant_type", "refresh_token"), ("refresh_token", token)]),
+            &basic_header(&app.0, &app.1),
+        )
+    };
+    let r = refresh_with(&refresh);
+    assert_eq!(
+        r.status,
+        200,
+        "the refresh token works before: {}",
+        r.text()
+    );
+    let refresh = r.json()["refresh_token"].as_str().unwrap().to_string();
+
+    let html = b.get("/account").text();
+    assert!(html.contains("Photo Gallery"), "the app is listed: {html}");
+    let csrf = hidden_input(&html, "csrf").unwrap();
+    let r = b.post(
+        "/account/consents/revoke",
+        &[("csrf", &csrf), ("client_id", "no-such-client")],
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = b.post(
+        "/account/consents/revoke",
+        &[("csrf", &csrf), ("client_id", &app.0)],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let html = b.get(&location(&r)).text();
+    assert!(!html.contains("Photo Gallery"), "the app is gone: {html}");
+    let r = refresh_with(&refresh);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"], "invalid_grant");
+    let audit = server.cli_ok(&["audit", "--json"]);
+    assert!(audit.contains("\"consent_revoked\""), "{audit}");
+}

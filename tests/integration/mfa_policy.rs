@@ -14,7 +14,7 @@ use crate::support::{PASSWORD, Response, Server, add_user, basic_header, eventua
 
 const SECONDS_3: std::time::Duration = std::time::Duration::from_secs(3);
 
-const CB: &str = "https://app.example/cb";
+pub(crate) const CB: &str = "https://app.example/cb";
 const ACR_MFA: &str = "urn:latchkey:acr:mfa";
 const ACR_PWD: &str = "urn:latchkey:acr:pwd";
 
@@ -220,13 +220,8 @@ fn a_client_a_request_a_group_or_the_user_can_require_a_second_factor() {
         !needs(&mut b)
     });
 
-    // The user: the column `user mfa --require` sets.
-    db(&server.data_dir)
-        .execute(
-            "UPDATE users SET mfa_required = 1 WHERE username = 'alice'",
-            [],
-        )
-        .unwrap();
+    // The user: `user mfa --require`.
+    server.cli_ok(&["user", "mfa", "alice", "--require"]);
     eventually(SECONDS_3, "the user requires a second factor", || {
         needs(&mut b)
     });

@@ -144,3 +144,90 @@ fn a_reset_link_kills_the_older_one_and_ends_sessions() {
     let r = Browser::new(&server).submit_login("/login", "alice", NEW_PASSWORD);
     assert_eq!(r.status, 303);
 }
+
+/// A link past its `--ttl` is dead; "Set up a passkey instead" uses the link without setting a
+/// password and signs the browser in, on its way to the passkey page.
+#[test]
+fn an_expired_link_is_refused_and_the_passkey_choice_signs_in_without_a_password() {
+    let server = Server::start();
+    crate::support::init_data_dir(&server.data_dir);
+    let issuer = server.issuer();
+    let out = server.cli_ok(&["user", "invite", "dave", "--ttl", "1s", "--issuer", &issuer]);
+    let short = out
+        .split_whitespace()
+        .find(|w| w.contains("/account/setup?token="))
+        .unwrap_or_else(|| panic!("no link in {out}"))
+        .strip_prefix(issuer.as_str())
+        .unwrap()
+        .to_string();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let r = Browser::new(&server).get(&short);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("This link is no longer valid."));
+
+    let link = invite(&server, "erin");
+    let token = link.split("token=").nth(1).unwrap().to_string();
+    let mut b = Browser::new(&server);
+    let html = b.get(link.strip_prefix(&issuer).unwrap()).text();
+    let csrf = hidden_input(&html, "csrf").unwrap();
+    let r = b.post(
+        "/account/setup",
+        &[("csrf", &csrf), ("token", &token), ("method", "passkey")],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.header("location"), Some("/account/passkeys"));
+    assert_eq!(b.get("/account").status, 200, "signed in");
+    let v: Value =
+        serde_json::from_str(&server.cli_ok(&["user", "show", "erin", "--json"])).unwrap();
+    assert_eq!(v["has_password"], false, "{v}");
+}
+
+/// `user reset` keeps the user's second factors; `--reset-mfa` removes them and ends the
+/// user's sessions at once. `user mfa --require / --no-require` shows in the user's JSON.
+#[test]
+fn reset_keeps_second_factors_unless_asked_and_user_mfa_sets_the_requirement() {
+    let server = Server::start_with(&[], |dir| {
+        crate::support::add_user(dir, "alice", &[]);
+    });
+    crate::oauth::db(&server.data_dir)
+        .execute(
+            "INSERT INTO totp (user_id, secret, created_at) \
+             SELECT id, x'0102030405060708090a0b0c0d0e0f1011121314', 1 FROM users \
+             WHERE username = 'alice'",
+            [],
+        )
+        .unwrap();
+    let mut b = Browser::new(&server);
+    let r = b.submit_login("/login", "alice", crate::support::PASSWORD);
+    assert_eq!(r.status, 303);
+    let factors = |args: &[&str]| -> Value {
+        let v: Value = serde_json::from_str(&server.cli_ok(args)).unwrap();
+        v["second_factors"].clone()
+    };
+    assert_eq!(
+        factors(&["user", "reset", "alice", "--json"])["totp"],
+        true,
+        "a plain reset keeps the authenticator"
+    );
+    assert_eq!(
+        factors(&["user", "reset", "alice", "--reset-mfa", "--json"])["totp"],
+        false
+    );
+    let v: Value =
+        serde_json::from_str(&server.cli_ok(&["user", "session", "list", "alice", "--json"]))
+            .unwrap();
+    assert_eq!(v.as_array().map(Vec::len), Some(0), "sessions ended: {v}");
+
+    let v: Value =
+        serde_json::from_str(&server.cli_ok(&["user", "mfa", "alice", "--require", "--json"]))
+            .unwrap();
+    assert_eq!(v["mfa_required"], true, "{v}");
+    let out = server.cli(&["user", "mfa", "alice", "--require", "--no-require"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = server.cli(&["user", "mfa", "nobody", "--require"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value =
+        serde_json::from_str(&server.cli_ok(&["user", "mfa", "alice", "--no-require", "--json"]))
+            .unwrap();
+    assert_eq!(v["mfa_required"], false, "{v}");
+}

@@ -399,12 +399,7 @@ fn a_client_requiring_a_second_factor_steps_a_password_session_up() {
 fn a_user_who_must_have_a_second_factor_enrols_on_the_way() {
     let server = Server::start();
     add_user(&server.data_dir, "alice", &[]);
-    db(&server.data_dir)
-        .execute(
-            "UPDATE users SET mfa_required = 1 WHERE username = 'alice'",
-            [],
-        )
-        .unwrap();
+    server.cli_ok(&["user", "mfa", "alice", "--require"]);
     let app = add_app(&server, "wiki", &[]);
     let url = authorize_url(&app.0, &[]);
     let mut b = Browser::new(&server);
