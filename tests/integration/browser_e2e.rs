@@ -860,3 +860,129 @@ fn openidconnect_library_completes_the_code_flow() {
     assert_eq!(info.preferred_username().map(|u| u.as_str()), Some("alice"));
     assert_eq!(info.email().map(|e| e.as_str()), Some("alice@example.test"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// C. The sign-in and account pages in light and dark mode, as screenshots for review
+// ---------------------------------------------------------------------------------------------
+
+/// Where the screenshots go: `$LATCHKEY_SCREENSHOTS`, or `target/screenshots/` (CI keeps that
+/// folder as an artifact; it is not committed).
+fn screenshot_dir() -> std::path::PathBuf {
+    let dir = std::env::var_os("LATCHKEY_SCREENSHOTS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots"),
+        std::path::PathBuf::from,
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Takes `NAME-light.png` and `NAME-dark.png` of the page the browser shows, checking that the
+/// stylesheet's palette follows `prefers-color-scheme` and that the page fits a phone's width
+/// (nothing scrolls sideways).
+fn light_and_dark(browser: &Session<'_>, dir: &Path, name: &str) {
+    for (scheme, background) in [("light", "rgb(246, 247, 249)"), ("dark", "rgb(17, 20, 24)")] {
+        browser.color_scheme(scheme);
+        assert_eq!(
+            browser.script("return getComputedStyle(document.body).backgroundColor"),
+            background,
+            "{name} in {scheme} mode"
+        );
+        assert_eq!(
+            browser.script(
+                "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+            ),
+            true,
+            "{name} scrolls sideways at phone width in {scheme} mode"
+        );
+        let png = browser.screenshot();
+        assert!(png.len() > 2_000, "{name}: a blank screenshot?");
+        std::fs::write(dir.join(format!("{name}-{scheme}.png")), png).unwrap();
+    }
+    browser.color_scheme("light");
+}
+
+/// The code the independent `totp-rs` computes now for a base32 key.
+fn totp_now(key: &str) -> String {
+    let secret = totp_rs::Secret::try_from_base32(key).expect("base32");
+    totp_rs::Builder::new()
+        .with_secret(secret)
+        .build()
+        .expect("a 160-bit SHA-1 TOTP")
+        .generate_current()
+        .to_string()
+}
+
+#[test]
+fn the_sign_in_and_account_pages_in_light_and_dark_mode() {
+    if !support::needs(&["chromium", "chromedriver"]) {
+        return;
+    }
+    let server = Server::start();
+    add_user(
+        &server.data_dir,
+        "alice",
+        &["--email", "alice@example.test", "--name", "Alice Liddell"],
+    );
+    let dir = support::temp_dir("chromium-shots");
+    let profile = dir.join("profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    let driver = Driver::start(&dir);
+    let browser = driver.new_session(&profile);
+    browser.cmd(
+        "POST",
+        "/window/rect",
+        Some(&json!({"width": 420, "height": 900})),
+    );
+    let shots = screenshot_dir();
+    let wait = Duration::from_secs(10);
+
+    // The login page, then a password sign-in that lands on the account page.
+    browser.navigate(&server.url("/login?return_to=%2Faccount"));
+    let username = browser.wait_for("input[name=username]", wait);
+    light_and_dark(&browser, &shots, "login");
+    browser.type_into(&username, "alice");
+    let password = browser.wait_for("input[name=password]", wait);
+    browser.type_into(&password, PASSWORD);
+    browser.click(&browser.wait_for("form[action='/login'] button[type=submit]", wait));
+    browser.wait_for("main .account", wait);
+    light_and_dark(&browser, &shots, "account");
+
+    // TOTP enrolment with a code from totp-rs, then the recovery codes shown once.
+    browser.navigate(&server.url("/account/totp"));
+    browser.wait_for("svg", wait);
+    light_and_dark(&browser, &shots, "totp-enrol");
+    let uri = browser.script("return document.querySelector('a[href^=\"otpauth:\"]').href");
+    let key = query_param(uri.as_str().unwrap(), "secret").expect("the key in the otpauth URI");
+    let code = browser.wait_for("input[name=code]", wait);
+    browser.type_into(&code, &totp_now(&key));
+    browser.click(&browser.wait_for("form[action='/account/totp'] button[type=submit]", wait));
+    browser.wait_for("#continue", wait);
+    light_and_dark(&browser, &shots, "recovery-codes");
+
+    // Signed out and in again: the second-factor prompt.
+    browser.cmd("DELETE", "/cookie", None);
+    browser.navigate(&server.url("/login"));
+    browser.type_into(&browser.wait_for("input[name=username]", wait), "alice");
+    browser.type_into(&browser.wait_for("input[name=password]", wait), PASSWORD);
+    browser.click(&browser.wait_for("form[action='/login'] button[type=submit]", wait));
+    browser.wait_for("input[autocomplete=one-time-code]", wait);
+    assert!(
+        browser.current_url().contains("/login/second-factor"),
+        "{}",
+        browser.current_url()
+    );
+    light_and_dark(&browser, &shots, "second-factor");
+
+    // An invite link's page.
+    let out = server.cli_ok(&["user", "invite", "bob", "--issuer", &server.issuer()]);
+    let link = out
+        .split_whitespace()
+        .find(|w| w.contains("/account/setup?token="))
+        .unwrap_or_else(|| panic!("no link in {out}"))
+        .to_string();
+    browser.cmd("DELETE", "/cookie", None);
+    browser.navigate(&link);
+    browser.wait_for("input[autocomplete=new-password]", wait);
+    light_and_dark(&browser, &shots, "setup");
+    eprintln!("screenshots in {}", shots.display());
+}
