@@ -201,3 +201,52 @@ fn revoking_an_app_kills_its_refresh_token() {
     let audit = server.cli_ok(&["audit", "--json"]);
     assert!(audit.contains("\"consent_revoked\""), "{audit}");
 }
+
+/// Wrong current passwords on the password form count like wrong passwords at sign-in: after
+/// the free failures the form answers 429 with `Retry-After`, even for the right password. A
+/// too-short new password is refused with the rule's message.
+#[test]
+fn the_password_form_is_throttled_like_the_sign_in_and_checks_the_new_password() {
+    let server = Server::start_with(&[], |dir| {
+        add_user(dir, "alice", &[]);
+    });
+    let mut b = Browser::new(&server);
+    let r = b.submit_login("/login?return_to=%2Faccount", "alice", PASSWORD);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let csrf = hidden_input(&b.get("/account").text(), "csrf").unwrap();
+    let change = |b: &mut Browser, current: &str, new: &str| {
+        b.post(
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current_password", current),
+                ("new_password", new),
+                ("new_password_again", new),
+            ],
+        )
+    };
+    let r = change(&mut b, PASSWORD, "short");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("at least 8 characters"), "{}", r.text());
+    let mut last = 0;
+    for _ in 0..10 {
+        let r = change(&mut b, "not the password", "a new long password");
+        last = r.status;
+        if last == 429 {
+            assert!(r.header("retry-after").is_some(), "429 without Retry-After");
+            break;
+        }
+        assert_eq!(last, 400, "{}", r.text());
+    }
+    assert_eq!(
+        last, 429,
+        "wrong current passwords never locked the account"
+    );
+    let r = change(&mut b, PASSWORD, "a new long password");
+    assert_eq!(
+        r.status,
+        429,
+        "locked even for the right password: {}",
+        r.text()
+    );
+}
