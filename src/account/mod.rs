@@ -13,3 +13,40 @@ pub mod profile;
 pub mod sessions;
 pub mod setup;
 pub mod totp;
+
+use crate::accounts::{login, session::Session};
+use crate::app::Worker;
+use crate::http::Resp;
+
+/// How long after its last factor a session may change how the user signs in without signing
+/// in again: adding a second factor, making new recovery codes, setting a first password,
+/// registering a passkey (ASVS 5.0 7.5.1: re-authentication before changing the means of
+/// authentication).
+pub const RECENT_SIGN_IN: i64 = 15 * 60;
+
+/// Whether session `s` may change how the user signs in, from the page `here` (path and
+/// query): the session must carry the user's second factor when the user has one (a session
+/// signed in with the password before a factor was added must give it first; otherwise it
+/// could make itself recovery codes and pass as multi-factor), and its last factor must be
+/// recent. Otherwise the 303 that gets it there and back: the second-factor page, or the login
+/// page.
+pub fn may_change_sign_in(w: &mut Worker, s: &Session, now: i64, here: &str) -> Result<(), Resp> {
+    let factors = w.store.second_factors(&s.user.id).map_err(|e| {
+        log::error!("account: {e}");
+        crate::ui::message(500, "Something went wrong", "Try again in a moment.")
+    })?;
+    let location = if factors.any() && !s.amr.is_multi_factor() {
+        login::second_factor_url(here, None)
+    } else if now - s.auth_time > RECENT_SIGN_IN {
+        format!(
+            "{}?{}",
+            crate::http::router::LOGIN,
+            crate::http::form::encode_pairs([("return_to", here)])
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Resp::empty(303)
+        .with("Location", location)
+        .with("Cache-Control", "no-store"))
+}

@@ -66,6 +66,13 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
         );
         render(w, req, &s, status, &Notice::Refused(msg), now)
     };
+    if s.user.password_hash.is_none() {
+        // A first password: no current one to confirm, so the session must be recent and
+        // carry the user's second factor.
+        if let Err(r) = super::may_change_sign_in(w, &s, now, crate::http::router::ACCOUNT) {
+            return r;
+        }
+    }
     if s.user.password_hash.is_some() {
         let attempt = Attempt {
             username: &s.user.username,

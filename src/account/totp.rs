@@ -291,6 +291,9 @@ pub fn show(w: &mut Worker, req: &Req, now: i64) -> Resp {
         Ok(None) => {}
         Err(e) => return server_error("totp page", e),
     }
+    if let Err(r) = super::may_change_sign_in(w, &s, now, &back) {
+        return r;
+    }
     let secret = match totp::new_secret() {
         Ok(s) => s,
         Err(e) => return server_error("totp page", e),
@@ -339,6 +342,9 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
             Some("An authenticator app is set up already. Remove it first to set up another."),
         );
     }
+    if let Err(r) = super::may_change_sign_in(w, &s, now, &back) {
+        return r;
+    }
     let sealed = form.get("sealed").ok().flatten().unwrap_or("");
     let Some(secret) = unseal(&w.app, &s.user.id, sealed, now) else {
         return ui::message_with(
@@ -361,10 +367,24 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
             Some("That code is not right. Check the app's clock and try the current code."),
         );
     };
-    // The confirming code's step counts as used: it cannot sign in again.
-    if let Err(e) = w.store.set_totp(&s.user.id, &secret, step, now) {
-        return server_error("totp enrolment", e);
+    // The confirming code's step counts as used: it cannot sign in again. Two tabs enrolling
+    // at once: the first wins, the second is told so (its key was never saved).
+    match w.store.set_totp(&s.user.id, &secret, step, now) {
+        Ok(true) => {}
+        Ok(false) => {
+            return status_page(
+                w,
+                req,
+                409,
+                &s,
+                Some("An authenticator app is set up already. Remove it first to set up another."),
+            );
+        }
+        Err(e) => return server_error("totp enrolment", e),
     }
+    // Other sessions signed in with the password alone stay, but count as password-only: an
+    // app or rule that requires a second factor, or a change to how the user signs in
+    // (`may_change_sign_in`), asks them for the code first.
     let ip = client_ip(req, &w.app.config.trusted_proxies).to_string();
     let actor = format!("user:{}", s.user.username);
     let audit = w.app.audit();
@@ -552,6 +572,9 @@ pub fn recovery_regenerate(w: &mut Worker, req: &Req, now: i64) -> Resp {
         Ok(f) if f.any() => {}
         Ok(_) => return no_factor(),
         Err(e) => return server_error("recovery codes", e),
+    }
+    if let Err(r) = super::may_change_sign_in(w, &s, now, "/account/recovery") {
+        return r;
     }
     let codes = match recovery::regenerate(&mut w.store, &s.user.id, now) {
         Ok(c) => c,

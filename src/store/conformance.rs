@@ -1021,7 +1021,7 @@ fn totp_steps_are_used_once(s: &mut Store) {
         !s.advance_totp_step("u1", 5).unwrap(),
         "no authenticator, no step"
     );
-    s.set_totp("u1", &[7; 20], 100, 10).unwrap();
+    assert!(s.set_totp("u1", &[7; 20], 100, 10).unwrap());
     let t = s.totp("u1").unwrap().unwrap();
     assert_eq!(
         (t.secret, t.last_step, t.created_at),
@@ -1041,9 +1041,9 @@ fn totp_steps_are_used_once(s: &mut Store) {
     );
     assert!(s.totp("u2").unwrap().is_none(), "bob's is apart");
     assert!(s.second_factors("u1").unwrap().totp);
-    // A new secret replaces the old one with its own step.
-    s.set_totp("u1", &[8; 20], 50, 20).unwrap();
-    assert_eq!(s.totp("u1").unwrap().unwrap().last_step, 50);
+    // A second enrolment does not replace the first.
+    assert!(!s.set_totp("u1", &[8; 20], 50, 20).unwrap());
+    assert_eq!(s.totp("u1").unwrap().unwrap().secret, vec![7; 20]);
     assert!(s.delete_totp("u1").unwrap());
     assert!(!s.delete_totp("u1").unwrap());
     assert!(!s.second_factors("u1").unwrap().totp);

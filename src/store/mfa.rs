@@ -34,23 +34,22 @@ impl Store {
             .optional()?)
     }
 
-    /// Saves the user's TOTP authenticator, replacing one they had, with `step` (the step of
-    /// the code that confirmed it) as its last accepted step, so that code cannot be used
-    /// again.
+    /// Saves the user's TOTP authenticator with `step` (the step of the code that confirmed
+    /// it) as its last accepted step, so that code cannot be used again. False, and nothing
+    /// changes, when the user has one already (remove it first): of two enrolments at once,
+    /// the first wins.
     pub fn set_totp(
         &mut self,
         user_id: &str,
         secret: &[u8],
         step: i64,
         now: i64,
-    ) -> Result<(), StoreError> {
-        self.exec(
+    ) -> Result<bool, StoreError> {
+        Ok(self.exec(
             "INSERT INTO totp (user_id, secret, last_step, created_at) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, \
-             last_step = excluded.last_step, created_at = excluded.created_at",
+             ON CONFLICT (user_id) DO NOTHING",
             params![user_id, secret, step, now],
-        )?;
-        Ok(())
+        )? == 1)
     }
 
     /// Removes the user's TOTP authenticator; false if they had none.

@@ -418,3 +418,48 @@ fn a_user_who_must_have_a_second_factor_enrols_on_the_way() {
     let claims = id_claims(&server, r.json()["id_token"].as_str().unwrap(), &app.0);
     assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
 }
+
+/// A session signed in with the password alone before the authenticator was set up (in
+/// another browser) cannot make itself recovery codes, nor set up a second authenticator: it
+/// is sent to give the code first. A session whose sign-in is older than 15 minutes is sent to
+/// sign in again before it enrols.
+#[test]
+fn a_password_only_session_gives_the_code_before_it_changes_the_sign_in() {
+    let server = Server::start();
+    add_user(&server.data_dir, "alice", &[]);
+    let mut old = signed_in(&server);
+    let t = early_in_a_step();
+    let (key, codes, _) = enrol(&mut signed_in(&server), "/account/totp", t);
+    // Seeing how many codes are left is fine; making new ones asks for the code first.
+    assert_eq!(old.get("/account/recovery").status, 200);
+    let csrf = hidden_input(&old.get("/account").text(), "csrf").unwrap();
+    let r = old.post("/account/recovery", &[("csrf", &csrf)]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let to = location(&r);
+    assert!(
+        to.starts_with("/login/second-factor?return_to=%2Faccount%2Frecovery"),
+        "{to}"
+    );
+    // The old codes still work: nothing was replaced.
+    let mut c = Browser::new(&server);
+    let r = c.submit_login("/login", "alice", PASSWORD);
+    let page = c.get(&location(&r)).text();
+    let r = post_code(&mut c, &page, &codes[0]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("9 recovery codes left."), "{}", r.text());
+    // Given the code, the old session may.
+    let page = old.get(&to).text();
+    let r = post_code(&mut old, &page, &code_at(&key, t + 30));
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(location(&r), "/account/recovery");
+    let csrf = hidden_input(&old.get("/account").text(), "csrf").unwrap();
+    let r = old.post("/account/recovery", &[("csrf", &csrf)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("New recovery codes"), "{}", r.text());
+    // The old set is gone.
+    let mut c = Browser::new(&server);
+    let r = c.submit_login("/login", "alice", PASSWORD);
+    let page = c.get(&location(&r)).text();
+    let r = post_code(&mut c, &page, &codes[1]);
+    assert!(r.text().contains(WRONG), "{}", r.text());
+}
