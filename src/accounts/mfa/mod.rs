@@ -16,6 +16,7 @@
 pub mod policy;
 pub mod recovery;
 pub mod totp;
+pub mod webauthn;
 
 /// RFC 8176 values of one sign-in, in the order they were given; `mfa` last when present.
 #[derive(Debug, Clone, PartialEq, Eq)]
