@@ -4,6 +4,7 @@
 pub mod csrf;
 pub mod login;
 pub mod mfa;
+pub mod passkey;
 pub mod password;
 pub mod second_factor;
 pub mod session;

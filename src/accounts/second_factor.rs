@@ -78,14 +78,16 @@ fn prompt_page(
     let message = message
         .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", ui::esc(m)))
         .unwrap_or_default();
-    // CONTRACT 1: the passkey button and its script (served by the passkey part).
+    // The passkey button runs `/assets/latchkey.js` (hidden until the script shows it).
     let passkey = if passkeys > 0 {
         format!(
-            "<button type=\"button\" class=\"secondary\" id=\"passkey-second-factor\" \
-             data-webauthn=\"second-factor\" data-return-to=\"{}\" data-rd=\"{}\">Use a passkey</button>\n\
-             <script src=\"/assets/latchkey.js\" defer></script>",
-            ui::esc(return_to),
-            ui::esc(rd.unwrap_or("")),
+            "<div id=\"passkey-sign-in-box\" hidden>\n\
+             <p class=\"or muted\"><span>or</span></p>\n\
+             <button type=\"button\" class=\"secondary\" id=\"passkey-second-factor\" \
+             data-webauthn=\"second-factor\">Use a passkey</button>\n\
+             <p id=\"passkey-status\" class=\"error\" role=\"alert\" aria-live=\"polite\" hidden></p>\n\
+             </div>\n{}",
+            ui::SCRIPT_TAG
         )
     } else {
         String::new()

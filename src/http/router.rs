@@ -57,6 +57,16 @@ pub const ACCOUNT_CONSENTS: &str = "/account/consents";
 pub const ACCOUNT_CONSENTS_REVOKE: &str = "/account/consents/revoke";
 /// The signed-in home page.
 pub const HOME: &str = "/";
+/// One's own passkeys (list, add) and removing one.
+pub const ACCOUNT_PASSKEYS: &str = "/account/passkeys";
+pub const ACCOUNT_PASSKEYS_REMOVE: &str = "/account/passkeys/remove";
+/// WebAuthn options, fetched by the script (JSON).
+pub const WEBAUTHN_REGISTER_OPTIONS: &str = "/webauthn/register/options";
+pub const WEBAUTHN_AUTHENTICATE_OPTIONS: &str = "/webauthn/authenticate/options";
+/// A passkey's answer at sign-in (usernameless or as the second factor).
+pub const LOGIN_PASSKEY: &str = "/login/passkey";
+/// latchkey's own script (passkeys).
+pub const SCRIPT: &str = "/assets/latchkey.js";
 /// The pages' stylesheet.
 pub const STYLESHEET: &str = "/assets/latchkey.css";
 /// API-key check for apps (see `apikeys::verify`).
@@ -202,14 +212,45 @@ const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
         ],
     ),
     (STYLESHEET, &[(Method::Get, Page(stylesheet))]),
+    (SCRIPT, &[(Method::Get, Page(script))]),
+    (
+        ACCOUNT_PASSKEYS,
+        &[
+            (Method::Get, Page(account::passkeys::show)),
+            (Method::Post, Page(account::passkeys::add)),
+        ],
+    ),
+    (
+        ACCOUNT_PASSKEYS_REMOVE,
+        &[(Method::Post, Page(account::passkeys::remove))],
+    ),
+    (
+        WEBAUTHN_REGISTER_OPTIONS,
+        &[(Method::Post, Page(accounts::passkey::register_options))],
+    ),
+    (
+        WEBAUTHN_AUTHENTICATE_OPTIONS,
+        &[(Method::Post, Page(accounts::passkey::authenticate_options))],
+    ),
+    (
+        LOGIN_PASSKEY,
+        &[(Method::Post, Page(accounts::passkey::sign_in))],
+    ),
 ];
 
 /// True for the requests that check or hash a password (`POST /login`, `/account/setup`,
-/// `/account/password`, `/account/totp/remove`): the server runs them on their own workers,
-/// because each waits for an argon2 hash.
+/// `/account/password`, `/account/totp/remove`, `/account/passkeys/remove`): the server runs
+/// them on their own workers, because each waits for an argon2 hash.
 pub fn is_password_sign_in(req: &Req) -> bool {
     req.method == Method::Post
-        && [LOGIN, ACCOUNT_SETUP, ACCOUNT_PASSWORD, TOTP_REMOVE].contains(&req.path.as_str())
+        && [
+            LOGIN,
+            ACCOUNT_SETUP,
+            ACCOUNT_PASSWORD,
+            TOTP_REMOVE,
+            ACCOUNT_PASSKEYS_REMOVE,
+        ]
+        .contains(&req.path.as_str())
 }
 
 /// Routes a request and turns an error value into its response.
@@ -256,6 +297,10 @@ fn dispatch(
 
 fn stylesheet(_w: &mut Worker, _req: &Req, _now: i64) -> Resp {
     crate::ui::stylesheet()
+}
+
+fn script(_w: &mut Worker, _req: &Req, _now: i64) -> Resp {
+    crate::ui::script()
 }
 
 /// `GET /healthz`: 200 `{"status":"ok"}` while the database answers and can be written, 503

@@ -346,6 +346,11 @@ fn gc(store: &mut Store, idle_ttl: i64, audit_days: i64) {
         Ok(_) => {}
         Err(e) => log::error!("garbage collection: {e}"),
     }
+    match store.gc_webauthn_challenges(now) {
+        Ok(n) if n > 0 => log::debug!("deleted {n} expired WebAuthn challenges"),
+        Ok(_) => {}
+        Err(e) => log::error!("garbage collection: {e}"),
+    }
     match store.prune_audit(now - audit_days * 86_400) {
         Ok(n) if n > 0 => log::debug!("pruned {n} audit events"),
         Ok(_) => {}

@@ -49,6 +49,14 @@ const CASES: &[(&str, Case)] = &[
         "second_factors_are_removed_together",
         second_factors_are_removed_together,
     ),
+    (
+        "passkeys_are_unique_and_owned",
+        passkeys_are_unique_and_owned,
+    ),
+    (
+        "webauthn_challenges_are_single_use",
+        webauthn_challenges_are_single_use,
+    ),
 ];
 
 pub(crate) fn temp_db() -> PathBuf {
@@ -1191,4 +1199,78 @@ fn second_factors_are_removed_together(s: &mut Store) {
     assert_eq!(s.remove_second_factors("u1").unwrap(), all);
     assert_eq!(s.second_factors("u1").unwrap(), SecondFactors::default());
     assert_eq!(s.second_factors("u2").unwrap(), all);
+}
+
+fn passkey(id: &[u8], user: &str, at: i64) -> super::passkeys::Passkey {
+    super::passkeys::Passkey {
+        id: id.to_vec(),
+        user_id: user.into(),
+        name: format!("key {at}"),
+        public_key: vec![0xa1],
+        alg: -7,
+        sign_count: 5,
+        backup_eligible: true,
+        transports: "[\"internal\"]".into(),
+        created_at: at,
+        last_used_at: None,
+    }
+}
+
+/// A credential id is registered once (to anyone); a user removes only their own passkeys;
+/// the counter never goes down; recovery codes go with the last second factor.
+fn passkeys_are_unique_and_owned(s: &mut Store) {
+    people(s);
+    assert!(s.add_passkey(&passkey(b"k1", "u1", 10)).unwrap());
+    assert!(s.add_passkey(&passkey(b"k2", "u1", 20)).unwrap());
+    assert!(!s.add_passkey(&passkey(b"k1", "u2", 30)).unwrap());
+    assert_eq!(s.passkey(b"k1").unwrap().unwrap().user_id, "u1");
+    let names: Vec<_> = s
+        .passkeys("u1")
+        .unwrap()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(names, [b"k1".to_vec(), b"k2".to_vec()]);
+    assert!(s.passkeys("u2").unwrap().is_empty());
+    s.passkey_used(b"k1", 9, 100).unwrap();
+    s.passkey_used(b"k1", 3, 200).unwrap();
+    let k1 = s.passkey(b"k1").unwrap().unwrap();
+    assert_eq!((k1.sign_count, k1.last_used_at), (9, Some(200)));
+    s.replace_recovery_codes("u1", &[[7u8; 32]], 1).unwrap();
+    assert!(!s.remove_passkey("u2", b"k1").unwrap());
+    assert!(s.remove_passkey("u1", b"k1").unwrap());
+    assert!(!s.remove_passkey("u1", b"k1").unwrap());
+    assert_eq!(s.second_factors("u1").unwrap().recovery_codes, 1);
+    assert!(s.remove_passkey("u1", b"k2").unwrap());
+    assert_eq!(s.second_factors("u1").unwrap().recovery_codes, 0);
+}
+
+/// A challenge answers once, for its purpose, before it expires; expired ones are collected.
+fn webauthn_challenges_are_single_use(s: &mut Store) {
+    use super::passkeys::ChallengePurpose::{Login, Register};
+    people(s);
+    let (a, b, c) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    assert!(
+        s.add_webauthn_challenge(&a, Register, Some("u1"), 0, 100)
+            .unwrap()
+    );
+    assert!(s.add_webauthn_challenge(&b, Login, None, 0, 100).unwrap());
+    assert!(
+        s.add_webauthn_challenge(&c, Login, Some("u2"), 0, 50)
+            .unwrap()
+    );
+    assert_eq!(s.take_webauthn_challenge(&a, Login, 10).unwrap(), None);
+    assert_eq!(
+        s.take_webauthn_challenge(&a, Register, 10).unwrap(),
+        Some(Some("u1".into()))
+    );
+    assert_eq!(s.take_webauthn_challenge(&a, Register, 10).unwrap(), None);
+    assert_eq!(
+        s.take_webauthn_challenge(&b, Login, 10).unwrap(),
+        Some(None)
+    );
+    assert_eq!(s.take_webauthn_challenge(&c, Login, 50).unwrap(), None);
+    // Still stored until collected (expired, so never taken).
+    assert_eq!(s.gc_webauthn_challenges(60).unwrap(), 1);
+    assert_eq!(s.gc_webauthn_challenges(60).unwrap(), 0);
 }

@@ -24,6 +24,7 @@ mod keys;
 pub mod lock;
 pub mod mfa;
 mod migrations;
+pub mod passkeys;
 mod revision;
 pub mod rules;
 pub mod sessions;

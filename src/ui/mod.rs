@@ -1,7 +1,8 @@
 //! Server-rendered pages: compiled-in templates where every `{{name}}` substitution is
 //! HTML-escaped (only `{{{name}}}` takes pre-built, already escaped fragments), and the
-//! security headers every page carries. Pages work without JavaScript; the one script (the
-//! form_post auto-submit) is allowed by its hash and has a button as fallback.
+//! security headers every page carries. Pages work without JavaScript: the form_post
+//! auto-submit is allowed by its hash and has a button as fallback; passkeys need
+//! [`SCRIPT`], which is served by us and only enhances pages that work without it.
 
 use base64::Engine as _;
 
@@ -20,6 +21,12 @@ pub const TOTP_STATUS: &str = include_str!("templates/totp_status.html");
 pub const RECOVERY: &str = include_str!("templates/recovery.html");
 pub const SETUP: &str = include_str!("templates/setup.html");
 pub const ACCOUNT: &str = include_str!("templates/account.html");
+pub const PASSKEYS: &str = include_str!("templates/passkeys.html");
+/// latchkey's own script (passkeys), served at `/assets/latchkey.js`.
+pub const SCRIPT: &str = include_str!("latchkey.js");
+/// The tag that loads [`SCRIPT`]; a page whose body holds it gets `script-src 'self'` and
+/// `connect-src 'self'` in its CSP (still no inline script).
+pub const SCRIPT_TAG: &str = "<script src=\"/assets/latchkey.js\" defer></script>";
 /// The stylesheet, served at `/assets/latchkey.css`.
 pub const CSS: &str = include_str!("latchkey.css");
 
@@ -92,13 +99,15 @@ pub fn page(status: u16, title: &str, body: &str) -> Resp {
         LAYOUT,
         &[("title", Slot::Text(title)), ("body", Slot::Html(body))],
     );
-    let script = if body.contains("<script>") {
-        form_post_script_hash()
+    let (script, connect) = if body.contains("<script>") {
+        (form_post_script_hash(), "")
+    } else if body.contains(SCRIPT_TAG) {
+        ("'self'".into(), " connect-src 'self';")
     } else {
-        "'none'".into()
+        ("'none'".into(), "")
     };
     let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; script-src {script}; \
+        "default-src 'none'; style-src 'self'; img-src 'self'; script-src {script};{connect} \
          base-uri 'none'; frame-ancestors 'none'"
     );
     Resp {
@@ -162,6 +171,21 @@ pub fn stylesheet() -> Resp {
             ("X-Content-Type-Options", "nosniff".into()),
         ],
         body: CSS.as_bytes().to_vec(),
+        close: false,
+    }
+}
+
+/// The script response. Revalidated on every use (`no-cache`), so an upgrade's script and
+/// pages never mismatch.
+pub fn script() -> Resp {
+    Resp {
+        status: 200,
+        headers: vec![
+            ("Content-Type", "text/javascript; charset=utf-8".into()),
+            ("Cache-Control", "no-cache".into()),
+            ("X-Content-Type-Options", "nosniff".into()),
+        ],
+        body: SCRIPT.as_bytes().to_vec(),
         close: false,
     }
 }

@@ -626,7 +626,7 @@ fn full_flow_confidential_client_with_pkce_nonce_and_state() {
         "<label for=\"password\">",
         "id=\"username\" name=\"username\"",
         "id=\"password\" name=\"password\" type=\"password\"",
-        "autocomplete=\"username\"",
+        "autocomplete=\"username webauthn\"",
         "autocomplete=\"current-password\"",
         "<meta name=\"viewport\"",
         "href=\"/assets/latchkey.css\"",
