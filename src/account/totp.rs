@@ -417,19 +417,26 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
         }
     };
     let amr = s.amr.with_second_factor(&["otp"]);
-    if let Err(e) = session::complete(w, &s, &amr, now) {
-        return server_error("totp enrolment", e);
-    }
+    // A new session id with the new factor; if the session ended meanwhile the browser is
+    // sent on anyway and signs in again there.
+    let renewed = match session::complete(w, &s, &amr, now) {
+        Ok(r) => r,
+        Err(e) => return server_error("totp enrolment", e),
+    };
+    let (hash, cookie) = match renewed {
+        Some((cookie, hash)) => (hash, Some(cookie)),
+        None => (s.hash, None),
+    };
     log::info!(target: "latchkey::security", "authenticator app set up by {}", s.user.username.escape_debug());
     let next = login::finish(
         w,
-        &s.hash,
+        &hash,
         &s.user.id,
         now,
         &return_to,
         rd.as_deref(),
         now,
-        None,
+        cookie,
     );
     match codes {
         Some(codes) => codes_page(next, "Authenticator app set up", &codes),

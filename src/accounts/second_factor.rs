@@ -184,15 +184,15 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
     };
     signin::second_factor_accepted(&w.app, &s.user);
     let amr = s.amr.with_second_factor(&["otp"]);
-    match session::complete(w, &s, &amr, now) {
-        Ok(true) => {}
+    let (cookie, hash) = match session::complete(w, &s, &amr, now) {
+        Ok(Some(renewed)) => renewed,
         // The session ended meanwhile (signed out elsewhere).
-        Ok(false) => return to_login(&return_to, rd),
+        Ok(None) => return to_login(&return_to, rd),
         Err(e) => {
             log::error!("second factor: {e}");
             return server_error();
         }
-    }
+    };
     let ip = client.to_string();
     let actor = format!("user:{}", s.user.username);
     let action = if used.is_some() {
@@ -210,7 +210,16 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
         &ip,
     );
     log::info!(target: "latchkey::security", "second factor given by {} from {}", s.user.username.escape_debug(), ip);
-    let next = login::finish(w, &s.hash, &s.user.id, now, &return_to, rd, now, None);
+    let next = login::finish(
+        w,
+        &hash,
+        &s.user.id,
+        now,
+        &return_to,
+        rd,
+        now,
+        Some(cookie),
+    );
     match used {
         Some(left) => continue_page(
             next,

@@ -112,11 +112,32 @@ fn live(w: &mut Worker, req: &Req, now: i64) -> Result<Option<(Session, bool)>, 
 pub const PENDING_TTL: i64 = 300;
 
 /// Records a further factor on a session (completing a pending one, or stepping up): its `amr`
-/// becomes `amr` and `auth_time` now. Its forward-auth sessions end; the browser gets new ones.
-pub fn complete(w: &mut Worker, s: &Session, amr: &Amr, now: i64) -> Result<bool, StoreError> {
-    let done = w.store.complete_session(&s.hash, &amr.to_json(), now)?;
+/// becomes `amr`, `auth_time` now, and it gets a new id (no fixation across the step: ASVS
+/// 7.2.4). Returns the new cookie's `Set-Cookie` value and digest, or `None` if the session
+/// ended meanwhile. Its forward-auth sessions end; the browser gets new ones.
+pub fn complete(
+    w: &mut Worker,
+    s: &Session,
+    amr: &Amr,
+    now: i64,
+) -> Result<Option<(String, [u8; 32])>, Error> {
+    let id = random_token()?;
+    let hash = sha256(id.as_bytes());
+    let done = w
+        .store
+        .complete_session(&s.hash, &hash, &amr.to_json(), now)?;
     w.app.forward_sessions().clear();
-    Ok(done)
+    if !done {
+        return Ok(None);
+    }
+    let secure = w.app.secure_cookies();
+    // The cookie keeps the session's absolute expiry: the remaining lifetime.
+    let ttl = w.app.settings().get(crate::config::Setting::SessionTtl);
+    let left = match w.store.session(&hash)? {
+        Some(row) => (row.expires_at - now).clamp(0, ttl),
+        None => return Ok(None),
+    };
+    Ok(Some((cookies::set(cookie_name(secure), &id, left, secure), hash)))
 }
 
 /// Ends every other session of the signed-in user (after a password change or a removed

@@ -750,10 +750,13 @@ fn login_sessions_record_how_and_owe_a_second_factor(s: &mut Store) {
     s.insert_child_session(&child, &owing, "u1", 100, 150, 900)
         .unwrap();
     assert_eq!(s.session(&child).unwrap().unwrap().amr, r#"["pwd"]"#);
+    let renewed = [12u8; 32];
     assert!(
-        s.complete_session(&owing, r#"["pwd","otp","mfa"]"#, 200)
+        s.complete_session(&owing, &renewed, r#"["pwd","otp","mfa"]"#, 200)
             .unwrap()
     );
+    assert!(s.session(&owing).unwrap().is_none(), "the old id is gone");
+    let owing = renewed;
     let row = s.session(&owing).unwrap().unwrap();
     assert!(!row.pending);
     assert_eq!(
@@ -772,7 +775,7 @@ fn login_sessions_record_how_and_owe_a_second_factor(s: &mut Store) {
         r#"["pwd","otp","mfa"]"#
     );
     assert!(
-        !s.complete_session(&[0u8; 32], "[]", 200).unwrap(),
+        !s.complete_session(&[0u8; 32], &[13u8; 32], "[]", 200).unwrap(),
         "no such session"
     );
     // 399: the late one is 299 s past its password; 400: collected. The completed one stays.

@@ -89,26 +89,28 @@ impl Store {
     }
 
     /// Records a further sign-in on a login session (a second factor, a step-up): its `amr`
-    /// becomes `amr`, it is no longer pending, and `auth_time` becomes `now`. Forward-auth
-    /// sessions that belong to it end (the browser gets a new one carrying the new `amr`).
-    /// Returns false if the session is gone.
+    /// becomes `amr`, it is no longer pending, `auth_time` becomes `now`, and its digest
+    /// becomes `new_hash` (the browser gets a new session id at every authentication, ASVS
+    /// 7.2.4). Forward-auth sessions that belong to it end (the browser gets a new one carrying
+    /// the new `amr`). Returns false if the session is gone.
     pub fn complete_session(
         &mut self,
         hash: &[u8; 32],
+        new_hash: &[u8; 32],
         amr: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
         self.with_tx(|tx| {
-            let n = exec_tx(
-                tx,
-                "UPDATE sessions SET amr = ?2, pending = 0, auth_time = ?3, last_seen_at = ?3 \
-                 WHERE hash = ?1 AND parent IS NULL",
-                params![hash.as_slice(), amr, now],
-            )?;
             exec_tx(
                 tx,
                 "DELETE FROM sessions WHERE parent = ?1",
                 [hash.as_slice()],
+            )?;
+            let n = exec_tx(
+                tx,
+                "UPDATE sessions SET hash = ?4, amr = ?2, pending = 0, auth_time = ?3, \
+                 last_seen_at = ?3 WHERE hash = ?1 AND parent IS NULL",
+                params![hash.as_slice(), amr, now, new_hash.as_slice()],
             )?;
             Ok(n == 1)
         })
