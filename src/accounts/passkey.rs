@@ -538,9 +538,9 @@ pub fn sign_in(w: &mut Worker, req: &Req, now: i64) -> Resp {
     match session {
         Some(s) => {
             let amr = s.amr.with_second_factor(&methods);
-            match session::complete(w, &s, &amr, now) {
-                Ok(true) => {}
-                Ok(false) => {
+            let (cookie, hash) = match session::complete(w, &s, &amr, now) {
+                Ok(Some(renewed)) => renewed,
+                Ok(None) => {
                     return refused_page(
                         401,
                         "Sign in again.",
@@ -548,7 +548,7 @@ pub fn sign_in(w: &mut Worker, req: &Req, now: i64) -> Resp {
                     );
                 }
                 Err(e) => return server_error("passkey sign-in", e),
-            }
+            };
             w.app.audit().write(
                 &mut w.store,
                 now,
@@ -561,13 +561,13 @@ pub fn sign_in(w: &mut Worker, req: &Req, now: i64) -> Resp {
             log::info!(target: "latchkey::security", "passkey given as second factor by {} from {ip}", user.username.escape_debug());
             login::finish(
                 w,
-                &s.hash,
+                &hash,
                 &s.user.id,
                 now,
                 &return_to,
                 rd.as_deref(),
                 now,
-                None,
+                Some(cookie),
             )
         }
         None => {
