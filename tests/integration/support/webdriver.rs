@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
 use super::{free_port, read_response};
@@ -262,6 +262,306 @@ impl Session<'_> {
             "screenshot is not a PNG"
         );
         png
+    }
+    /// Runs an asynchronous script (`POST /execute/async`): the script's last argument is the
+    /// callback that ends it, and what it is called with comes back. Panics when the script
+    /// throws or times out (the session's script timeout, [`Session::set_script_timeout`]).
+    pub fn execute_async(&self, script: &str, args: &[Value]) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/async",
+            Some(&json!({"script": script, "args": args})),
+        )
+    }
+
+    /// Awaits a JavaScript expression that gives a promise (e.g. `navigator.credentials.get(…)`)
+    /// and returns what it resolves to, or `Err("Name: message")` when it rejects, so that a
+    /// test can assert on a refusal (`NotAllowedError`, `SecurityError`, …). `args` are
+    /// `arguments[0…]` in the expression.
+    pub fn await_promise(&self, expression: &str, args: &[Value]) -> Result<Value, String> {
+        let script = format!(
+            "const done = arguments[arguments.length - 1];\n\
+             Promise.resolve().then(() => ({expression})).then(\n\
+               (value) => done({{ok: value === undefined ? null : value}}),\n\
+               (e) => done({{error: String((e && e.name) || 'Error') + ': ' + String((e && e.message) || e)}}));"
+        );
+        let v = self.execute_async(&script, args);
+        match v.get("error").and_then(Value::as_str) {
+            Some(e) => Err(e.to_string()),
+            None => Ok(v.get("ok").cloned().unwrap_or(Value::Null)),
+        }
+    }
+
+    /// Sets the script timeout (how long [`Session::execute_async`] waits for its callback).
+    pub fn set_script_timeout(&self, limit: Duration) {
+        let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        self.cmd("POST", "/timeouts", Some(&json!({"script": ms})));
+    }
+
+    /// Polls `probe` every 50 ms until it gives `Some`, at most `limit`; panics naming `what`
+    /// with the browser's URL and page when it does not.
+    pub fn wait_until<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut probe: impl FnMut(&Self) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(v) = probe(self) {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{what}: not within {limit:?}; the browser is at {} showing:\n{}",
+                    self.current_url(),
+                    self.source()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits (at most [`WAIT`]) until the URL satisfies `ok`; returns it.
+    pub fn wait_for_url(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        self.wait_until(what, WAIT, |s| {
+            let url = s.current_url();
+            ok(&url).then_some(url)
+        })
+    }
+
+    /// The text an element shows (`GET /element/{id}/text`).
+    pub fn text(&self, element: &str) -> String {
+        self.cmd("GET", &format!("/element/{element}/text"), None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Waits (at most [`WAIT`]) until an element matching `css` shows text containing `needle`;
+    /// returns the whole text.
+    pub fn wait_for_text(&self, css: &str, needle: &str) -> String {
+        self.wait_until(&format!("{css:?} showing {needle:?}"), WAIT, |s| {
+            let id = s.find(css)?;
+            // The element may be replaced between the lookup and the read.
+            let (status, v) = s.try_cmd("GET", &format!("/element/{id}/text"), None);
+            let text = v.as_str().unwrap_or_default().to_string();
+            (status == 200 && text.contains(needle)).then_some(text)
+        })
+    }
+
+    /// Whether an element is displayed (`GET /element/{id}/displayed`).
+    pub fn displayed(&self, element: &str) -> bool {
+        self.cmd("GET", &format!("/element/{element}/displayed"), None) == true
+    }
+
+    /// The value of a named cookie of the current page's site, if it is set.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        match self.try_cmd("GET", &format!("/cookie/{name}"), None) {
+            (200, v) => v["value"].as_str().map(str::to_string),
+            _ => None,
+        }
+    }
+
+    // --- WebAuthn automation (W3C WebAuthn Level 2 §11, chromedriver) -----------------------
+
+    /// Adds a virtual authenticator to the browser; returns its id. Until it is removed every
+    /// `navigator.credentials` call of the session goes to it (and to no other authenticator).
+    pub fn add_virtual_authenticator(&self, options: &AuthenticatorOptions) -> String {
+        let v = self.cmd("POST", "/webauthn/authenticator", Some(&options.to_json()));
+        v.as_str()
+            .unwrap_or_else(|| panic!("no authenticatorId in {v}"))
+            .to_string()
+    }
+
+    pub fn remove_virtual_authenticator(&self, auth_id: &str) {
+        self.cmd(
+            "DELETE",
+            &format!("/webauthn/authenticator/{auth_id}"),
+            None,
+        );
+    }
+
+    /// Plants a credential in a virtual authenticator (any rpId: a test can give it one of
+    /// another site to check that the server refuses it).
+    pub fn add_credential(&self, auth_id: &str, credential: &VirtualCredential) {
+        self.cmd(
+            "POST",
+            &format!("/webauthn/authenticator/{auth_id}/credential"),
+            Some(&credential.to_json()),
+        );
+    }
+
+    /// The credentials a virtual authenticator holds.
+    pub fn credentials(&self, auth_id: &str) -> Vec<VirtualCredential> {
+        let v = self.cmd(
+            "GET",
+            &format!("/webauthn/authenticator/{auth_id}/credentials"),
+            None,
+        );
+        v.as_array()
+            .unwrap_or_else(|| panic!("credentials: not a list: {v}"))
+            .iter()
+            .map(VirtualCredential::from_json)
+            .collect()
+    }
+
+    /// Removes one credential (by its base64url id) from a virtual authenticator.
+    pub fn remove_credential(&self, auth_id: &str, credential_id: &str) {
+        self.cmd(
+            "DELETE",
+            &format!("/webauthn/authenticator/{auth_id}/credentials/{credential_id}"),
+            None,
+        );
+    }
+
+    pub fn remove_all_credentials(&self, auth_id: &str) {
+        self.cmd(
+            "DELETE",
+            &format!("/webauthn/authenticator/{auth_id}/credentials"),
+            None,
+        );
+    }
+
+    /// Whether the authenticator's user verification (the "fingerprint") succeeds from now on.
+    pub fn set_user_verified(&self, auth_id: &str, verified: bool) {
+        self.cmd(
+            "POST",
+            &format!("/webauthn/authenticator/{auth_id}/uv"),
+            Some(&json!({"isUserVerified": verified})),
+        );
+    }
+}
+
+/// How long the `wait_for_*` helpers wait.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The parameters of a virtual authenticator (WebAuthn L2 §11.1.1). [`Default`] is a platform
+/// passkey authenticator: CTAP2, `internal` transport, resident keys and user verification,
+/// the user present and verified.
+#[derive(Clone, Debug)]
+pub struct AuthenticatorOptions {
+    /// `ctap2` or `ctap1/u2f`.
+    pub protocol: &'static str,
+    /// `internal`, `usb`, `nfc`, `ble`, `hybrid`.
+    pub transport: &'static str,
+    pub has_resident_key: bool,
+    pub has_user_verification: bool,
+    /// Whether user presence tests succeed.
+    pub is_user_consenting: bool,
+    /// Whether user verification succeeds (see [`Session::set_user_verified`]).
+    pub is_user_verified: bool,
+    /// e.g. `prf`, `largeBlob`, `credBlob`, `minPinLength`, `hmac-secret` (chromedriver's).
+    pub extensions: Vec<&'static str>,
+    /// The BE flag of new credentials (synced passkeys have it); `None`: chromedriver's default.
+    pub default_backup_eligibility: Option<bool>,
+    /// The BS flag of new credentials; `None`: chromedriver's default.
+    pub default_backup_state: Option<bool>,
+}
+
+impl Default for AuthenticatorOptions {
+    fn default() -> Self {
+        AuthenticatorOptions {
+            protocol: "ctap2",
+            transport: "internal",
+            has_resident_key: true,
+            has_user_verification: true,
+            is_user_consenting: true,
+            is_user_verified: true,
+            extensions: Vec::new(),
+            default_backup_eligibility: None,
+            default_backup_state: None,
+        }
+    }
+}
+
+impl AuthenticatorOptions {
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "protocol": self.protocol,
+            "transport": self.transport,
+            "hasResidentKey": self.has_resident_key,
+            "hasUserVerification": self.has_user_verification,
+            "isUserConsenting": self.is_user_consenting,
+            "isUserVerified": self.is_user_verified,
+        });
+        if !self.extensions.is_empty() {
+            v["extensions"] = json!(self.extensions);
+        }
+        if let Some(b) = self.default_backup_eligibility {
+            v["defaultBackupEligibility"] = json!(b);
+        }
+        if let Some(b) = self.default_backup_state {
+            v["defaultBackupState"] = json!(b);
+        }
+        v
+    }
+}
+
+/// A credential of a virtual authenticator (WebAuthn L2 §11.1.2); binary fields base64url
+/// without padding, as chromedriver sends and takes them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualCredential {
+    pub credential_id: String,
+    pub is_resident_credential: bool,
+    pub rp_id: String,
+    /// The private key, PKCS#8 DER, base64url.
+    pub private_key: String,
+    /// The user handle (`user.id`) of a resident credential, base64url.
+    pub user_handle: Option<String>,
+    pub sign_count: u64,
+}
+
+impl VirtualCredential {
+    /// A new resident credential for `rp_id` with a fresh P-256 key and a random 16-byte id.
+    pub fn new_resident(rp_id: &str, user_handle: &[u8]) -> VirtualCredential {
+        use ring::rand::SecureRandom as _;
+        use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let mut id = [0u8; 16];
+        rng.fill(&mut id).unwrap();
+        VirtualCredential {
+            credential_id: URL_SAFE_NO_PAD.encode(id),
+            is_resident_credential: true,
+            rp_id: rp_id.to_string(),
+            private_key: URL_SAFE_NO_PAD.encode(pkcs8.as_ref()),
+            user_handle: Some(URL_SAFE_NO_PAD.encode(user_handle)),
+            sign_count: 0,
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "credentialId": self.credential_id,
+            "isResidentCredential": self.is_resident_credential,
+            "rpId": self.rp_id,
+            "privateKey": self.private_key,
+            "signCount": self.sign_count,
+        });
+        if let Some(h) = &self.user_handle {
+            v["userHandle"] = json!(h);
+        }
+        v
+    }
+
+    pub fn from_json(v: &Value) -> VirtualCredential {
+        let text = |k: &str| {
+            v[k].as_str()
+                .unwrap_or_else(|| panic!("credential without {k}: {v}"))
+                .to_string()
+        };
+        VirtualCredential {
+            credential_id: text("credentialId"),
+            is_resident_credential: v["isResidentCredential"] == true,
+            rp_id: text("rpId"),
+            private_key: text("privateKey"),
+            user_handle: v["userHandle"]
+                .as_str()
+                .filter(|h| !h.is_empty())
+                .map(str::to_string),
+            sign_count: v["signCount"].as_u64().unwrap_or(0),
+        }
     }
 }
 
