@@ -366,7 +366,8 @@ impl Session<'_> {
     // --- WebAuthn automation (W3C WebAuthn Level 2 §11, chromedriver) -----------------------
 
     /// Adds a virtual authenticator to the browser; returns its id. Until it is removed every
-    /// `navigator.credentials` call of the session goes to it (and to no other authenticator).
+    /// `navigator.credentials` call of the session goes to it (and to no other authenticator),
+    /// across navigations. Chromium takes one `internal` authenticator at a time.
     pub fn add_virtual_authenticator(&self, options: &AuthenticatorOptions) -> String {
         let v = self.cmd("POST", "/webauthn/authenticator", Some(&options.to_json()));
         v.as_str()
@@ -423,6 +424,33 @@ impl Session<'_> {
         );
     }
 
+    /// Removes a virtual authenticator and returns its credentials (private keys included), to
+    /// be put back by [`Session::attach_authenticator`]. Chromium's quirk this is for: with a
+    /// virtual authenticator that holds a matching credential, a conditional
+    /// `navigator.credentials.get({mediation: 'conditional'})` resolves at once, without any
+    /// interaction; with none attached it stays pending (until an authenticator is attached,
+    /// when it fails with `NotAllowedError`). So a test that wants to click a button while the
+    /// page's conditional request waits takes the authenticator away before loading the page.
+    pub fn detach_authenticator(&self, auth_id: &str) -> Vec<VirtualCredential> {
+        let credentials = self.credentials(auth_id);
+        self.remove_virtual_authenticator(auth_id);
+        credentials
+    }
+
+    /// Adds a virtual authenticator holding these credentials (from
+    /// [`Session::detach_authenticator`] or made up); returns its id.
+    pub fn attach_authenticator(
+        &self,
+        options: &AuthenticatorOptions,
+        credentials: &[VirtualCredential],
+    ) -> String {
+        let auth_id = self.add_virtual_authenticator(options);
+        for c in credentials {
+            self.add_credential(&auth_id, c);
+        }
+        auth_id
+    }
+
     /// Whether the authenticator's user verification (the "fingerprint") succeeds from now on.
     pub fn set_user_verified(&self, auth_id: &str, verified: bool) {
         self.cmd(
@@ -441,7 +469,7 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// the user present and verified.
 #[derive(Clone, Debug)]
 pub struct AuthenticatorOptions {
-    /// `ctap2` or `ctap1/u2f`.
+    /// `ctap2`, `ctap2_1` or `ctap1/u2f`.
     pub protocol: &'static str,
     /// `internal`, `usb`, `nfc`, `ble`, `hybrid`.
     pub transport: &'static str,
@@ -451,7 +479,8 @@ pub struct AuthenticatorOptions {
     pub is_user_consenting: bool,
     /// Whether user verification succeeds (see [`Session::set_user_verified`]).
     pub is_user_verified: bool,
-    /// e.g. `prf`, `largeBlob`, `credBlob`, `minPinLength`, `hmac-secret` (chromedriver's).
+    /// `prf`, `largeBlob`, `credBlob`, `minPinLength` (chromedriver refuses these unless
+    /// `protocol` is `ctap2_1`, and does not know `hmac-secret`).
     pub extensions: Vec<&'static str>,
     /// The BE flag of new credentials (synced passkeys have it); `None`: chromedriver's default.
     pub default_backup_eligibility: Option<bool>,
@@ -510,6 +539,12 @@ pub struct VirtualCredential {
     /// The user handle (`user.id`) of a resident credential, base64url.
     pub user_handle: Option<String>,
     pub sign_count: u64,
+    /// The BE and BS flags (`None`: the authenticator's defaults).
+    pub backup_eligibility: Option<bool>,
+    pub backup_state: Option<bool>,
+    /// The `user.name` and `user.displayName` the credential was made with, when known.
+    pub user_name: Option<String>,
+    pub user_display_name: Option<String>,
 }
 
 impl VirtualCredential {
@@ -528,6 +563,10 @@ impl VirtualCredential {
             private_key: URL_SAFE_NO_PAD.encode(pkcs8.as_ref()),
             user_handle: Some(URL_SAFE_NO_PAD.encode(user_handle)),
             sign_count: 0,
+            backup_eligibility: None,
+            backup_state: None,
+            user_name: None,
+            user_display_name: None,
         }
     }
 
@@ -541,6 +580,18 @@ impl VirtualCredential {
         });
         if let Some(h) = &self.user_handle {
             v["userHandle"] = json!(h);
+        }
+        if let Some(b) = self.backup_eligibility {
+            v["backupEligibility"] = json!(b);
+        }
+        if let Some(b) = self.backup_state {
+            v["backupState"] = json!(b);
+        }
+        if let Some(n) = &self.user_name {
+            v["userName"] = json!(n);
+        }
+        if let Some(n) = &self.user_display_name {
+            v["userDisplayName"] = json!(n);
         }
         v
     }
@@ -561,6 +612,10 @@ impl VirtualCredential {
                 .filter(|h| !h.is_empty())
                 .map(str::to_string),
             sign_count: v["signCount"].as_u64().unwrap_or(0),
+            backup_eligibility: v["backupEligibility"].as_bool(),
+            backup_state: v["backupState"].as_bool(),
+            user_name: v["userName"].as_str().map(str::to_string),
+            user_display_name: v["userDisplayName"].as_str().map(str::to_string),
         }
     }
 }
