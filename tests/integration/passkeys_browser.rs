@@ -60,10 +60,13 @@ const CREATE: &str = "navigator.credentials.create({publicKey: {\
         transports: c.response.getTransports(), \
         clientDataJSON: new TextDecoder().decode(c.response.clientDataJSON)}))";
 
+/// The login page, sending to the account page afterwards.
+const LOGIN: &str = "/login?return_to=%2Faccount";
+
 /// Signs in on `/login` with username and password (the form, as a person does) and waits
 /// until the browser has left `/login` (for the account page or the second-factor prompt).
 fn password_sign_in(browser: &Session<'_>, server: &Server, username: &str) -> String {
-    browser.navigate(&server.url("/login"));
+    browser.navigate(&server.url(LOGIN));
     browser.type_into(&browser.wait_for("input[name=username]", WAIT), username);
     browser.type_into(&browser.wait_for("input[name=password]", WAIT), PASSWORD);
     browser.click(&browser.wait_for("form[action='/login'] button[type=submit]", WAIT));
@@ -78,7 +81,10 @@ fn password_sign_in(browser: &Session<'_>, server: &Server, username: &str) -> S
 fn sign_out(browser: &Session<'_>, server: &Server) {
     browser.navigate(&server.url("/logout"));
     browser.click(&browser.wait_for("form[action='/logout'] button[type=submit]", WAIT));
-    browser.wait_for_url("leaving the logout page", |u| !u.ends_with("/logout"));
+    // The answer to the POST stays at /logout; the session cookie goes.
+    browser.wait_until("the session cookie deleted", WAIT, |s| {
+        s.cookie("latchkey-session").is_none().then_some(())
+    });
     browser.navigate(&server.url("/account"));
     let login = server.url("/login");
     browser.wait_for_url("/account after signing out sends to the login page", |u| {
@@ -119,6 +125,16 @@ fn register_passkey(browser: &Session<'_>, server: &Server, name: &str) -> Strin
         u.starts_with(&server.url("/account/passkeys"))
     });
     browser.wait_for_text("#passkey-list li.passkey", name)
+}
+
+/// Asserts that the browser has no session: `/account` sends it to the login page.
+fn assert_not_signed_in(browser: &Session<'_>, server: &Server) {
+    browser.navigate(&server.url("/account"));
+    let login = server.url("/login");
+    browser.wait_for_url(
+        "/account sends a browser without a session to the login page",
+        |u| u.starts_with(&login),
+    );
 }
 
 /// The text of `#passkey-status` once it is not empty.
@@ -281,4 +297,301 @@ fn a_virtual_authenticator_creates_a_passkey_for_localhost() {
     browser.remove_all_credentials(&auth);
     assert!(browser.credentials(&auth).is_empty());
     browser.remove_virtual_authenticator(&auth);
+}
+
+/// What the passkey tests rely on in Chromium's virtual authenticators, checked so that a
+/// Chromium update that changes it fails here first, by name: a conditional request resolves
+/// at once when an attached authenticator holds a matching credential (no user interaction),
+/// stays pending while none is attached, fails when one is attached later, and blocks any other
+/// `navigator.credentials` call until it settles or is aborted.
+#[test]
+fn chromium_virtual_authenticators_and_conditional_mediation() {
+    if !support::needs(&["chromium", "chromedriver"]) {
+        return;
+    }
+    let server = Server::start_localhost();
+    let (dir, driver) = driver();
+    let browser = browser(&driver, &dir, "profile");
+    browser.navigate(&server.url(LOGIN));
+    browser.wait_for("input[name=username]", WAIT);
+    let auth = browser.add_virtual_authenticator(&AuthenticatorOptions::default());
+    browser.await_promise(CREATE, &[]).unwrap();
+    assert_eq!(
+        browser.await_promise("PublicKeyCredential.isConditionalMediationAvailable()", &[]),
+        Ok(json!(true))
+    );
+    // Starts a conditional request in the page, its outcome in `window.outcome`.
+    let conditional = "window.abortConditional = new AbortController(); \
+        window.outcome = 'pending'; \
+        navigator.credentials.get({mediation: 'conditional', \
+            signal: window.abortConditional.signal, \
+            publicKey: {challenge: new Uint8Array(32), rpId: 'localhost'}}) \
+        .then((c) => { window.outcome = 'credential'; }, \
+              (e) => { window.outcome = e.name; }); \
+        return null;";
+    let outcome = |expected: &str| {
+        browser.wait_until(&format!("the conditional request: {expected}"), WAIT, |s| {
+            (s.script("return window.outcome") == expected).then_some(())
+        });
+    };
+    // With the authenticator and its credential: at once, with no input focused or clicked.
+    browser.script("document.activeElement.blur(); return null;");
+    browser.script(conditional);
+    outcome("credential");
+
+    // Without an authenticator: pending, and other calls are refused meanwhile.
+    let credentials = browser.detach_authenticator(&auth);
+    browser.navigate(&server.url("/login?again"));
+    browser.wait_for("input[name=username]", WAIT);
+    browser.script(conditional);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(browser.script("return window.outcome"), "pending");
+    assert_eq!(
+        browser.await_promise(
+            "navigator.credentials.get({publicKey: {challenge: new Uint8Array(32)}})",
+            &[]
+        ),
+        Err("OperationError: A request is already pending.".to_string())
+    );
+    // Attaching one ends it with NotAllowedError; a modal request then works.
+    let auth = browser.attach_authenticator(&AuthenticatorOptions::default(), &credentials);
+    outcome("NotAllowedError");
+    let id = browser
+        .await_promise(
+            "navigator.credentials.get({publicKey: {challenge: new Uint8Array(32)}}) \
+             .then((c) => c.id)",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(id, credentials[0].credential_id.as_str());
+    // An abort ends a pending request with AbortError.
+    browser.remove_virtual_authenticator(&auth);
+    browser.script(conditional);
+    browser.script("window.abortConditional.abort(); return null;");
+    outcome("AbortError");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Against the server (notes/passkeys-contract.md)
+// ---------------------------------------------------------------------------------------------
+
+/// A user with a password signs in with it, adds a passkey on `/account/passkeys`, signs out,
+/// and signs in again with the passkey alone: `#passkey-sign-in` on `/login`, no username typed
+/// (a discoverable credential; the server finds the user by the credential).
+#[test]
+fn a_passkey_registered_on_the_account_page_signs_in_without_a_username() {
+    if !support::needs(&["chromium", "chromedriver"]) {
+        return;
+    }
+    let server = Server::start_localhost();
+    add_user(&server.data_dir, "alice", &["--name", "Alice Liddell"]);
+    let (dir, driver) = driver();
+    let browser = browser(&driver, &dir, "profile");
+    let auth = browser.add_virtual_authenticator(&AuthenticatorOptions::default());
+
+    let landed = password_sign_in(&browser, &server, "alice");
+    assert!(landed.starts_with(&server.url("/account")), "{landed}");
+    let list = register_passkey(&browser, &server, "Work laptop");
+    assert!(list.contains("Never used"), "{list}");
+    let made = browser.credentials(&auth);
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert!(made[0].is_resident_credential, "a passkey is discoverable");
+    assert_eq!(made[0].rp_id, "localhost");
+    assert!(made[0].user_handle.is_some(), "{made:?}");
+
+    sign_out(&browser, &server);
+    // The login page's conditional request waits while no authenticator is attached.
+    let credentials = browser.detach_authenticator(&auth);
+    browser.navigate(&server.url(LOGIN));
+    let button = browser.wait_for("#passkey-sign-in", WAIT);
+    browser.wait_until("#passkey-sign-in shown by the script", WAIT, |s| {
+        s.displayed(&button).then_some(())
+    });
+    let autocomplete = browser.script(
+        "return document.querySelector('input[name=username]').getAttribute('autocomplete')",
+    );
+    assert_eq!(autocomplete, "username webauthn");
+    let auth = browser.attach_authenticator(&AuthenticatorOptions::default(), &credentials);
+    browser.click(&button);
+    let at = browser.wait_for_url("signed in with the passkey", |u| {
+        !u.starts_with(&server.url("/login"))
+    });
+    assert!(at.starts_with(&server.url("/account")), "{at}");
+    assert_signed_in_as(&browser, &server, "alice");
+    let used = browser.credentials(&auth);
+    assert!(used[0].sign_count > made[0].sign_count, "{used:?}");
+    // The account page now says it was used.
+    browser.navigate(&server.url("/account/passkeys"));
+    let list = browser.wait_for_text("#passkey-list li.passkey", "Work laptop");
+    assert!(list.contains("Last used"), "{list}");
+}
+
+/// With a matching passkey in the authenticator, the login page's conditional request (started
+/// on load) signs the user in by itself: Chromium's virtual authenticator answers a conditional
+/// request at once, as if the user had picked the passkey from the username field's list.
+#[test]
+fn conditional_mediation_on_the_login_page_signs_in() {
+    if !support::needs(&["chromium", "chromedriver"]) {
+        return;
+    }
+    let server = Server::start_localhost();
+    add_user(&server.data_dir, "alice", &[]);
+    let (dir, driver) = driver();
+    let browser = browser(&driver, &dir, "profile");
+    browser.add_virtual_authenticator(&AuthenticatorOptions::default());
+    password_sign_in(&browser, &server, "alice");
+    register_passkey(&browser, &server, "Phone");
+    sign_out(&browser, &server);
+
+    browser.navigate(&server.url("/login?return_to=%2Faccount%2Fpasskeys"));
+    let at = browser.wait_for_url("signed in by conditional mediation", |u| {
+        !u.starts_with(&server.url("/login"))
+    });
+    assert_eq!(at, server.url("/account/passkeys"), "return_to is kept");
+    assert_signed_in_as(&browser, &server, "alice");
+}
+
+/// A user with a password and a passkey: the password first, then `/login/second-factor` asks
+/// for the second factor and `#passkey-second-factor` gives it. The session is a multi-factor
+/// one: an app's ID token says `mfa` (and `pwd`).
+#[test]
+fn a_passkey_is_the_second_factor_after_the_password() {
+    if !support::needs(&["chromium", "chromedriver"]) {
+        return;
+    }
+    let server = Server::start_localhost();
+    add_user(&server.data_dir, "alice", &[]);
+    let (dir, driver) = driver();
+    let browser = browser(&driver, &dir, "profile");
+    let auth = browser.add_virtual_authenticator(&AuthenticatorOptions::default());
+    password_sign_in(&browser, &server, "alice");
+    register_passkey(&browser, &server, "Security key");
+    sign_out(&browser, &server);
+
+    // No authenticator on the login page: its conditional request must not sign in by itself.
+    let credentials = browser.detach_authenticator(&auth);
+    let at = password_sign_in(&browser, &server, "alice");
+    assert!(
+        at.starts_with(&server.url("/login/second-factor")),
+        "a user with a passkey owes a second factor after the password: {at}"
+    );
+    let auth = browser.attach_authenticator(&AuthenticatorOptions::default(), &credentials);
+    browser.click(&browser.wait_for("#passkey-second-factor", WAIT));
+    let at = browser.wait_for_url("signed in with the second factor", |u| {
+        !u.starts_with(&server.url("/login"))
+    });
+    assert!(at.starts_with(&server.url("/account")), "{at}");
+    assert_signed_in_as(&browser, &server, "alice");
+    assert!(browser.credentials(&auth)[0].sign_count > credentials[0].sign_count);
+
+    let claims = id_token_claims(&browser, &server);
+    let amr: Vec<&str> = claims["amr"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no amr: {claims}"))
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(amr.contains(&"pwd"), "{claims}");
+    assert!(amr.contains(&"mfa"), "{claims}");
+    assert_eq!(claims["acr"], "urn:latchkey:acr:mfa", "{claims}");
+}
+
+/// A passkey of another site (`example.com`) in the authenticator is neither offered to this
+/// one nor accepted: `#passkey-sign-in` fails with an error in `#passkey-status`, nobody is
+/// signed in, and the credential was never used.
+#[test]
+fn a_passkey_for_another_site_does_not_sign_in() {
+    if !support::needs(&["chromium", "chromedriver"]) {
+        return;
+    }
+    let server = Server::start_localhost();
+    add_user(&server.data_dir, "alice", &[]);
+    let (dir, driver) = driver();
+    let browser = browser(&driver, &dir, "profile");
+    browser.navigate(&server.url(LOGIN));
+    let button = browser.wait_for("#passkey-sign-in", WAIT);
+    let foreign = VirtualCredential::new_resident("example.com", b"alice");
+    let auth = browser.attach_authenticator(
+        &AuthenticatorOptions::default(),
+        std::slice::from_ref(&foreign),
+    );
+    browser.click(&button);
+    let status = passkey_status(&browser);
+    assert!(!status.is_empty());
+    assert!(
+        browser.current_url().starts_with(&server.url("/login")),
+        "{}",
+        browser.current_url()
+    );
+    assert_eq!(browser.cookie("latchkey-session"), None);
+    let after = browser.credentials(&auth);
+    assert_eq!(after, vec![foreign], "the foreign credential was used");
+    assert_not_signed_in(&browser, &server);
+}
+
+/// A passkey for `localhost` that the server never registered (planted in the authenticator)
+/// reaches the server and is refused: an error in `#passkey-status`, nobody signed in.
+#[test]
+fn an_unknown_passkey_is_refused_by_the_server() {
+    if !support::needs(&["chromium", "chromedriver"]) {
+        return;
+    }
+    let server = Server::start_localhost();
+    let sub = add_user(&server.data_dir, "alice", &[]);
+    let (dir, driver) = driver();
+    let browser = browser(&driver, &dir, "profile");
+    browser.navigate(&server.url(LOGIN));
+    let button = browser.wait_for("#passkey-sign-in", WAIT);
+    // Even with alice's sub as the user handle: the server knows no such credential.
+    let stranger = VirtualCredential::new_resident("localhost", sub.as_bytes());
+    let auth = browser.attach_authenticator(
+        &AuthenticatorOptions::default(),
+        std::slice::from_ref(&stranger),
+    );
+    browser.click(&button);
+    let status = passkey_status(&browser);
+    assert!(!status.is_empty());
+    assert_eq!(browser.cookie("latchkey-session"), None);
+    assert!(
+        browser.credentials(&auth)[0].sign_count > 0,
+        "the browser did use the planted credential (so the server refused it)"
+    );
+    assert_not_signed_in(&browser, &server);
+}
+
+/// An invite link, "Set up a passkey instead", a passkey registered on the page it leads to;
+/// signed out, the new user signs in with the passkey and no username.
+#[test]
+fn an_invited_user_sets_up_a_passkey_and_signs_in_with_it() {
+    if !support::needs(&["chromium", "chromedriver"]) {
+        return;
+    }
+    let server = Server::start_localhost();
+    support::init_data_dir(&server.data_dir);
+    let link = invite(&server, "carol");
+    let (dir, driver) = driver();
+    let browser = browser(&driver, &dir, "profile");
+    let auth = browser.add_virtual_authenticator(&AuthenticatorOptions::default());
+    browser.navigate(&link);
+    browser.click(&browser.wait_for("button[name=method][value=passkey]", WAIT));
+    let at = browser.wait_for_url("sent to set up the passkey", |u| {
+        !u.starts_with(&server.url("/account/setup"))
+    });
+    assert!(at.starts_with(&server.url("/account/passkeys")), "{at}");
+    register_passkey(&browser, &server, "Carol's phone");
+    assert_eq!(browser.credentials(&auth).len(), 1);
+
+    sign_out(&browser, &server);
+    let credentials = browser.detach_authenticator(&auth);
+    browser.navigate(&server.url(LOGIN));
+    let button = browser.wait_for("#passkey-sign-in", WAIT);
+    browser.attach_authenticator(&AuthenticatorOptions::default(), &credentials);
+    browser.click(&button);
+    browser.wait_for_url("signed in with the passkey", |u| {
+        !u.starts_with(&server.url("/login"))
+    });
+    assert_signed_in_as(&browser, &server, "carol");
+    // The link is used up.
+    browser.navigate(&link);
+    browser.wait_for_text("main", "no longer valid");
 }
