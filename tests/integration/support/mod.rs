@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod webdriver;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -164,6 +165,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
     logs: Arc<Mutex<String>>,
+    /// The `--issuer` it was started with, when not the default `http://<addr>`.
+    issuer: Option<String>,
 }
 
 /// A confidential client registered with `client add --json`.
@@ -207,6 +210,15 @@ impl Server {
     /// end by running the binary with the arguments after it (e.g. `sh -c '… exec "$0" "$@"'`);
     /// empty for none.
     pub fn start_under(wrapper: &[&str], data_dir: PathBuf, extra: &[&str]) -> Server {
+        Self::try_start_under(wrapper, data_dir, extra).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Server::start_under`], returning why when the server does not announce its address.
+    fn try_start_under(
+        wrapper: &[&str],
+        data_dir: PathBuf,
+        extra: &[&str],
+    ) -> Result<Server, String> {
         let mut cmd = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut cmd = Command::new(program);
@@ -245,14 +257,15 @@ impl Server {
         });
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().and_then(Result::ok).unwrap_or_else(|| {
+        let Some(first) = lines.next().and_then(Result::ok) else {
             let _ = child.kill();
+            let _ = child.wait();
             std::thread::sleep(Duration::from_millis(100));
-            panic!(
+            return Err(format!(
                 "server did not announce its address; logs:\n{}",
                 logs.lock().unwrap()
-            )
-        });
+            ));
+        };
         let addr = first
             .strip_prefix("listening on http://")
             .or_else(|| first.strip_prefix("listening on https://"))
@@ -261,22 +274,70 @@ impl Server {
             .unwrap();
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server {
+        Ok(Server {
             child: Some(child),
             addr,
             data_dir,
             logs,
+            issuer: None,
+        })
+    }
+
+    /// Starts a server on 127.0.0.1 whose issuer is `http://localhost:<its port>`, as the
+    /// passkey browser tests need (WebAuthn refuses an IP address as the RP ID, and
+    /// `http://localhost` is a secure context): the RP ID is `localhost` and the origin
+    /// `http://localhost:<port>`. [`Server::issuer`] and [`Server::url`] then use that origin.
+    pub fn start_localhost() -> Server {
+        Self::start_localhost_with(&[], |_| {})
+    }
+
+    /// [`Server::start_localhost`] with extra `serve` arguments, after creating the data
+    /// directory and running `setup` on it (as [`Server::start_with`]).
+    ///
+    /// The issuer must name the port before the server binds it, so a port free a moment ago is
+    /// chosen; should another process take it in between, the start is retried on another one
+    /// (`--change-issuer`: the first try stored its issuer before it failed to listen).
+    pub fn start_localhost_with(extra: &[&str], setup: impl FnOnce(&Path)) -> Server {
+        let data_dir = temp_dir("server").join("data");
+        init_data_dir(&data_dir);
+        setup(&data_dir);
+        let mut failures = Vec::new();
+        for attempt in 0..5 {
+            let port = free_port();
+            let listen = format!("127.0.0.1:{port}");
+            let issuer = format!("http://localhost:{port}");
+            let mut args = vec!["--listen", &listen, "--issuer", &issuer];
+            if attempt > 0 {
+                args.push("--change-issuer");
+            }
+            args.extend_from_slice(extra);
+            match Self::try_start_under(&[], data_dir.clone(), &args) {
+                Ok(mut server) => {
+                    assert_eq!(server.addr.port(), port);
+                    server.issuer = Some(issuer);
+                    return server;
+                }
+                Err(e) => failures.push(e),
+            }
         }
+        panic!(
+            "no localhost server after 5 tries:\n{}",
+            failures.join("\n---\n")
+        )
     }
 
-    /// The issuer (the default: `http://<addr>`).
+    /// The issuer: `http://localhost:<port>` for [`Server::start_localhost`], else the default
+    /// `http://<addr>`.
     pub fn issuer(&self) -> String {
-        format!("http://{}", self.addr)
+        self.issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.addr))
     }
 
-    /// `http://<addr><path>`.
+    /// `<issuer><path>`: `http://<addr><path>`, or `http://localhost:<port><path>` for
+    /// [`Server::start_localhost`].
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}{path}", self.issuer())
     }
 
     /// Runs a CLI command against this server's database.
