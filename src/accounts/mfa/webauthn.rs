@@ -3,7 +3,18 @@
 //! the signatures and ciborium for the CBOR. Attestation is `none`: latchkey does not check
 //! authenticator makes, so an attestation statement is read past, never trusted.
 //!
-//! (interface fixed; the verification is being written)
+//! The step numbers in the comments are those of §7.1 and §7.2 of WebAuthn Level 3
+//! (w3c/webauthn `index.bs`, as of commit 146d0db0). Steps that belong to the browser or to the caller (creating the
+//! options, finding the credential record, storing it) are named where they fall and left out.
+//!
+//! Every input here is untrusted: nothing is indexed without a bounds check, nothing unwrapped,
+//! and a refusal names the check that failed, never the bytes that failed it.
+
+use ciborium::Value;
+use ring::signature::{self, UnparsedPublicKey};
+use serde::Deserialize;
+
+use crate::crypto::{b64url, ct_eq, sha256};
 
 /// Who latchkey is to the authenticator: the RP ID (the issuer's host, or the cookie domain)
 /// and the one origin pages are served from (`https://auth.example.com`, no path).
@@ -100,8 +111,87 @@ pub fn verify_registration(
     attestation_object: &[u8],
     require_user_verification: bool,
 ) -> Result<NewCredential, Refused> {
-    let _ = (rp, challenge, client_data_json, attestation_object, require_user_verification);
-    Err(Refused::Malformed("attestationObject"))
+    // Steps 1-4 (the options, navigator.credentials.create(), the type of the response, the
+    // client extension results) happen in the browser and in the caller.
+
+    // Steps 5-10: clientDataJSON's type, challenge, origin and crossOrigin. Step 11 (topOrigin)
+    // is not needed: crossOrigin must be false, so no credential made in a cross-origin iframe
+    // gets this far.
+    check_client_data(rp, challenge, client_data_json, "webauthn.create")?;
+
+    // Step 12: the hash of clientDataJSON is what an attestation signature covers. Latchkey
+    // verifies no attestation signature (step 22), so it is not computed.
+
+    // Step 13: CBOR-decode the attestation object into fmt, authData and attStmt.
+    let attestation = parse_attestation_object(attestation_object)?;
+    let auth = parse_authenticator_data(&attestation.auth_data)?;
+
+    // Step 14: the rpIdHash is SHA-256 of our RP ID.
+    check_rp_id_hash(rp, auth.rp_id_hash)?;
+
+    // Step 15: user present. Latchkey does not offer conditional create, so UP is required.
+    if auth.flags & FLAG_UP == 0 {
+        return Err(Refused::UserNotPresent);
+    }
+
+    // Step 16: user verified, when required.
+    let user_verified = auth.flags & FLAG_UV != 0;
+    if require_user_verification && !user_verified {
+        return Err(Refused::UserNotVerified);
+    }
+
+    // Step 17: BS only with BE.
+    let backup_eligible = auth.flags & FLAG_BE != 0;
+    let backup_state = auth.flags & FLAG_BS != 0;
+    if backup_state && !backup_eligible {
+        return Err(Refused::BackupFlags);
+    }
+
+    // Steps 18-19: how BE and BS shape policy is the caller's; they are returned.
+
+    // Step 20: the credential public key's alg is one latchkey offered (ALGORITHMS), and the
+    // key is well-formed for it. The key sits in the attested credential data, which a
+    // registration must carry (the AT flag).
+    let attested = auth.attested.ok_or(Refused::Malformed(
+        "authenticatorData (no attested credential data)",
+    ))?;
+    let key = parse_cose_key(attested.public_key)?;
+
+    // Step 21: determine the attestation statement format.
+    // Step 22: verify the statement by that format's procedure.
+    // Steps 23-24: obtain trust anchors and assess the attestation's trustworthiness.
+    //
+    // Latchkey asks for attestation conveyance `none` and evaluates no trust: it keeps no list
+    // of authenticator makes or roots. `none` is accepted with its empty statement. Any other
+    // format (a browser or authenticator may send one even so) is accepted without verifying
+    // its statement, as step 24's note allows: the credential is treated as one with no
+    // attestation, and nothing about the authenticator's make is believed.
+    // (parse_attestation_object has already made sure attStmt is a map.)
+    if attestation.fmt == "none"
+        && !matches!(&attestation.att_stmt, Value::Map(entries) if entries.is_empty())
+    {
+        return Err(Refused::Malformed("attestation statement (fmt none)"));
+    }
+
+    // Step 25: the credential id is at most 1023 bytes.
+    if attested.credential_id.len() > MAX_CREDENTIAL_ID_LEN {
+        return Err(Refused::Malformed("credential id (over 1023 bytes)"));
+    }
+
+    // Step 26: that the credential id is not yet registered is for the caller's store.
+
+    // Step 27: the new credential record.
+    // Step 28: authenticator extension outputs are ignored (they were parsed only to find the
+    // end of authData). Step 29: storing the record is the caller's.
+    Ok(NewCredential {
+        id: attested.credential_id.to_vec(),
+        public_key: attested.public_key.to_vec(),
+        alg: key.alg,
+        sign_count: auth.sign_count,
+        user_verified,
+        backup_eligible,
+        backup_state,
+    })
 }
 
 /// §7.2: verifies an authentication assertion (`clientDataJSON`, `authenticatorData`,
@@ -120,16 +210,387 @@ pub fn verify_assertion(
     stored_sign_count: u32,
     require_user_verification: bool,
 ) -> Result<Assertion, Refused> {
-    let _ = (
-        rp,
-        challenge,
-        client_data_json,
-        authenticator_data,
-        signature,
-        public_key,
-        alg,
-        stored_sign_count,
-        require_user_verification,
-    );
-    Err(Refused::Malformed("authenticatorData"))
+    // Steps 1-6 (the options, navigator.credentials.get(), the type of the response, the client
+    // extension results, allowCredentials, finding the user and the credential record by
+    // userHandle and credential id) happen in the browser and in the caller.
+
+    // Step 7: cData, authData and sig are the arguments.
+
+    // Steps 8-13: clientDataJSON's type, challenge, origin and crossOrigin. Step 14 (topOrigin)
+    // is not needed, as in §7.1 step 11.
+    check_client_data(rp, challenge, client_data_json, "webauthn.get")?;
+
+    let auth = parse_authenticator_data(authenticator_data)?;
+
+    // Step 15: the rpIdHash is SHA-256 of our RP ID.
+    check_rp_id_hash(rp, auth.rp_id_hash)?;
+
+    // Step 16: user present.
+    if auth.flags & FLAG_UP == 0 {
+        return Err(Refused::UserNotPresent);
+    }
+
+    // Step 17: user verified, when required.
+    let user_verified = auth.flags & FLAG_UV != 0;
+    if require_user_verification && !user_verified {
+        return Err(Refused::UserNotVerified);
+    }
+
+    // Step 18: BS only with BE.
+    let backup_eligible = auth.flags & FLAG_BE != 0;
+    let backup_state = auth.flags & FLAG_BS != 0;
+    if backup_state && !backup_eligible {
+        return Err(Refused::BackupFlags);
+    }
+
+    // Step 19: comparing BE with the stored record's is the caller's; BE and BS are returned.
+
+    // Step 20: hash = SHA-256(cData).
+    let hash = sha256(client_data_json);
+
+    // Step 21: sig is a valid signature over authData || hash by the stored public key, with
+    // the algorithm stored beside it (the key's own alg must agree).
+    let key = parse_cose_key(public_key)?;
+    if key.alg != alg {
+        return Err(Refused::Algorithm);
+    }
+    let mut signed = Vec::with_capacity(authenticator_data.len() + hash.len());
+    signed.extend_from_slice(authenticator_data);
+    signed.extend_from_slice(&hash);
+    verify_signature(&key.params, &signed, signature)?;
+
+    // Step 22: a counter that did not grow is a sign of a cloned authenticator, not proof.
+    // Reported, not refused; authenticators that keep no counter send 0 every time.
+    let counter_regressed =
+        (auth.sign_count != 0 || stored_sign_count != 0) && auth.sign_count <= stored_sign_count;
+
+    // Step 23: authenticator extension outputs are ignored. Step 24 (updating the record with
+    // the counter and BS) is the caller's, from what is returned.
+    Ok(Assertion {
+        sign_count: auth.sign_count,
+        user_verified,
+        backup_eligible,
+        backup_state,
+        counter_regressed,
+    })
+}
+
+// Flags of the authenticator data (§6.1).
+const FLAG_UP: u8 = 0x01;
+const FLAG_UV: u8 = 0x04;
+const FLAG_BE: u8 = 0x08;
+const FLAG_BS: u8 = 0x10;
+const FLAG_AT: u8 = 0x40;
+const FLAG_ED: u8 = 0x80;
+
+/// §7.1 step 25.
+const MAX_CREDENTIAL_ID_LEN: usize = 1023;
+
+/// Nesting allowed in CBOR input. A COSE key is one map deep and the deepest attestation
+/// statement in use (x5c) three; this only bounds the decoder's recursion.
+const CBOR_DEPTH: usize = 16;
+
+// COSE (RFC 9052 §7, RFC 9053 §7, RFC 8230 §4) labels and values.
+const COSE_KTY: i64 = 1;
+const COSE_ALG: i64 = 3;
+const COSE_CRV_OR_N: i64 = -1;
+const COSE_X_OR_E: i64 = -2;
+const COSE_Y: i64 = -3;
+const KTY_OKP: i64 = 1;
+const KTY_EC2: i64 = 2;
+const KTY_RSA: i64 = 3;
+const CRV_P256: i64 = 1;
+const CRV_ED25519: i64 = 6;
+const ALG_ES256: i64 = -7;
+const ALG_EDDSA: i64 = -8;
+const ALG_RS256: i64 = -257;
+
+/// The members of CollectedClientData (§5.8.1) that latchkey checks. Others (topOrigin,
+/// tokenBinding, anything a browser adds) are ignored; a member given twice is an error.
+#[derive(Deserialize)]
+struct ClientData {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    challenge: Option<String>,
+    origin: Option<String>,
+    #[serde(rename = "crossOrigin")]
+    cross_origin: Option<bool>,
+}
+
+/// §7.1 steps 5-10, §7.2 steps 8-13.
+fn check_client_data(
+    rp: &RelyingParty<'_>,
+    challenge: &[u8],
+    client_data_json: &[u8],
+    expected_type: &str,
+) -> Result<(), Refused> {
+    // UTF-8 decode, which strips a leading byte order mark, and parse as JSON. Bytes that are
+    // not UTF-8 are refused (the spec's decoder would replace them; no browser sends them).
+    let json = client_data_json
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .unwrap_or(client_data_json);
+    let c: ClientData = serde_json::from_slice(json)
+        .map_err(|_| Refused::ClientData("not JSON, or a member of the wrong type"))?;
+    // type
+    let kind = c.kind.ok_or(Refused::ClientData("type missing"))?;
+    if kind != expected_type {
+        return Err(Refused::Type);
+    }
+    // challenge equals the base64url encoding of the challenge sent (compared as text, so
+    // padding or another alphabet is refused too).
+    let sent = c
+        .challenge
+        .ok_or(Refused::ClientData("challenge missing"))?;
+    if !ct_eq(sent.as_bytes(), b64url(challenge).as_bytes()) {
+        return Err(Refused::Challenge);
+    }
+    // origin: ours, exactly.
+    let origin = c.origin.ok_or(Refused::ClientData("origin missing"))?;
+    if origin != rp.origin {
+        return Err(Refused::Origin);
+    }
+    // crossOrigin: latchkey's pages are never framed, so true is never expected.
+    if c.cross_origin == Some(true) {
+        return Err(Refused::Origin);
+    }
+    Ok(())
+}
+
+/// §7.1 step 14, §7.2 step 15.
+fn check_rp_id_hash(rp: &RelyingParty<'_>, rp_id_hash: &[u8]) -> Result<(), Refused> {
+    if ct_eq(rp_id_hash, &sha256(rp.id.as_bytes())) {
+        Ok(())
+    } else {
+        Err(Refused::RpId)
+    }
+}
+
+/// The three members of an attestation object (§6.5.4).
+struct AttestationObject {
+    fmt: String,
+    att_stmt: Value,
+    auth_data: Vec<u8>,
+}
+
+/// §7.1 step 13: the attestation object is one CBOR map with `fmt` (text), `attStmt` (a
+/// map) and `authData` (bytes), and nothing follows it. Other members are ignored; a member
+/// given twice is refused, so no two readers of the same bytes can see different values.
+fn parse_attestation_object(bytes: &[u8]) -> Result<AttestationObject, Refused> {
+    const MALFORMED: Refused = Refused::Malformed("attestationObject");
+    let Some((Value::Map(entries), [])) = read_cbor(bytes) else {
+        return Err(MALFORMED);
+    };
+    let (mut fmt, mut att_stmt, mut auth_data) = (None, None, None);
+    for (key, value) in entries {
+        let slot = match key.as_text() {
+            Some("fmt") => &mut fmt,
+            Some("attStmt") => &mut att_stmt,
+            Some("authData") => &mut auth_data,
+            _ => continue,
+        };
+        if slot.replace(value).is_some() {
+            return Err(MALFORMED);
+        }
+    }
+    match (fmt, att_stmt, auth_data) {
+        (Some(Value::Text(fmt)), Some(att_stmt @ Value::Map(_)), Some(Value::Bytes(auth_data))) => {
+            Ok(AttestationObject {
+                fmt,
+                att_stmt,
+                auth_data,
+            })
+        }
+        _ => Err(MALFORMED),
+    }
+}
+
+/// Authenticator data (§6.1), borrowed from its bytes.
+struct AuthenticatorData<'a> {
+    rp_id_hash: &'a [u8],
+    flags: u8,
+    sign_count: u32,
+    attested: Option<AttestedCredentialData<'a>>,
+}
+
+/// Attested credential data (§6.5.2); the AAGUID is not kept (attestation is `none`).
+struct AttestedCredentialData<'a> {
+    credential_id: &'a [u8],
+    /// The COSE_Key, exactly the bytes of its one CBOR item.
+    public_key: &'a [u8],
+}
+
+/// Splits authenticator data into its parts: rpIdHash (32), flags (1), signCount (4), then
+/// attested credential data if AT is set, then an extensions map if ED is set, then nothing.
+fn parse_authenticator_data(data: &[u8]) -> Result<AuthenticatorData<'_>, Refused> {
+    const SHORT: Refused = Refused::Malformed("authenticatorData");
+    let (rp_id_hash, rest) = data.split_at_checked(32).ok_or(SHORT)?;
+    let (&flags, rest) = rest.split_first().ok_or(SHORT)?;
+    let (sign_count, mut rest) = rest.split_first_chunk::<4>().ok_or(SHORT)?;
+    let sign_count = u32::from_be_bytes(*sign_count);
+
+    let mut attested = None;
+    if flags & FLAG_AT != 0 {
+        let (_aaguid, after) = rest.split_first_chunk::<16>().ok_or(SHORT)?;
+        let (id_len, after) = after.split_first_chunk::<2>().ok_or(SHORT)?;
+        let id_len = usize::from(u16::from_be_bytes(*id_len));
+        let (credential_id, after) = after.split_at_checked(id_len).ok_or(SHORT)?;
+        // The COSE_Key has no length of its own: it ends where its CBOR item ends.
+        let (_, after_key) = read_cbor(after).ok_or(Refused::Malformed("credential public key"))?;
+        let key_len = after.len().checked_sub(after_key.len()).ok_or(SHORT)?;
+        let (public_key, after) = after.split_at_checked(key_len).ok_or(SHORT)?;
+        attested = Some(AttestedCredentialData {
+            credential_id,
+            public_key,
+        });
+        rest = after;
+    }
+    if flags & FLAG_ED != 0 {
+        let Some((Value::Map(_), after)) = read_cbor(rest) else {
+            return Err(Refused::Malformed("authenticatorData extensions"));
+        };
+        rest = after;
+    }
+    if !rest.is_empty() {
+        return Err(Refused::Malformed("authenticatorData (trailing bytes)"));
+    }
+    Ok(AuthenticatorData {
+        rp_id_hash,
+        flags,
+        sign_count,
+        attested,
+    })
+}
+
+/// Decodes one CBOR item from the front of `bytes`; returns it and the bytes after it.
+fn read_cbor(mut bytes: &[u8]) -> Option<(Value, &[u8])> {
+    // The reader is the slice itself, so it is advanced past exactly the item decoded.
+    let value = ciborium::de::from_reader_with_recursion_limit(&mut bytes, CBOR_DEPTH).ok()?;
+    Some((value, bytes))
+}
+
+/// A credential public key that is well-formed for its algorithm.
+struct CoseKey {
+    alg: i64,
+    params: KeyParams,
+}
+
+enum KeyParams {
+    /// ES256: the uncompressed point 0x04 || x || y.
+    P256 { point: Vec<u8> },
+    /// EdDSA over Ed25519: the 32-byte public key.
+    Ed25519 { x: Vec<u8> },
+    /// RS256: modulus and exponent, big-endian, without leading zeros.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+}
+
+/// Reads a COSE_Key (RFC 9052 §7): one CBOR map with integer labels, nothing after it. Its
+/// `alg` must be one of [`ALGORITHMS`] and the key's parameters those of that algorithm
+/// (§7.1 step 20).
+fn parse_cose_key(bytes: &[u8]) -> Result<CoseKey, Refused> {
+    const MALFORMED: Refused = Refused::Malformed("credential public key");
+    let Some((Value::Map(entries), [])) = read_cbor(bytes) else {
+        return Err(MALFORMED);
+    };
+    // Every label once: a key with two `x` would mean different things to different readers.
+    let mut labels = Vec::with_capacity(entries.len());
+    for (label, _) in &entries {
+        let label = label.as_integer().ok_or(MALFORMED)?;
+        if labels.contains(&label) {
+            return Err(MALFORMED);
+        }
+        labels.push(label);
+    }
+    let get = |label: i64| {
+        entries
+            .iter()
+            .find(|(l, _)| l.as_integer() == Some(label.into()))
+            .map(|(_, v)| v)
+    };
+    let int = |label: i64| {
+        get(label)
+            .and_then(Value::as_integer)
+            .and_then(|i| i64::try_from(i).ok())
+    };
+    let bytes_of = |label: i64| get(label).and_then(Value::as_bytes);
+
+    let alg = int(COSE_ALG).ok_or(Refused::Algorithm)?;
+    if !ALGORITHMS.contains(&alg) {
+        return Err(Refused::Algorithm);
+    }
+    let kty = int(COSE_KTY).ok_or(Refused::Algorithm)?;
+    let params = match (alg, kty) {
+        (ALG_ES256, KTY_EC2) => {
+            let (Some(CRV_P256), Some(x), Some(y)) =
+                (int(COSE_CRV_OR_N), bytes_of(COSE_X_OR_E), bytes_of(COSE_Y))
+            else {
+                return Err(Refused::Algorithm);
+            };
+            if x.len() != 32 || y.len() != 32 {
+                return Err(Refused::Algorithm);
+            }
+            let mut point = Vec::with_capacity(65);
+            point.push(0x04);
+            point.extend_from_slice(x);
+            point.extend_from_slice(y);
+            KeyParams::P256 { point }
+        }
+        (ALG_EDDSA, KTY_OKP) => {
+            let (Some(CRV_ED25519), Some(x)) = (int(COSE_CRV_OR_N), bytes_of(COSE_X_OR_E)) else {
+                return Err(Refused::Algorithm);
+            };
+            if x.len() != 32 {
+                return Err(Refused::Algorithm);
+            }
+            KeyParams::Ed25519 { x: x.to_vec() }
+        }
+        (ALG_RS256, KTY_RSA) => {
+            let (Some(n), Some(e)) = (bytes_of(COSE_CRV_OR_N), bytes_of(COSE_X_OR_E)) else {
+                return Err(Refused::Algorithm);
+            };
+            let n = strip_leading_zeros(n);
+            let e = strip_leading_zeros(e);
+            // ring verifies RS256 with moduli of 2048 to 8192 bits and odd exponents of 3 up
+            // to 33 bits; a key outside that could never sign in, so it is refused now.
+            let n_bits = n.first().map_or(0, |&top| {
+                (n.len() - 1) * 8 + (8 - top.leading_zeros() as usize)
+            });
+            let e_value = e.iter().try_fold(0u64, |acc, &b| {
+                acc.checked_mul(256).map(|a| a | u64::from(b))
+            });
+            let e_ok = e.len() <= 4 && e_value.is_some_and(|v| v >= 3 && v % 2 == 1);
+            if !(2048..=8192).contains(&n_bits) || !e_ok {
+                return Err(Refused::Algorithm);
+            }
+            KeyParams::Rsa {
+                n: n.to_vec(),
+                e: e.to_vec(),
+            }
+        }
+        _ => return Err(Refused::Algorithm),
+    };
+    Ok(CoseKey { alg, params })
+}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    bytes.get(first..).unwrap_or_default()
+}
+
+/// §7.2 step 21 with ring: ECDSA P-256 SHA-256 (ASN.1 DER signature), Ed25519, or RSASSA
+/// PKCS#1 v1.5 with SHA-256.
+fn verify_signature(key: &KeyParams, message: &[u8], sig: &[u8]) -> Result<(), Refused> {
+    let verified = match key {
+        KeyParams::P256 { point } => {
+            UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, point).verify(message, sig)
+        }
+        KeyParams::Ed25519 { x } => {
+            UnparsedPublicKey::new(&signature::ED25519, x).verify(message, sig)
+        }
+        KeyParams::Rsa { n, e } => signature::RsaPublicKeyComponents { n, e }.verify(
+            &signature::RSA_PKCS1_2048_8192_SHA256,
+            message,
+            sig,
+        ),
+    };
+    verified.map_err(|_| Refused::Signature)
 }
