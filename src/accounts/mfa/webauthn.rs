@@ -598,6 +598,8 @@ fn verify_signature(key: &KeyParams, message: &[u8], sig: &[u8]) -> Result<(), R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ring::rand::SystemRandom;
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 
     // ---- Recorded responses ---------------------------------------------------------------
 
@@ -799,5 +801,956 @@ mod tests {
         assert_eq!(v.assert(-7, true), Err(Refused::UserNotVerified));
         let a = v.assert(-7, false).unwrap();
         assert!(!a.user_verified);
+    }
+
+    // ---- Generated credentials ------------------------------------------------------------
+
+    const RP: RelyingParty<'static> = RelyingParty {
+        id: "auth.example.com",
+        origin: "https://auth.example.com",
+    };
+    const CHALLENGE: &[u8] = b"a challenge of thirty-two bytes!";
+    const UP_UV: u8 = FLAG_UP | FLAG_UV;
+
+    enum Signer {
+        Es256(EcdsaKeyPair),
+        Ed25519(Ed25519KeyPair),
+    }
+
+    /// A software authenticator: one key pair, one credential, made for one RP ID.
+    struct Authenticator {
+        signer: Signer,
+        cose_key: Vec<u8>,
+        alg: i64,
+        credential_id: Vec<u8>,
+        rp_id: &'static str,
+    }
+
+    fn int(i: i64) -> Value {
+        Value::Integer(i.into())
+    }
+
+    fn cbor(value: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        ciborium::ser::into_writer(value, &mut out).unwrap();
+        out
+    }
+
+    fn cose(entries: Vec<(i64, Value)>) -> Vec<u8> {
+        cbor(&Value::Map(
+            entries.into_iter().map(|(k, v)| (int(k), v)).collect(),
+        ))
+    }
+
+    fn client_data(kind: &str, challenge: &[u8], origin: &str) -> Vec<u8> {
+        format!(
+            r#"{{"type":"{kind}","challenge":"{}","origin":"{origin}","crossOrigin":false}}"#,
+            b64url(challenge)
+        )
+        .into_bytes()
+    }
+
+    fn attestation_object(fmt: &str, att_stmt: Value, auth_data: &[u8]) -> Vec<u8> {
+        cbor(&Value::Map(vec![
+            (Value::Text("fmt".into()), Value::Text(fmt.into())),
+            (Value::Text("attStmt".into()), att_stmt),
+            (
+                Value::Text("authData".into()),
+                Value::Bytes(auth_data.to_vec()),
+            ),
+        ]))
+    }
+
+    fn none_object(auth_data: &[u8]) -> Vec<u8> {
+        attestation_object("none", Value::Map(vec![]), auth_data)
+    }
+
+    impl Authenticator {
+        fn es256() -> Authenticator {
+            Self::es256_for("auth.example.com")
+        }
+
+        fn es256_for(rp_id: &'static str) -> Authenticator {
+            let rng = SystemRandom::new();
+            let pkcs8 =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+                    .unwrap();
+            let point = pair.public_key().as_ref().to_vec();
+            assert_eq!((point.len(), point[0]), (65, 0x04));
+            let cose_key = cose(vec![
+                (COSE_KTY, int(KTY_EC2)),
+                (COSE_ALG, int(ALG_ES256)),
+                (COSE_CRV_OR_N, int(CRV_P256)),
+                (COSE_X_OR_E, Value::Bytes(point[1..33].to_vec())),
+                (COSE_Y, Value::Bytes(point[33..].to_vec())),
+            ]);
+            Authenticator {
+                signer: Signer::Es256(pair),
+                cose_key,
+                alg: ALG_ES256,
+                credential_id: vec![0x5a; 16],
+                rp_id,
+            }
+        }
+
+        fn ed25519() -> Authenticator {
+            let rng = SystemRandom::new();
+            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+            let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+            let cose_key = cose(vec![
+                (COSE_KTY, int(KTY_OKP)),
+                (COSE_ALG, int(ALG_EDDSA)),
+                (COSE_CRV_OR_N, int(CRV_ED25519)),
+                (
+                    COSE_X_OR_E,
+                    Value::Bytes(pair.public_key().as_ref().to_vec()),
+                ),
+            ]);
+            Authenticator {
+                signer: Signer::Ed25519(pair),
+                cose_key,
+                alg: ALG_EDDSA,
+                credential_id: vec![0xed; 32],
+                rp_id: "auth.example.com",
+            }
+        }
+
+        /// rpIdHash || flags || signCount, with attested credential data when AT is in
+        /// `flags` (this authenticator's id and key).
+        fn auth_data(&self, flags: u8, sign_count: u32) -> Vec<u8> {
+            self.auth_data_with(flags, sign_count, &self.credential_id, &self.cose_key)
+        }
+
+        fn auth_data_with(&self, flags: u8, count: u32, id: &[u8], key: &[u8]) -> Vec<u8> {
+            let mut out = sha256(self.rp_id.as_bytes()).to_vec();
+            out.push(flags);
+            out.extend_from_slice(&count.to_be_bytes());
+            if flags & FLAG_AT != 0 {
+                out.extend_from_slice(&[0u8; 16]);
+                out.extend_from_slice(&u16::try_from(id.len()).unwrap().to_be_bytes());
+                out.extend_from_slice(id);
+                out.extend_from_slice(key);
+            }
+            out
+        }
+
+        fn sign(&self, auth_data: &[u8], client_data_json: &[u8]) -> Vec<u8> {
+            let mut message = auth_data.to_vec();
+            message.extend_from_slice(&sha256(client_data_json));
+            match &self.signer {
+                Signer::Es256(pair) => pair
+                    .sign(&SystemRandom::new(), &message)
+                    .unwrap()
+                    .as_ref()
+                    .to_vec(),
+                Signer::Ed25519(pair) => pair.sign(&message).as_ref().to_vec(),
+            }
+        }
+
+        /// A registration response: (clientDataJSON, attestationObject).
+        fn registration(&self, flags: u8) -> (Vec<u8>, Vec<u8>) {
+            let cdj = client_data("webauthn.create", CHALLENGE, RP.origin);
+            (cdj, none_object(&self.auth_data(flags | FLAG_AT, 0)))
+        }
+
+        /// An assertion response: (clientDataJSON, authenticatorData, signature).
+        fn assertion(&self, flags: u8, sign_count: u32) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+            let cdj = client_data("webauthn.get", CHALLENGE, RP.origin);
+            self.assertion_of(cdj, flags, sign_count)
+        }
+
+        fn assertion_of(&self, cdj: Vec<u8>, flags: u8, count: u32) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+            let ad = self.auth_data(flags, count);
+            let sig = self.sign(&ad, &cdj);
+            (cdj, ad, sig)
+        }
+
+        fn verify(
+            &self,
+            response: &(Vec<u8>, Vec<u8>, Vec<u8>),
+            stored: u32,
+            uv: bool,
+        ) -> Result<Assertion, Refused> {
+            let (cdj, ad, sig) = response;
+            verify_assertion(
+                &RP,
+                CHALLENGE,
+                cdj,
+                ad,
+                sig,
+                &self.cose_key,
+                self.alg,
+                stored,
+                uv,
+            )
+        }
+    }
+
+    fn register(cdj: &[u8], ao: &[u8], require_uv: bool) -> Result<NewCredential, Refused> {
+        verify_registration(&RP, CHALLENGE, cdj, ao, require_uv)
+    }
+
+    #[test]
+    fn generated_credentials_register_and_then_sign_in() {
+        for auth in [Authenticator::es256(), Authenticator::ed25519()] {
+            let (cdj, ao) = auth.registration(UP_UV);
+            let cred = register(&cdj, &ao, true).unwrap();
+            assert_eq!(cred.id, auth.credential_id);
+            assert_eq!(cred.public_key, auth.cose_key);
+            assert_eq!(cred.alg, auth.alg);
+            assert!(cred.user_verified && !cred.backup_eligible && !cred.backup_state);
+
+            // Signing in with what registration returned, as the caller stores it.
+            let (cdj, ad, sig) = auth.assertion(UP_UV, 1);
+            let a = verify_assertion(
+                &RP,
+                CHALLENGE,
+                &cdj,
+                &ad,
+                &sig,
+                &cred.public_key,
+                cred.alg,
+                cred.sign_count,
+                true,
+            )
+            .unwrap();
+            assert_eq!(
+                a,
+                Assertion {
+                    sign_count: 1,
+                    user_verified: true,
+                    backup_eligible: false,
+                    backup_state: false,
+                    counter_regressed: false,
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_type_is_refused() {
+        let auth = Authenticator::es256();
+        let (_, ao) = auth.registration(UP_UV);
+        let get = client_data("webauthn.get", CHALLENGE, RP.origin);
+        assert_eq!(register(&get, &ao, false), Err(Refused::Type));
+
+        let create = client_data("webauthn.create", CHALLENGE, RP.origin);
+        let response = auth.assertion_of(create, UP_UV, 1);
+        assert_eq!(auth.verify(&response, 0, false), Err(Refused::Type));
+    }
+
+    #[test]
+    fn wrong_challenge_is_refused() {
+        let auth = Authenticator::es256();
+        let (cdj, ao) = auth.registration(UP_UV);
+        let other = b"another challenge of 32 bytes!!!";
+        assert_eq!(
+            verify_registration(&RP, other, &cdj, &ao, false),
+            Err(Refused::Challenge)
+        );
+        // The challenge must be base64url without padding, as sent: standard base64 of the
+        // same bytes is refused.
+        let bytes = [0xfb, 0xff, 0xfe, 0x01];
+        assert_eq!(b64url(&bytes), "-__-AQ");
+        let (_, ao) = auth.registration(UP_UV);
+        for text in ["+//+AQ==", "-__-AQ==", "+//+AQ", "-__-AQ "] {
+            let cdj = format!(
+                r#"{{"type":"webauthn.create","challenge":"{text}","origin":"{}"}}"#,
+                RP.origin
+            );
+            assert_eq!(
+                verify_registration(&RP, &bytes, cdj.as_bytes(), &ao, false),
+                Err(Refused::Challenge),
+                "{text}"
+            );
+        }
+
+        let cdj = client_data("webauthn.get", other, RP.origin);
+        let response = auth.assertion_of(cdj, UP_UV, 1);
+        assert_eq!(auth.verify(&response, 0, false), Err(Refused::Challenge));
+    }
+
+    #[test]
+    fn wrong_origin_is_refused() {
+        let auth = Authenticator::es256();
+        let (_, ao) = auth.registration(UP_UV);
+        for origin in [
+            "https://auth.example.com/",
+            "https://auth.example.com:443",
+            "http://auth.example.com",
+            "https://AUTH.example.com",
+            "https://auth.example.com.evil.test",
+            "https://evil.test",
+            "",
+        ] {
+            let cdj = client_data("webauthn.create", CHALLENGE, origin);
+            assert_eq!(register(&cdj, &ao, false), Err(Refused::Origin), "{origin}");
+            let response =
+                auth.assertion_of(client_data("webauthn.get", CHALLENGE, origin), UP_UV, 1);
+            assert_eq!(
+                auth.verify(&response, 0, false),
+                Err(Refused::Origin),
+                "{origin}"
+            );
+        }
+    }
+
+    #[test]
+    fn cross_origin_true_is_refused() {
+        let auth = Authenticator::es256();
+        let (_, ao) = auth.registration(UP_UV);
+        let with = |cross: &str| {
+            format!(
+                r#"{{"type":"webauthn.create","challenge":"{}","origin":"{}"{cross}}}"#,
+                b64url(CHALLENGE),
+                RP.origin
+            )
+            .into_bytes()
+        };
+        assert_eq!(
+            register(&with(r#","crossOrigin":true"#), &ao, false),
+            Err(Refused::Origin)
+        );
+        assert!(register(&with(r#","crossOrigin":false"#), &ao, false).is_ok());
+        assert!(register(&with(""), &ao, false).is_ok());
+        // topOrigin and tokenBinding are ignored; unknown members too.
+        let extra = r#","topOrigin":"https://elsewhere.test","tokenBinding":{"status":"present"},"other_keys_can_be_added_here":"x""#;
+        assert!(register(&with(extra), &ao, false).is_ok());
+
+        let cdj = format!(
+            r#"{{"type":"webauthn.get","challenge":"{}","origin":"{}","crossOrigin":true}}"#,
+            b64url(CHALLENGE),
+            RP.origin
+        );
+        let response = auth.assertion_of(cdj.into_bytes(), UP_UV, 1);
+        assert_eq!(auth.verify(&response, 0, false), Err(Refused::Origin));
+    }
+
+    #[test]
+    fn client_data_that_is_not_json_or_lacks_members_is_refused() {
+        let auth = Authenticator::es256();
+        let (_, ao) = auth.registration(UP_UV);
+        let c = b64url(CHALLENGE);
+        let o = RP.origin;
+        for (cdj, what) in [
+            (String::new(), "not JSON, or a member of the wrong type"),
+            ("{".into(), "not JSON, or a member of the wrong type"),
+            ("[]".into(), "not JSON, or a member of the wrong type"),
+            (
+                "\"webauthn.create\"".into(),
+                "not JSON, or a member of the wrong type",
+            ),
+            (
+                format!(r#"{{"type":7,"challenge":"{c}","origin":"{o}"}}"#),
+                "not JSON, or a member of the wrong type",
+            ),
+            (
+                format!(
+                    r#"{{"type":"webauthn.create","challenge":"{c}","origin":"{o}","crossOrigin":"false"}}"#
+                ),
+                "not JSON, or a member of the wrong type",
+            ),
+            (
+                format!(
+                    r#"{{"type":"webauthn.create","type":"webauthn.create","challenge":"{c}","origin":"{o}"}}"#
+                ),
+                "not JSON, or a member of the wrong type",
+            ),
+            (
+                format!(r#"{{"challenge":"{c}","origin":"{o}"}}"#),
+                "type missing",
+            ),
+            (
+                format!(r#"{{"type":"webauthn.create","origin":"{o}"}}"#),
+                "challenge missing",
+            ),
+            (
+                format!(r#"{{"type":"webauthn.create","challenge":"{c}"}}"#),
+                "origin missing",
+            ),
+        ] {
+            assert_eq!(
+                register(cdj.as_bytes(), &ao, false),
+                Err(Refused::ClientData(what)),
+                "{cdj}"
+            );
+        }
+        // A leading byte order mark is stripped (UTF-8 decode); bytes that are not UTF-8 are
+        // refused.
+        let mut cdj = client_data("webauthn.create", CHALLENGE, RP.origin);
+        let with_bom = [&b"\xEF\xBB\xBF"[..], &cdj].concat();
+        assert!(register(&with_bom, &ao, false).is_ok());
+        cdj.insert(1, 0xff);
+        assert!(matches!(
+            register(&cdj, &ao, false),
+            Err(Refused::ClientData(_))
+        ));
+    }
+
+    #[test]
+    fn credential_made_for_another_rp_id_is_refused() {
+        let auth = Authenticator::es256_for("other.example.com");
+        let (cdj, ao) = auth.registration(UP_UV);
+        assert_eq!(register(&cdj, &ao, false), Err(Refused::RpId));
+        assert_eq!(
+            auth.verify(&auth.assertion(UP_UV, 1), 0, false),
+            Err(Refused::RpId)
+        );
+        // A parent domain is a different RP ID too, for this check.
+        let auth = Authenticator::es256_for("example.com");
+        let (cdj, ao) = auth.registration(UP_UV);
+        assert_eq!(register(&cdj, &ao, false), Err(Refused::RpId));
+    }
+
+    #[test]
+    fn user_not_present_is_refused() {
+        let auth = Authenticator::es256();
+        let (cdj, ao) = auth.registration(FLAG_UV);
+        assert_eq!(register(&cdj, &ao, false), Err(Refused::UserNotPresent));
+        assert_eq!(
+            auth.verify(&auth.assertion(FLAG_UV, 1), 0, false),
+            Err(Refused::UserNotPresent)
+        );
+    }
+
+    #[test]
+    fn user_not_verified_is_refused_only_when_required() {
+        let auth = Authenticator::es256();
+        let (cdj, ao) = auth.registration(FLAG_UP);
+        assert_eq!(register(&cdj, &ao, true), Err(Refused::UserNotVerified));
+        let cred = register(&cdj, &ao, false).unwrap();
+        assert!(!cred.user_verified);
+
+        let response = auth.assertion(FLAG_UP, 1);
+        assert_eq!(
+            auth.verify(&response, 0, true),
+            Err(Refused::UserNotVerified)
+        );
+        let a = auth.verify(&response, 0, false).unwrap();
+        assert!(!a.user_verified);
+    }
+
+    #[test]
+    fn backup_state_without_eligibility_is_refused() {
+        let auth = Authenticator::es256();
+        let (cdj, ao) = auth.registration(UP_UV | FLAG_BS);
+        assert_eq!(register(&cdj, &ao, false), Err(Refused::BackupFlags));
+        assert_eq!(
+            auth.verify(&auth.assertion(UP_UV | FLAG_BS, 1), 0, false),
+            Err(Refused::BackupFlags)
+        );
+        // BE with or without BS is fine, and reported.
+        let (cdj, ao) = auth.registration(UP_UV | FLAG_BE | FLAG_BS);
+        let cred = register(&cdj, &ao, false).unwrap();
+        assert!(cred.backup_eligible && cred.backup_state);
+        let a = auth
+            .verify(&auth.assertion(UP_UV | FLAG_BE, 1), 0, false)
+            .unwrap();
+        assert!(a.backup_eligible && !a.backup_state);
+    }
+
+    #[test]
+    fn tampered_client_data_json_is_refused() {
+        let auth = Authenticator::ed25519();
+        let cdj = format!(
+            r#"{{"type":"webauthn.get","challenge":"{}","origin":"{}","note":"a"}}"#,
+            b64url(CHALLENGE),
+            RP.origin
+        );
+        let (cdj, ad, sig) = auth.assertion_of(cdj.into_bytes(), UP_UV, 1);
+        assert!(
+            auth.verify(&(cdj.clone(), ad.clone(), sig.clone()), 0, false)
+                .is_ok()
+        );
+
+        // One byte of a member latchkey does not read: only the signature notices.
+        let mut changed = cdj.clone();
+        let at = changed.len() - 3;
+        assert_eq!(changed[at], b'a');
+        changed[at] = b'b';
+        assert_eq!(
+            auth.verify(&(changed, ad.clone(), sig.clone()), 0, false),
+            Err(Refused::Signature)
+        );
+        // One byte of the origin: the origin check notices first.
+        let text = String::from_utf8(cdj)
+            .unwrap()
+            .replace("auth.example", "auth.exbmple");
+        assert_eq!(
+            auth.verify(&(text.into_bytes(), ad, sig), 0, false),
+            Err(Refused::Origin)
+        );
+    }
+
+    #[test]
+    fn tampered_authenticator_data_is_refused() {
+        let auth = Authenticator::es256();
+        let (cdj, ad, sig) = auth.assertion(FLAG_UP, 7);
+        // The counter (bytes 33..37) or the flags (byte 32): the signature.
+        for (at, bit) in [(36, 0x01), (33, 0x80), (32, FLAG_UV), (32, FLAG_BE)] {
+            let mut changed = ad.clone();
+            changed[at] ^= bit;
+            assert_eq!(
+                auth.verify(&(cdj.clone(), changed, sig.clone()), 0, false),
+                Err(Refused::Signature),
+                "byte {at}"
+            );
+        }
+        // The rpIdHash: refused before the signature is looked at.
+        let mut changed = ad.clone();
+        changed[0] ^= 0x01;
+        assert_eq!(
+            auth.verify(&(cdj.clone(), changed, sig.clone()), 0, false),
+            Err(Refused::RpId)
+        );
+        // The signature itself.
+        let mut bad_sig = sig.clone();
+        let last = bad_sig.len() - 1;
+        bad_sig[last] ^= 0x01;
+        assert_eq!(
+            auth.verify(&(cdj, ad, bad_sig), 0, false),
+            Err(Refused::Signature)
+        );
+    }
+
+    #[test]
+    fn truncated_authenticator_data_is_malformed() {
+        let auth = Authenticator::es256();
+        let (cdj, ad, sig) = auth.assertion(UP_UV, 1);
+        for len in [0, 1, 32, 33, 36] {
+            assert_eq!(
+                auth.verify(&(cdj.clone(), ad[..len].to_vec(), sig.clone()), 0, false),
+                Err(Refused::Malformed("authenticatorData")),
+                "{len}"
+            );
+        }
+        // A byte too many.
+        let mut long = ad.clone();
+        long.push(0);
+        assert_eq!(
+            auth.verify(&(cdj, long, sig), 0, false),
+            Err(Refused::Malformed("authenticatorData (trailing bytes)"))
+        );
+
+        // Registration: cut inside the attested credential data or inside the key.
+        let full = auth.auth_data(UP_UV | FLAG_AT, 0);
+        let cdj = client_data("webauthn.create", CHALLENGE, RP.origin);
+        for len in [37, 40, 53, 54, 55, 70, 71, full.len() - 1] {
+            let result = register(&cdj, &none_object(&full[..len]), false);
+            assert!(
+                matches!(result, Err(Refused::Malformed(_))),
+                "{len}: {result:?}"
+            );
+        }
+        assert!(register(&cdj, &none_object(&full), false).is_ok());
+    }
+
+    #[test]
+    fn garbage_cbor_is_malformed() {
+        let auth = Authenticator::es256();
+        let (cdj, ao) = auth.registration(UP_UV);
+        let ad = auth.auth_data(UP_UV | FLAG_AT, 0);
+        let text = |s: &str| Value::Text(s.into());
+        let mut trailing = ao.clone();
+        trailing.push(0x00);
+        let mut garbage: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0xff],
+            vec![0xa3],
+            b"not cbor at all".to_vec(),
+            // An array, not a map.
+            cbor(&Value::Array(vec![
+                text("none"),
+                Value::Map(vec![]),
+                Value::Bytes(ad.clone()),
+            ])),
+            // authData missing, or text instead of bytes.
+            cbor(&Value::Map(vec![
+                (text("fmt"), text("none")),
+                (text("attStmt"), Value::Map(vec![])),
+            ])),
+            // authData empty.
+            attestation_object("none", Value::Map(vec![]), b""),
+            cbor(&Value::Map(vec![
+                (text("fmt"), text("none")),
+                (text("attStmt"), Value::Map(vec![])),
+                (text("authData"), text("bytes")),
+            ])),
+            // fmt not text; attStmt not a map.
+            cbor(&Value::Map(vec![
+                (text("fmt"), int(1)),
+                (text("attStmt"), Value::Map(vec![])),
+                (text("authData"), Value::Bytes(ad.clone())),
+            ])),
+            attestation_object("packed", Value::Array(vec![]), &ad),
+            // fmt given twice.
+            cbor(&Value::Map(vec![
+                (text("fmt"), text("none")),
+                (text("fmt"), text("packed")),
+                (text("attStmt"), Value::Map(vec![])),
+                (text("authData"), Value::Bytes(ad.clone())),
+            ])),
+            trailing,
+            // Nested deeper than any attestation statement.
+            {
+                let mut deep = Value::Map(vec![]);
+                for _ in 0..40 {
+                    deep = Value::Array(vec![deep]);
+                }
+                attestation_object("packed", Value::Map(vec![(text("x"), deep)]), &ad)
+            },
+        ];
+        // A byte string claiming far more than there is.
+        garbage.push(vec![
+            0xa1, 0x63, b'f', b'm', b't', 0x5b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ]);
+        for (i, bad) in garbage.iter().enumerate() {
+            let result = register(&cdj, bad, false);
+            assert!(
+                matches!(result, Err(Refused::Malformed(_))),
+                "{i}: {result:?}"
+            );
+        }
+
+        // A stored key that is not CBOR.
+        let (cdj, ad, sig) = auth.assertion(UP_UV, 1);
+        for key in [&b""[..], &[0xff], &b"junk"[..]] {
+            assert_eq!(
+                verify_assertion(&RP, CHALLENGE, &cdj, &ad, &sig, key, -7, 0, false),
+                Err(Refused::Malformed("credential public key"))
+            );
+        }
+    }
+
+    #[test]
+    fn the_credential_public_key_ends_where_its_cbor_ends() {
+        let auth = Authenticator::ed25519();
+        let cdj = client_data("webauthn.create", CHALLENGE, RP.origin);
+        let extensions = cbor(&Value::Map(vec![(
+            Value::Text("credProtect".into()),
+            int(2),
+        )]));
+
+        // ED with an extensions map after the key: accepted, and the key returned is exactly
+        // the COSE_Key, not the extensions.
+        let mut ad = auth.auth_data(UP_UV | FLAG_AT | FLAG_ED, 0);
+        ad.extend_from_slice(&extensions);
+        let cred = register(&cdj, &none_object(&ad), false).unwrap();
+        assert_eq!(cred.public_key, auth.cose_key);
+
+        // The same bytes without ED: trailing.
+        let mut ad = auth.auth_data(UP_UV | FLAG_AT, 0);
+        ad.extend_from_slice(&extensions);
+        assert_eq!(
+            register(&cdj, &none_object(&ad), false),
+            Err(Refused::Malformed("authenticatorData (trailing bytes)"))
+        );
+
+        // ED without extensions, or with something other than a map.
+        let ad = auth.auth_data(UP_UV | FLAG_AT | FLAG_ED, 0);
+        assert_eq!(
+            register(&cdj, &none_object(&ad), false),
+            Err(Refused::Malformed("authenticatorData extensions"))
+        );
+        let mut ad = auth.auth_data(UP_UV | FLAG_AT | FLAG_ED, 0);
+        ad.extend_from_slice(&cbor(&int(2)));
+        assert_eq!(
+            register(&cdj, &none_object(&ad), false),
+            Err(Refused::Malformed("authenticatorData extensions"))
+        );
+
+        // ED on an assertion, extensions after the counter.
+        let mut ad = auth.auth_data(UP_UV | FLAG_ED, 1);
+        ad.extend_from_slice(&extensions);
+        let cdj = client_data("webauthn.get", CHALLENGE, RP.origin);
+        let sig = auth.sign(&ad, &cdj);
+        assert!(auth.verify(&(cdj, ad, sig), 0, false).is_ok());
+    }
+
+    #[test]
+    fn registration_needs_attested_credential_data() {
+        let auth = Authenticator::es256();
+        let cdj = client_data("webauthn.create", CHALLENGE, RP.origin);
+        let ad = auth.auth_data(UP_UV, 0);
+        assert_eq!(
+            register(&cdj, &none_object(&ad), false),
+            Err(Refused::Malformed(
+                "authenticatorData (no attested credential data)"
+            ))
+        );
+    }
+
+    #[test]
+    fn credential_id_over_1023_bytes_is_refused() {
+        let auth = Authenticator::es256();
+        let cdj = client_data("webauthn.create", CHALLENGE, RP.origin);
+        let ad = auth.auth_data_with(UP_UV | FLAG_AT, 0, &[7; 1024], &auth.cose_key);
+        assert_eq!(
+            register(&cdj, &none_object(&ad), false),
+            Err(Refused::Malformed("credential id (over 1023 bytes)"))
+        );
+        let ad = auth.auth_data_with(UP_UV | FLAG_AT, 0, &[7; 1023], &auth.cose_key);
+        assert_eq!(
+            register(&cdj, &none_object(&ad), false).unwrap().id,
+            vec![7; 1023]
+        );
+    }
+
+    #[test]
+    fn attestation_none_needs_an_empty_statement_and_other_formats_are_not_verified() {
+        let auth = Authenticator::es256();
+        let cdj = client_data("webauthn.create", CHALLENGE, RP.origin);
+        let ad = auth.auth_data(UP_UV | FLAG_AT, 0);
+        let stmt = Value::Map(vec![(
+            Value::Text("sig".into()),
+            Value::Bytes(vec![1, 2, 3]),
+        )]);
+        assert_eq!(
+            register(&cdj, &attestation_object("none", stmt.clone(), &ad), false),
+            Err(Refused::Malformed("attestation statement (fmt none)"))
+        );
+        // A packed statement whose signature is nonsense is not looked at: latchkey trusts no
+        // attestation, so it does not verify one either.
+        for fmt in ["packed", "tpm", "android-key", "something-new"] {
+            let cred = register(&cdj, &attestation_object(fmt, stmt.clone(), &ad), false);
+            assert_eq!(
+                cred.map(|c| c.public_key),
+                Ok(auth.cose_key.clone()),
+                "{fmt}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_of_other_algorithms_or_ill_formed_for_theirs_are_refused() {
+        let auth = Authenticator::es256();
+        let cdj = client_data("webauthn.create", CHALLENGE, RP.origin);
+        let b = |n: usize| Value::Bytes(vec![0x42; n]);
+        let mut rsa_1024 = vec![0xc1; 128];
+        rsa_1024[127] |= 1;
+        let mut rsa_2048 = vec![0xc1; 256];
+        rsa_2048[255] |= 1;
+        let rsa = |n: &[u8], e: &[u8]| {
+            vec![
+                (COSE_KTY, int(KTY_RSA)),
+                (COSE_ALG, int(ALG_RS256)),
+                (COSE_CRV_OR_N, Value::Bytes(n.to_vec())),
+                (COSE_X_OR_E, Value::Bytes(e.to_vec())),
+            ]
+        };
+        let ec2 = |alg: i64, crv: i64, x: Value, y: Value| {
+            vec![
+                (COSE_KTY, int(KTY_EC2)),
+                (COSE_ALG, int(alg)),
+                (COSE_CRV_OR_N, int(crv)),
+                (COSE_X_OR_E, x),
+                (COSE_Y, y),
+            ]
+        };
+        let refused: Vec<(&str, Vec<(i64, Value)>)> = vec![
+            ("ES384 (-35)", ec2(-35, 2, b(48), b(48))),
+            ("PS256 (-37)", {
+                let mut k = rsa(&rsa_2048, &[1, 0, 1]);
+                k[1].1 = int(-37);
+                k
+            }),
+            (
+                "no alg",
+                vec![
+                    (COSE_KTY, int(KTY_EC2)),
+                    (COSE_CRV_OR_N, int(1)),
+                    (COSE_X_OR_E, b(32)),
+                    (COSE_Y, b(32)),
+                ],
+            ),
+            ("alg as text", {
+                let mut k = ec2(-7, 1, b(32), b(32));
+                k[1].1 = Value::Text("ES256".into());
+                k
+            }),
+            ("ES256 on P-384", ec2(-7, 2, b(32), b(32))),
+            ("ES256 with a short x", ec2(-7, 1, b(31), b(32))),
+            ("ES256 with a long y", ec2(-7, 1, b(32), b(33))),
+            (
+                "ES256 compressed (y a bool)",
+                ec2(-7, 1, b(32), Value::Bool(true)),
+            ),
+            ("ES256 as OKP", {
+                let mut k = ec2(-7, 1, b(32), b(32));
+                k[0].1 = int(KTY_OKP);
+                k
+            }),
+            (
+                "EdDSA on X25519",
+                vec![
+                    (COSE_KTY, int(KTY_OKP)),
+                    (COSE_ALG, int(-8)),
+                    (COSE_CRV_OR_N, int(4)),
+                    (COSE_X_OR_E, b(32)),
+                ],
+            ),
+            (
+                "EdDSA on Ed448",
+                vec![
+                    (COSE_KTY, int(KTY_OKP)),
+                    (COSE_ALG, int(-8)),
+                    (COSE_CRV_OR_N, int(7)),
+                    (COSE_X_OR_E, b(57)),
+                ],
+            ),
+            (
+                "EdDSA with a short x",
+                vec![
+                    (COSE_KTY, int(KTY_OKP)),
+                    (COSE_ALG, int(-8)),
+                    (COSE_CRV_OR_N, int(6)),
+                    (COSE_X_OR_E, b(31)),
+                ],
+            ),
+            ("RS256 with 1024 bits", rsa(&rsa_1024, &[1, 0, 1])),
+            (
+                "RS256 with 2048 bits of which the top byte is zero",
+                rsa(&[&[0u8][..], &rsa_2048[1..]].concat(), &[1, 0, 1]),
+            ),
+            ("RS256 with an even e", rsa(&rsa_2048, &[1, 0, 0])),
+            ("RS256 with e = 1", rsa(&rsa_2048, &[1])),
+            ("RS256 with a huge e", rsa(&rsa_2048, &[1; 9])),
+            (
+                "RS256 without e",
+                rsa(&rsa_2048, &[]).into_iter().take(3).collect(),
+            ),
+            ("RS256 as EC2", {
+                let mut k = rsa(&rsa_2048, &[1, 0, 1]);
+                k[0].1 = int(KTY_EC2);
+                k
+            }),
+        ];
+        for (what, key) in refused {
+            let ad = auth.auth_data_with(UP_UV | FLAG_AT, 0, &auth.credential_id, &cose(key));
+            assert_eq!(
+                register(&cdj, &none_object(&ad), false),
+                Err(Refused::Algorithm),
+                "{what}"
+            );
+        }
+
+        // Well-formed RSA keys pass registration (2048 bits, e = 65537, also with a leading
+        // zero byte on n as some encoders write it).
+        for n in [rsa_2048.clone(), [&[0u8][..], &rsa_2048].concat()] {
+            let ad = auth.auth_data_with(
+                UP_UV | FLAG_AT,
+                0,
+                &auth.credential_id,
+                &cose(rsa(&n, &[1, 0, 1])),
+            );
+            assert_eq!(
+                register(&cdj, &none_object(&ad), false).map(|c| c.alg),
+                Ok(-257)
+            );
+        }
+
+        // A label given twice is malformed, not the first or the last of the two.
+        let mut twice = ec2(-7, 1, b(32), b(32));
+        twice.push((COSE_X_OR_E, b(32)));
+        let ad = auth.auth_data_with(UP_UV | FLAG_AT, 0, &auth.credential_id, &cose(twice));
+        assert_eq!(
+            register(&cdj, &none_object(&ad), false),
+            Err(Refused::Malformed("credential public key"))
+        );
+    }
+
+    #[test]
+    fn signature_counter_regression_is_flagged_but_accepted() {
+        let auth = Authenticator::es256();
+        for (stored, new, regressed) in [
+            (0, 0, false), // an authenticator without a counter
+            (0, 1, false),
+            (5, 6, false),
+            (5, 5, true),
+            (10, 5, true),
+            (10, 0, true),
+            (u32::MAX, u32::MAX, true),
+        ] {
+            let a = auth
+                .verify(&auth.assertion(UP_UV, new), stored, false)
+                .unwrap();
+            assert_eq!(a.counter_regressed, regressed, "stored {stored}, new {new}");
+            assert_eq!(a.sign_count, new);
+        }
+    }
+
+    #[test]
+    fn wrong_alg_argument_is_refused() {
+        let es = Authenticator::es256();
+        let ed = Authenticator::ed25519();
+        let (cdj, ad, sig) = es.assertion(UP_UV, 1);
+        for alg in [-8, -257, -35, 0] {
+            assert_eq!(
+                verify_assertion(&RP, CHALLENGE, &cdj, &ad, &sig, &es.cose_key, alg, 0, false),
+                Err(Refused::Algorithm),
+                "{alg}"
+            );
+        }
+        let (cdj, ad, sig) = ed.assertion(UP_UV, 1);
+        assert_eq!(
+            verify_assertion(&RP, CHALLENGE, &cdj, &ad, &sig, &ed.cose_key, -7, 0, false),
+            Err(Refused::Algorithm)
+        );
+        // Another credential's key with the right alg: the signature fails.
+        let other = Authenticator::es256();
+        let (cdj, ad, sig) = es.assertion(UP_UV, 1);
+        assert_eq!(
+            verify_assertion(
+                &RP,
+                CHALLENGE,
+                &cdj,
+                &ad,
+                &sig,
+                &other.cose_key,
+                -7,
+                0,
+                false
+            ),
+            Err(Refused::Signature)
+        );
+    }
+
+    #[test]
+    fn no_input_panics() {
+        // Every prefix and every single-byte change of a registration and an assertion is
+        // refused or accepted, never a panic.
+        let auth = Authenticator::es256();
+        let (cdj, ao) = auth.registration(UP_UV | FLAG_BE);
+        for len in 0..ao.len() {
+            let _ = register(&cdj, &ao[..len], false);
+        }
+        for at in 0..ao.len() {
+            for bit in [0x01, 0x80, 0xff] {
+                let mut changed = ao.clone();
+                changed[at] ^= bit;
+                let _ = register(&cdj, &changed, false);
+            }
+        }
+        let (cdj, ad, sig) = auth.assertion(UP_UV, 1);
+        for len in 0..auth.cose_key.len() {
+            let key = &auth.cose_key[..len];
+            let _ = verify_assertion(&RP, CHALLENGE, &cdj, &ad, &sig, key, -7, 0, false);
+        }
+        for at in 0..auth.cose_key.len() {
+            let mut key = auth.cose_key.clone();
+            key[at] ^= 0xff;
+            let _ = verify_assertion(&RP, CHALLENGE, &cdj, &ad, &sig, &key, -7, 0, false);
+        }
+        for len in 0..cdj.len() {
+            let _ = auth.verify(&(cdj[..len].to_vec(), ad.clone(), sig.clone()), 0, false);
+        }
+        for len in 0..sig.len() {
+            assert_eq!(
+                auth.verify(&(cdj.clone(), ad.clone(), sig[..len].to_vec()), 0, false),
+                Err(Refused::Signature)
+            );
+        }
     }
 }
