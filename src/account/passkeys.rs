@@ -152,8 +152,12 @@ pub fn add(w: &mut Worker, req: &Req, now: i64) -> Resp {
     if let Err(r) = super::may_change_sign_in(w, &s, now, router::ACCOUNT_PASSKEYS) {
         return r;
     }
-    let (first, name) = match register(w, &s, &form, now) {
-        Ok(Registered::Added { first, name }) => (first, name),
+    let (first, name, methods) = match register(w, &s, &form, now) {
+        Ok(Registered::Added {
+            first,
+            name,
+            methods,
+        }) => (first, name, methods),
         Ok(Registered::Refused(status, why)) => {
             return page(w, req, &s, status, Notice::Refused(why));
         }
@@ -177,7 +181,17 @@ pub fn add(w: &mut Worker, req: &Req, now: i64) -> Resp {
     if !first {
         return done("added");
     }
-    // The first second factor: ten recovery codes, shown once.
+    // The first second factor: the session, which just proved it holds the new passkey,
+    // counts as signed in with it too (as after enrolling TOTP), with a new id; and ten
+    // recovery codes, shown once.
+    let amr = s.amr.with_second_factor(&methods);
+    let cookie = match session::complete(w, &s, &amr, now) {
+        Ok(renewed) => renewed.map(|(cookie, _)| cookie),
+        Err(e) => {
+            log::error!("passkey registration: {e}");
+            return went_wrong();
+        }
+    };
     let codes = match recovery::regenerate(&mut w.store, &s.user.id, now) {
         Ok(c) => c,
         Err(e) => {
@@ -198,8 +212,12 @@ pub fn add(w: &mut Worker, req: &Req, now: i64) -> Resp {
         .iter()
         .map(|c| format!("<li><code>{}</code></li>", esc(c)))
         .collect();
+    let mut next = done("added");
+    if let Some(c) = cookie {
+        next = next.with("Set-Cookie", c);
+    }
     continue_page(
-        done("added"),
+        next,
         "Passkey added",
         "Your passkey is added. Write these recovery codes down or keep them in your password \
          manager: each signs you in once if you lose your passkeys. They are shown only now.",

@@ -42,6 +42,10 @@ use crate::http::{Req, Resp};
 use crate::store::passkeys::{ChallengePurpose, Passkey};
 use crate::ui;
 
+/// The error codes these endpoints share with OAuth.
+const INVALID_REQUEST: &str = crate::oauth::error::ErrorCode::InvalidRequest.as_str();
+const SERVER_ERROR: &str = crate::oauth::error::ErrorCode::ServerError.as_str();
+
 /// Seconds a ceremony may take.
 pub const CHALLENGE_TTL: i64 = 300;
 /// The longest passkey name kept.
@@ -90,7 +94,7 @@ fn json_server_error(what: &str, e: impl std::fmt::Display) -> Resp {
     log::error!("{what}: {e}");
     refuse(
         500,
-        "server_error",
+        SERVER_ERROR,
         "Something went wrong. Try again in a moment.",
     )
 }
@@ -113,7 +117,7 @@ fn json_request(app: &App, req: &Req) -> Result<Value, Resp> {
     if req.content_type().as_deref() != Some("application/json") {
         return Err(refuse(
             400,
-            "invalid_request",
+            INVALID_REQUEST,
             "The request must be JSON (Content-Type: application/json).",
         ));
     }
@@ -124,7 +128,7 @@ fn json_request(app: &App, req: &Req) -> Result<Value, Resp> {
         Ok(v) if v.is_object() => Ok(v),
         _ => Err(refuse(
             400,
-            "invalid_request",
+            INVALID_REQUEST,
             "The request body is not a JSON object.",
         )),
     }
@@ -266,7 +270,7 @@ pub fn authenticate_options(w: &mut Worker, req: &Req, now: i64) -> Resp {
                 Err(e) => return json_server_error("passkey options", e),
             };
             if keys.is_empty() {
-                return refuse(400, "invalid_request", "You have no passkey.");
+                return refuse(400, INVALID_REQUEST, "You have no passkey.");
             }
             (
                 Some(s.user.id),
@@ -277,7 +281,7 @@ pub fn authenticate_options(w: &mut Worker, req: &Req, now: i64) -> Resp {
         _ => {
             return refuse(
                 400,
-                "invalid_request",
+                INVALID_REQUEST,
                 "purpose must be \"sign-in\" or \"second-factor\".",
             );
         }
@@ -623,8 +627,13 @@ fn login_url(return_to: &str, rd: Option<&str>) -> String {
 
 /// What registering a passkey came to.
 pub enum Registered {
-    /// Stored; `first` when it is the user's first second factor.
-    Added { first: bool, name: String },
+    /// Stored; `first` when it is the user's first second factor; `methods` are its `amr`
+    /// values (`hwk`/`swk`, and `user` when the authenticator verified the user).
+    Added {
+        first: bool,
+        name: String,
+        methods: Vec<&'static str>,
+    },
     /// Refused: the status and what to tell the user.
     Refused(u16, &'static str),
 }
@@ -677,6 +686,10 @@ pub fn register(
         ));
     }
     let had_factor = w.store.second_factors(&s.user.id)?.any();
+    let mut methods = vec![webauthn_method(new.backup_eligible)];
+    if new.user_verified {
+        methods.push("user");
+    }
     let name = passkey_name(form.get("name").ok().flatten().unwrap_or(""), w, s)?;
     let stored = w.store.add_passkey(&Passkey {
         id: new.id,
@@ -699,6 +712,7 @@ pub fn register(
     Ok(Registered::Added {
         first: !had_factor,
         name,
+        methods,
     })
 }
 

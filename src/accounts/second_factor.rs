@@ -210,16 +210,7 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
         &ip,
     );
     log::info!(target: "latchkey::security", "second factor given by {} from {}", s.user.username.escape_debug(), ip);
-    let next = login::finish(
-        w,
-        &hash,
-        &s.user.id,
-        now,
-        &return_to,
-        rd,
-        now,
-        Some(cookie),
-    );
+    let next = login::finish(w, &hash, &s.user.id, now, &return_to, rd, now, Some(cookie));
     match used {
         Some(left) => continue_page(
             next,

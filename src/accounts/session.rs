@@ -137,7 +137,10 @@ pub fn complete(
         Some(row) => (row.expires_at - now).clamp(0, ttl),
         None => return Ok(None),
     };
-    Ok(Some((cookies::set(cookie_name(secure), &id, left, secure), hash)))
+    Ok(Some((
+        cookies::set(cookie_name(secure), &id, left, secure),
+        hash,
+    )))
 }
 
 /// Ends every other session of the signed-in user (after a password change or a removed

@@ -775,7 +775,8 @@ fn login_sessions_record_how_and_owe_a_second_factor(s: &mut Store) {
         r#"["pwd","otp","mfa"]"#
     );
     assert!(
-        !s.complete_session(&[0u8; 32], &[13u8; 32], "[]", 200).unwrap(),
+        !s.complete_session(&[0u8; 32], &[13u8; 32], "[]", 200)
+            .unwrap(),
         "no such session"
     );
     // 399: the late one is 299 s past its password; 400: collected. The completed one stays.

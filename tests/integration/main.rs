@@ -23,6 +23,7 @@ mod oauth;
 mod oidc_flow;
 mod operations;
 mod packaging;
+mod passkeys;
 mod passkeys_browser;
 mod proxies_e2e;
 mod sessions;

@@ -116,6 +116,25 @@ impl<'a> Browser<'a> {
         r
     }
 
+    /// `POST url` with a JSON body and, when given, the `X-CSRF-Token` header (as
+    /// `/assets/latchkey.js` sends them).
+    pub fn post_json(&mut self, url: &str, csrf: Option<&str>, body: &str) -> Response {
+        let target = self.target(url);
+        let csrf = csrf
+            .map(|t| format!("X-CSRF-Token: {t}\r\n"))
+            .unwrap_or_default();
+        let req = format!(
+            "POST {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{}{csrf}\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.server.addr,
+            self.cookie_header(),
+            body.len()
+        );
+        let r = self.server.raw(req.as_bytes());
+        self.absorb(&r);
+        r
+    }
+
     /// `POST url` with these form fields (encoded here).
     pub fn post(&mut self, url: &str, fields: &[(&str, &str)]) -> Response {
         self.post_form(url, &encode_form(fields))
