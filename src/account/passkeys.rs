@@ -268,6 +268,7 @@ pub fn remove(w: &mut Worker, req: &Req, now: i64) -> Resp {
             password: form.get("password").ok().flatten().unwrap_or(""),
             client,
             now,
+            purpose: crate::accounts::signin::Purpose::Confirm,
         };
         match authenticate(&w.app, &mut w.store, &attempt) {
             Ok(Outcome::SignedIn(u)) if u.id == s.user.id => {}

@@ -79,6 +79,7 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
             password: current,
             client: client_ip(req, &w.app.config.trusted_proxies),
             now,
+            purpose: crate::accounts::signin::Purpose::Confirm,
         };
         match authenticate(&w.app, &mut w.store, &attempt) {
             Ok(Outcome::SignedIn(_)) => {}

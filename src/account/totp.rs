@@ -479,6 +479,7 @@ pub fn remove(w: &mut Worker, req: &Req, now: i64) -> Resp {
         password: form.get("password").ok().flatten().unwrap_or(""),
         client,
         now,
+        purpose: crate::accounts::signin::Purpose::Confirm,
     };
     match authenticate(&w.app, &mut w.store, &attempt) {
         Ok(Outcome::SignedIn(u)) if u.id == s.user.id => {}
@@ -486,13 +487,11 @@ pub fn remove(w: &mut Worker, req: &Req, now: i64) -> Resp {
         Ok(_) => return status_page(w, req, 200, &s, Some("Wrong password.")),
         Err(e) => return server_error("totp removal", e),
     }
-    let removed = w.store.delete_totp(&s.user.id).and_then(|_| {
-        // Recovery codes back up a factor: with none left they go too.
-        if !w.store.second_factors(&s.user.id)?.any() {
-            w.store.replace_recovery_codes(&s.user.id, &[], now)?;
-        }
-        session::end_others(w, &s)
-    });
+    // Recovery codes back up a factor: with none left they go too (in the same transaction).
+    let removed = w
+        .store
+        .delete_totp(&s.user.id)
+        .and_then(|_| session::end_others(w, &s));
     let ended = match removed {
         Ok(n) => n,
         Err(e) => return server_error("totp removal", e),

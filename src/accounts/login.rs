@@ -215,6 +215,7 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
         password: form.get("password").ok().flatten().unwrap_or(""),
         client: client_ip(req, &w.app.config.trusted_proxies),
         now,
+        purpose: crate::accounts::signin::Purpose::SignIn,
     };
     let user = match authenticate(&w.app, &mut w.store, &attempt) {
         Ok(Outcome::SignedIn(user)) => user,

@@ -27,6 +27,27 @@ pub struct Attempt<'a> {
     pub client: IpAddr,
     /// Unix seconds.
     pub now: i64,
+    /// What the password is for.
+    pub purpose: Purpose,
+}
+
+/// What a password is typed for: a sign-in, or confirming a change on one's own account page
+/// (removing a factor, changing the password). Both are throttled alike; the audit log and the
+/// metrics tell them apart (`login` / `password_confirmed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    SignIn,
+    Confirm,
+}
+
+impl Purpose {
+    /// The audit event.
+    fn action(self) -> &'static str {
+        match self {
+            Purpose::SignIn => "login",
+            Purpose::Confirm => "password_confirmed",
+        }
+    }
 }
 
 /// Why a sign-in was refused. The person signing in is told only "wrong username or
@@ -76,8 +97,14 @@ pub fn authenticate(
     if let Some(wait) = account_lock.max(addresses.locked(&ip_key, now)) {
         log::info!(target: "latchkey::security", "login throttled from {ip_key}");
         crate::metrics::METRICS.login_throttled();
-        app.audit()
-            .record(now, "anonymous", "login", "", "locked", &ip_key);
+        app.audit().record(
+            now,
+            "anonymous",
+            attempt.purpose.action(),
+            "",
+            "locked",
+            &ip_key,
+        );
         return Ok(Outcome::Throttled { retry_after: wait });
     }
     let user = if oversized {
@@ -116,7 +143,7 @@ pub fn authenticate(
                 key,
                 reason,
                 &ip_key,
-                now,
+                attempt,
             ));
         }
     };
@@ -128,12 +155,14 @@ pub fn authenticate(
     {
         accounts.reset(k);
     }
-    crate::metrics::METRICS.login();
+    if attempt.purpose == Purpose::SignIn {
+        crate::metrics::METRICS.login();
+    }
     app.audit().write(
         store,
         now,
         &format!("user:{}", user.username),
-        "login",
+        attempt.purpose.action(),
         &user.username,
         "ok",
         &ip_key,
@@ -223,12 +252,22 @@ fn refused(
     account_key: Option<&str>,
     reason: Refusal,
     ip_key: &str,
-    now: i64,
+    attempt: &Attempt<'_>,
 ) -> Outcome {
-    crate::metrics::METRICS.login_failure();
+    let (now, purpose) = (attempt.now, attempt.purpose);
+    if purpose == Purpose::SignIn {
+        crate::metrics::METRICS.login_failure();
+    }
     let target = user.map(|u| u.username.as_str()).unwrap_or_default();
-    app.audit()
-        .write(store, now, "anonymous", "login", target, "failed", ip_key);
+    app.audit().write(
+        store,
+        now,
+        "anonymous",
+        purpose.action(),
+        target,
+        "failed",
+        ip_key,
+    );
     // An oversized attempt counts against its address like any failure (it is one, and a
     // flood of them is abuse from there), but not against an account: it cannot be a guess
     // at one.
@@ -286,6 +325,7 @@ mod tests {
             password,
             client: client.parse().unwrap(),
             now: NOW,
+            purpose: Purpose::SignIn,
         }
     }
 

@@ -54,6 +54,10 @@ const CASES: &[(&str, Case)] = &[
         passkeys_are_unique_and_owned,
     ),
     (
+        "an_own_password_change_ends_the_rest",
+        an_own_password_change_ends_the_rest,
+    ),
+    (
         "webauthn_challenges_are_single_use",
         webauthn_challenges_are_single_use,
     ),
@@ -1056,9 +1060,12 @@ fn totp_steps_are_used_once(s: &mut Store) {
     // A second enrolment does not replace the first.
     assert!(!s.set_totp("u1", &[8; 20], 50, 20).unwrap());
     assert_eq!(s.totp("u1").unwrap().unwrap().secret, vec![7; 20]);
+    // Removing it removes the recovery codes it was the last factor for.
+    s.replace_recovery_codes("u1", &[[9u8; 32]], 20).unwrap();
     assert!(s.delete_totp("u1").unwrap());
     assert!(!s.delete_totp("u1").unwrap());
     assert!(!s.second_factors("u1").unwrap().totp);
+    assert_eq!(s.second_factors("u1").unwrap().recovery_codes, 0);
 }
 
 fn recovery_codes_are_used_once(s: &mut Store) {
@@ -1277,4 +1284,30 @@ fn webauthn_challenges_are_single_use(s: &mut Store) {
     // Still stored until collected (expired, so never taken).
     assert_eq!(s.gc_webauthn_challenges(60).unwrap(), 1);
     assert_eq!(s.gc_webauthn_challenges(60).unwrap(), 0);
+}
+
+/// A user's own password change keeps their browser, ends their other sessions and grants, and
+/// kills an outstanding setup link; nobody else's.
+fn an_own_password_change_ends_the_rest(s: &mut Store) {
+    use super::setup_links::LinkKind;
+    people(s);
+    let (keep, other, theirs) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    s.insert_session(&keep, "u1", 10, 1_000).unwrap();
+    s.insert_session(&other, "u1", 10, 1_000).unwrap();
+    s.insert_session(&theirs, "u2", 10, 1_000).unwrap();
+    s.create_setup_link(&[7u8; 32], "u1", LinkKind::Reset, 10, 1_000)
+        .unwrap();
+    s.create_setup_link(&[8u8; 32], "u2", LinkKind::Reset, 10, 1_000)
+        .unwrap();
+    grant(s, "g1", "c1", "u1", "a1");
+    assert_eq!(s.change_own_password("u1", "$new", &keep, 50).unwrap(), 1);
+    assert!(s.session(&keep).unwrap().is_some());
+    assert!(s.session(&other).unwrap().is_none());
+    assert!(s.session(&theirs).unwrap().is_some());
+    assert_eq!(revoked_at(s, "g1"), Some(50));
+    assert!(
+        s.setup_link(&[7u8; 32], 60).unwrap().is_none(),
+        "the link died"
+    );
+    assert!(s.setup_link(&[8u8; 32], 60).unwrap().is_some());
 }

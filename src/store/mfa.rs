@@ -52,9 +52,21 @@ impl Store {
         )? == 1)
     }
 
-    /// Removes the user's TOTP authenticator; false if they had none.
+    /// Removes the user's TOTP authenticator, and their recovery codes when no second factor
+    /// is left for them to back up, in one transaction; false if they had none.
     pub fn delete_totp(&mut self, user_id: &str) -> Result<bool, StoreError> {
-        Ok(self.exec("DELETE FROM totp WHERE user_id = ?1", [user_id])? == 1)
+        self.with_tx(|tx| {
+            if exec_tx(tx, "DELETE FROM totp WHERE user_id = ?1", [user_id])? == 0 {
+                return Ok(false);
+            }
+            exec_tx(
+                tx,
+                "DELETE FROM recovery_codes WHERE user_id = ?1 \
+                 AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = ?1)",
+                [user_id],
+            )?;
+            Ok(true)
+        })
     }
 
     /// Accepts time step `step` for the user: true only if it is later than every step

@@ -202,7 +202,8 @@ impl Store {
     /// A user's own password change on the account page: stores the new hash, revokes the
     /// user's grants (refresh tokens stop working, their access tokens are revoked by jti, as
     /// for `user passwd`) and ends every login session but `keep` (the browser that made the
-    /// change) with their forward-auth sessions, in one transaction.
+    /// change) with their forward-auth sessions, and deletes the user's setup links, in one
+    /// transaction.
     pub fn change_own_password(
         &mut self,
         id: &str,
@@ -220,6 +221,9 @@ impl Store {
                 return Err(StoreError::NotFound);
             }
             super::grants::revoke_grants_tx(tx, id, None, now)?;
+            // An outstanding invite or reset link would set the password again behind the
+            // user's back: it dies with the change.
+            exec_tx(tx, "DELETE FROM setup_links WHERE user_id = ?1", [id])?;
             exec_tx(
                 tx,
                 "DELETE FROM sessions WHERE user_id = ?1 AND parent IS NOT NULL AND parent != ?2",

@@ -492,6 +492,8 @@ fn removing_a_passkey_needs_the_password_ends_other_sessions_and_never_the_last_
     let audit = server.cli_ok(&["audit", "--json"]);
     assert!(audit.contains("passkey_added"), "{audit}");
     assert!(audit.contains("passkey_removed"), "{audit}");
+    // The password typed to confirm the removal is audited as a confirmation, not a login.
+    assert!(audit.contains("password_confirmed"), "{audit}");
 }
 
 #[test]
