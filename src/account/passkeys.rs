@@ -26,12 +26,22 @@ use crate::http::{Req, Resp};
 use crate::timefmt::rfc3339;
 use crate::ui::{self, Slot, esc};
 
-/// The page's own signed-in check: back to this page after signing in.
-fn session_here(w: &mut Worker, req: &Req, now: i64) -> Result<Session, Resp> {
+/// The page's own signed-in check: back to `back` (this page, with its targets) after
+/// signing in.
+fn session_here(w: &mut Worker, req: &Req, now: i64, back: &str) -> Result<Session, Resp> {
     match signed_in(w, req, now) {
-        Err(r) if r.status == 303 => Err(super::profile::to_login(router::ACCOUNT_PASSKEYS)),
+        Err(r) if r.status == 303 => Err(super::profile::to_login(back)),
         other => other,
     }
+}
+
+/// Where the page goes after a first passkey (`return_to`/`rd`, as after a sign-in: the
+/// policy sends a user who must have a second factor here from the TOTP enrolment page), and
+/// its own URL with them.
+fn targets_of(w: &Worker, form: &Form) -> (String, Option<String>, String) {
+    let (return_to, rd) = super::totp::targets(w, form);
+    let back = super::totp::here(router::ACCOUNT_PASSKEYS, &return_to, rd.as_deref());
+    (return_to, rd, back)
 }
 
 /// What the page says at the top, from `?done=` (a fixed list) or a refusal.
@@ -41,7 +51,16 @@ enum Notice<'a> {
     Refused(&'a str),
 }
 
-fn page(w: &mut Worker, req: &Req, s: &Session, status: u16, notice: Notice<'_>) -> Resp {
+#[allow(clippy::too_many_arguments)]
+fn page(
+    w: &mut Worker,
+    req: &Req,
+    s: &Session,
+    status: u16,
+    notice: Notice<'_>,
+    return_to: &str,
+    rd: Option<&str>,
+) -> Resp {
     let (token, set_cookie) = match csrf::form_token(&w.app, req) {
         Ok(v) => v,
         Err(e) => {
@@ -104,6 +123,8 @@ fn page(w: &mut Worker, req: &Req, s: &Session, status: u16, notice: Notice<'_>)
             ("notice", Slot::Html(&notice)),
             ("list", Slot::Html(&list)),
             ("csrf", Slot::Text(&token)),
+            ("return_to", Slot::Text(return_to)),
+            ("rd", Slot::Text(rd.unwrap_or(""))),
         ],
     );
     let mut resp = ui::page(status, "Passkeys", &body);
@@ -111,6 +132,11 @@ fn page(w: &mut Worker, req: &Req, s: &Session, status: u16, notice: Notice<'_>)
         resp = resp.with("Set-Cookie", c);
     }
     resp
+}
+
+/// The page as a removal answers it (no targets to carry).
+fn list_page(w: &mut Worker, req: &Req, s: &Session, status: u16, notice: Notice<'_>) -> Resp {
+    page(w, req, s, status, notice, router::ACCOUNT, None)
 }
 
 fn done(what: &str) -> Resp {
@@ -124,11 +150,12 @@ fn done(what: &str) -> Resp {
 
 /// `GET /account/passkeys`.
 pub fn show(w: &mut Worker, req: &Req, now: i64) -> Resp {
-    let s = match session_here(w, req, now) {
+    let form = Form::parse(req.query.as_bytes()).unwrap_or_default();
+    let (return_to, rd, back) = targets_of(w, &form);
+    let s = match session_here(w, req, now, &back) {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let form = Form::parse(req.query.as_bytes()).unwrap_or_default();
     let notice = match form.get("done").ok().flatten() {
         Some("added") => Notice::Done("Your passkey was added. Use it the next time you sign in."),
         Some("removed") => Notice::Done(
@@ -136,7 +163,7 @@ pub fn show(w: &mut Worker, req: &Req, now: i64) -> Resp {
         ),
         _ => Notice::None,
     };
-    page(w, req, &s, 200, notice)
+    page(w, req, &s, 200, notice, &return_to, rd.as_deref())
 }
 
 /// `POST /account/passkeys`: the credential the browser made.
@@ -145,11 +172,12 @@ pub fn add(w: &mut Worker, req: &Req, now: i64) -> Resp {
         Ok(f) => f,
         Err(page) => return page,
     };
-    let s = match session_here(w, req, now) {
+    let (return_to, rd, back) = targets_of(w, &form);
+    let s = match session_here(w, req, now, &back) {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = super::may_change_sign_in(w, &s, now, router::ACCOUNT_PASSKEYS) {
+    if let Err(r) = super::may_change_sign_in(w, &s, now, &back) {
         return r;
     }
     let (first, name, methods) = match register(w, &s, &form, now) {
@@ -159,7 +187,15 @@ pub fn add(w: &mut Worker, req: &Req, now: i64) -> Resp {
             methods,
         }) => (first, name, methods),
         Ok(Registered::Refused(status, why)) => {
-            return page(w, req, &s, status, Notice::Refused(why));
+            return page(
+                w,
+                req,
+                &s,
+                status,
+                Notice::Refused(why),
+                &return_to,
+                rd.as_deref(),
+            );
         }
         Err(e) => {
             log::error!("passkey registration: {e}");
@@ -185,8 +221,8 @@ pub fn add(w: &mut Worker, req: &Req, now: i64) -> Resp {
     // counts as signed in with it too (as after enrolling TOTP), with a new id; and ten
     // recovery codes, shown once.
     let amr = s.amr.with_second_factor(&methods);
-    let cookie = match session::complete(w, &s, &amr, now) {
-        Ok(renewed) => renewed.map(|(cookie, _)| cookie),
+    let renewed = match session::complete(w, &s, &amr, now) {
+        Ok(renewed) => renewed,
         Err(e) => {
             log::error!("passkey registration: {e}");
             return went_wrong();
@@ -212,10 +248,30 @@ pub fn add(w: &mut Worker, req: &Req, now: i64) -> Resp {
         .iter()
         .map(|c| format!("<li><code>{}</code></li>", esc(c)))
         .collect();
-    let mut next = done("added");
-    if let Some(c) = cookie {
-        next = next.with("Set-Cookie", c);
-    }
+    // "Continue" goes on as after a sign-in when the page was given somewhere to go (the app
+    // that wanted a second factor), else back to the list.
+    let (hash, cookie) = match renewed {
+        Some((cookie, hash)) => (hash, Some(cookie)),
+        None => (s.hash, None),
+    };
+    let next = if return_to == router::ACCOUNT && rd.is_none() {
+        let next = done("added");
+        match cookie {
+            Some(c) => next.with("Set-Cookie", c),
+            None => next,
+        }
+    } else {
+        login::finish(
+            w,
+            &hash,
+            &s.user.id,
+            now,
+            &return_to,
+            rd.as_deref(),
+            now,
+            cookie,
+        )
+    };
     continue_page(
         next,
         "Passkey added",
@@ -231,12 +287,12 @@ pub fn remove(w: &mut Worker, req: &Req, now: i64) -> Resp {
         Ok(f) => f,
         Err(page) => return page,
     };
-    let s = match session_here(w, req, now) {
+    let s = match session_here(w, req, now, router::ACCOUNT_PASSKEYS) {
         Ok(s) => s,
         Err(r) => return r,
     };
     let Some(id) = form.get("id").ok().flatten().and_then(b64url_decode) else {
-        return page(
+        return list_page(
             w,
             req,
             &s,
@@ -252,7 +308,7 @@ pub fn remove(w: &mut Worker, req: &Req, now: i64) -> Resp {
         }
     };
     if !keys.iter().any(|k| k.id == id) {
-        return page(
+        return list_page(
             w,
             req,
             &s,
@@ -273,7 +329,7 @@ pub fn remove(w: &mut Worker, req: &Req, now: i64) -> Resp {
         match authenticate(&w.app, &mut w.store, &attempt) {
             Ok(Outcome::SignedIn(u)) if u.id == s.user.id => {}
             Ok(Outcome::Throttled { retry_after }) => return login::too_many_attempts(retry_after),
-            Ok(_) => return page(w, req, &s, 200, Notice::Refused("Wrong password.")),
+            Ok(_) => return list_page(w, req, &s, 200, Notice::Refused("Wrong password.")),
             Err(e) => {
                 log::error!("passkey removal: {e}");
                 return went_wrong();
@@ -281,7 +337,7 @@ pub fn remove(w: &mut Worker, req: &Req, now: i64) -> Resp {
         }
     } else {
         if keys.len() == 1 {
-            return page(
+            return list_page(
                 w,
                 req,
                 &s,
@@ -302,7 +358,7 @@ pub fn remove(w: &mut Worker, req: &Req, now: i64) -> Resp {
     match removed {
         Ok(true) => {}
         Ok(false) => {
-            return page(
+            return list_page(
                 w,
                 req,
                 &s,

@@ -117,7 +117,7 @@ fn signed_in(w: &mut Worker, req: &Req, now: i64, back: &str) -> Result<Session,
 
 /// Where "Continue" goes after enrolling: the `return_to`/`rd` the page was given (as after a
 /// sign-in), else the account page.
-fn targets(w: &Worker, form: &Form) -> (String, Option<String>) {
+pub(crate) fn targets(w: &Worker, form: &Form) -> (String, Option<String>) {
     let (return_to, rd) = login::targets(w, form);
     let given = form
         .get("return_to")
@@ -129,7 +129,7 @@ fn targets(w: &Worker, form: &Form) -> (String, Option<String>) {
 }
 
 /// This page's own URL with its targets, for the sign-in to come back to.
-fn here(path: &str, return_to: &str, rd: Option<&str>) -> String {
+pub(crate) fn here(path: &str, return_to: &str, rd: Option<&str>) -> String {
     let mut pairs = Vec::new();
     if return_to != "/account" {
         pairs.push(("return_to", return_to));
@@ -219,6 +219,10 @@ fn enrol_page(
             ("sealed", Slot::Text(sealed)),
             ("return_to", Slot::Text(return_to)),
             ("rd", Slot::Text(rd.unwrap_or(""))),
+            (
+                "passkey_url",
+                Slot::Text(&here(crate::http::router::ACCOUNT_PASSKEYS, return_to, rd)),
+            ),
         ],
     );
     let mut resp = ui::page(200, "Set up an authenticator app", &body);

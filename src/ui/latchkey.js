@@ -172,6 +172,8 @@
           post(form.action, {
             csrf: csrf,
             name: field(form, 'name'),
+            return_to: field(form, 'return_to'),
+            rd: field(form, 'rd'),
             credential: registrationJSON(cred)
           });
         })

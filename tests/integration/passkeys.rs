@@ -546,3 +546,64 @@ fn an_invited_user_sets_up_a_passkey_and_signs_in_without_a_password() {
     assert_eq!(location(&r), "/");
     assert!(c.get("/").text().contains("erin"));
 }
+
+/// A user who must have a second factor and has none is sent to enrol after the password; the
+/// enrolment page offers a passkey instead, and after the passkey "Continue" goes on to the
+/// app, whose ID token says password and passkey.
+#[test]
+fn a_user_who_must_enrol_may_add_a_passkey_on_the_way_to_the_app() {
+    let server = Server::start();
+    add_user(&server.data_dir, "alice", &[]);
+    server.cli_ok(&["user", "mfa", "alice", "--require"]);
+    let app = add_app(&server, "wiki", &[]);
+    let url = authorize_url(&app.0, &[]);
+    let mut b = Browser::new(&server);
+    let r = b.get(&url);
+    let r = b.submit_login(&location(&r), "alice", PASSWORD);
+    assert_eq!(location(&r), url);
+    let to = location(&b.get(&url));
+    assert!(to.starts_with("/account/totp?return_to="), "{to}");
+    let html = b.get(&to).text();
+    let link = crate::support::browser::html_unescape(
+        html.split("id=\"use-passkey\" href=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_else(|| panic!("no passkey link: {html}")),
+    );
+    assert!(link.starts_with("/account/passkeys?return_to="), "{link}");
+    let page = b.get(&link).text();
+    assert_eq!(
+        hidden_input(&page, "return_to").as_deref(),
+        Some(url.as_str())
+    );
+    let token = hidden_input(&page, "csrf").unwrap();
+    let r = b.post_json(REGISTER_OPTIONS, Some(&token), "{}");
+    let (_, cred) = SoftKey::register(&r.json()["publicKey"], &server.issuer(), &Bend::default());
+    let r = b.post(
+        "/account/passkeys",
+        &[
+            ("csrf", &token),
+            ("name", "Phone"),
+            ("return_to", &url),
+            ("credential", &cred),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let html = r.text();
+    assert!(html.contains("id=\"recovery-codes\""), "{html}");
+    let next = crate::support::browser::html_unescape(
+        html.split("id=\"continue\" href=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap(),
+    );
+    assert_eq!(next, url, "Continue goes back to the app");
+    let callback = b.finish_authorize(&next);
+    let tokens = redeem(&server, &app, &code_of(&callback)).json();
+    let claims = id_claims(&server, tokens["id_token"].as_str().unwrap(), &app.0);
+    assert_eq!(
+        claims["amr"],
+        json!(["pwd", "hwk", "user", "mfa"]),
+        "{claims}"
+    );
+}
