@@ -35,6 +35,7 @@ pub struct App {
     address_throttle: Arc<Throttle>,
     api_keys: RwLock<Arc<KeyIndex>>,
     rate_limiter: RateLimiter,
+    ceremony_limiter: RateLimiter,
     usage: Usage,
     rules: RwLock<Arc<RuleSet>>,
     forward_sessions: SessionCache,
@@ -57,6 +58,7 @@ impl App {
             address_throttle: Arc::new(Throttle::new(ADDRESS_FREE_FAILURES, MAX_LOCK)),
             api_keys: RwLock::new(Arc::new(KeyIndex::default())),
             rate_limiter: RateLimiter::default(),
+            ceremony_limiter: RateLimiter::default(),
             usage: Usage::default(),
             rules: RwLock::new(Arc::new(RuleSet::default())),
             forward_sessions: SessionCache::default(),
@@ -151,6 +153,11 @@ impl App {
     /// The per-key rate limiter.
     pub fn rate_limiter(&self) -> &RateLimiter {
         &self.rate_limiter
+    }
+
+    /// WebAuthn options requests per client address (see `accounts::passkey`).
+    pub fn ceremony_limiter(&self) -> &RateLimiter {
+        &self.ceremony_limiter
     }
 
     /// Usage counted since the last flush.

@@ -31,13 +31,31 @@ pub const RECENT_SIGN_IN: i64 = 15 * 60;
 /// recent. Otherwise the 303 that gets it there and back: the second-factor page, or the login
 /// page.
 pub fn may_change_sign_in(w: &mut Worker, s: &Session, now: i64, here: &str) -> Result<(), Resp> {
+    check_sign_in(w, s, now, here, true)
+}
+
+/// The first half of [`may_change_sign_in`], for a change the user confirms with their
+/// password (removing a factor): the password makes the sign-in recent, but a session signed
+/// in with the password alone while the user has a second factor must still give it first,
+/// or someone holding only the password could strip the factor that stops them.
+pub fn must_carry_factor(w: &mut Worker, s: &Session, now: i64, here: &str) -> Result<(), Resp> {
+    check_sign_in(w, s, now, here, false)
+}
+
+fn check_sign_in(
+    w: &mut Worker,
+    s: &Session,
+    now: i64,
+    here: &str,
+    recent: bool,
+) -> Result<(), Resp> {
     let factors = w.store.second_factors(&s.user.id).map_err(|e| {
         log::error!("account: {e}");
         crate::ui::message(500, "Something went wrong", "Try again in a moment.")
     })?;
     let location = if factors.any() && !s.amr.is_multi_factor() {
         login::second_factor_url(here, None)
-    } else if now - s.auth_time > RECENT_SIGN_IN {
+    } else if recent && now - s.auth_time > RECENT_SIGN_IN {
         format!(
             "{}?{}",
             crate::http::router::LOGIN,

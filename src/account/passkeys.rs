@@ -23,6 +23,7 @@ use crate::http::client_ip::client_ip;
 use crate::http::form::Form;
 use crate::http::router;
 use crate::http::{Req, Resp};
+use crate::store::passkeys::Removal;
 use crate::timefmt::rfc3339;
 use crate::ui::{self, Slot, esc};
 
@@ -217,9 +218,9 @@ pub fn add(w: &mut Worker, req: &Req, now: i64) -> Resp {
     if !first {
         return done("added");
     }
-    // The first second factor: the session, which just proved it holds the new passkey,
-    // counts as signed in with it too (as after enrolling TOTP), with a new id; and ten
-    // recovery codes, shown once.
+    // The first factor beyond the password: the session, which just proved it holds the new
+    // passkey, counts as signed in with it too (as after enrolling TOTP), with a new id; and
+    // ten recovery codes, shown once.
     let amr = s.amr.with_second_factor(&methods);
     let renewed = match session::complete(w, &s, &amr, now) {
         Ok(renewed) => renewed,
@@ -228,6 +229,38 @@ pub fn add(w: &mut Worker, req: &Req, now: i64) -> Resp {
             return went_wrong();
         }
     };
+    // The session ended meanwhile (signed out elsewhere): sign in again (the passkey is
+    // stored; recovery codes can be made on /account/recovery).
+    let Some((cookie, hash)) = renewed else {
+        return super::profile::to_login(&back);
+    };
+    // "Continue" goes on as after a sign-in when the page was given somewhere to go (the app
+    // that wanted a second factor), else back to the list.
+    let next = if return_to == router::ACCOUNT && rd.is_none() {
+        done("added").with("Set-Cookie", cookie)
+    } else {
+        login::finish(
+            w,
+            &hash,
+            &s.user.id,
+            now,
+            &return_to,
+            rd.as_deref(),
+            now,
+            Some(cookie),
+        )
+    };
+    if s.user.password_hash.is_none() {
+        // Without a password the passkey is the first factor, not a second: recovery codes
+        // (given after a password) could never be used. A second passkey is the backup.
+        return continue_page(
+            next,
+            "Passkey added",
+            "Your passkey is added: sign in with it from now on. Add a passkey on a second \
+             device too, in case you lose this one.",
+            "",
+        );
+    }
     let codes = match recovery::regenerate(&mut w.store, &s.user.id, now) {
         Ok(c) => c,
         Err(e) => {
@@ -248,30 +281,6 @@ pub fn add(w: &mut Worker, req: &Req, now: i64) -> Resp {
         .iter()
         .map(|c| format!("<li><code>{}</code></li>", esc(c)))
         .collect();
-    // "Continue" goes on as after a sign-in when the page was given somewhere to go (the app
-    // that wanted a second factor), else back to the list.
-    let (hash, cookie) = match renewed {
-        Some((cookie, hash)) => (hash, Some(cookie)),
-        None => (s.hash, None),
-    };
-    let next = if return_to == router::ACCOUNT && rd.is_none() {
-        let next = done("added");
-        match cookie {
-            Some(c) => next.with("Set-Cookie", c),
-            None => next,
-        }
-    } else {
-        login::finish(
-            w,
-            &hash,
-            &s.user.id,
-            now,
-            &return_to,
-            rd.as_deref(),
-            now,
-            cookie,
-        )
-    };
     continue_page(
         next,
         "Passkey added",
@@ -316,8 +325,16 @@ pub fn remove(w: &mut Worker, req: &Req, now: i64) -> Resp {
             Notice::Refused("You have no such passkey."),
         );
     }
+    let last_way_in = || {
+        Notice::Refused(
+            "This passkey is your only way to sign in. Add another passkey or set a password first.",
+        )
+    };
     let client = client_ip(req, &w.app.config.trusted_proxies);
     if s.user.password_hash.is_some() {
+        if let Err(r) = super::must_carry_factor(w, &s, now, router::ACCOUNT_PASSKEYS) {
+            return r;
+        }
         // The password is checked like a sign-in (throttled, audited).
         let attempt = Attempt {
             username: &s.user.username,
@@ -337,27 +354,15 @@ pub fn remove(w: &mut Worker, req: &Req, now: i64) -> Resp {
         }
     } else {
         if keys.len() == 1 {
-            return list_page(
-                w,
-                req,
-                &s,
-                409,
-                Notice::Refused(
-                    "This passkey is your only way to sign in. Add another passkey or set a password first.",
-                ),
-            );
+            return list_page(w, req, &s, 409, last_way_in());
         }
         if let Err(r) = super::may_change_sign_in(w, &s, now, router::ACCOUNT_PASSKEYS) {
             return r;
         }
     }
-    let removed = w.store.remove_passkey(&s.user.id, &id).and_then(|gone| {
-        session::end_others(w, &s)?;
-        Ok(gone)
-    });
-    match removed {
-        Ok(true) => {}
-        Ok(false) => {
+    match w.store.remove_passkey(&s.user.id, &id) {
+        Ok(Removal::Removed) => {}
+        Ok(Removal::NotFound) => {
             return list_page(
                 w,
                 req,
@@ -366,10 +371,16 @@ pub fn remove(w: &mut Worker, req: &Req, now: i64) -> Resp {
                 Notice::Refused("You have no such passkey."),
             );
         }
+        // A removal of the other passkey got there first.
+        Ok(Removal::LastWayIn) => return list_page(w, req, &s, 409, last_way_in()),
         Err(e) => {
             log::error!("passkey removal: {e}");
             return went_wrong();
         }
+    }
+    if let Err(e) = session::end_others(w, &s) {
+        log::error!("passkey removal: {e}");
+        return went_wrong();
     }
     w.app.audit().write(
         &mut w.store,

@@ -476,6 +476,10 @@ pub fn remove(w: &mut Worker, req: &Req, now: i64) -> Resp {
         }
         Err(e) => return server_error("totp removal", e),
     }
+    // A session from before the factor gives it first (see `must_carry_factor`).
+    if let Err(r) = super::must_carry_factor(w, &s, now, crate::http::router::ENROL_SECOND_FACTOR) {
+        return r;
+    }
     // The password is checked like a sign-in (throttled, audited).
     let client = client_ip(req, &w.app.config.trusted_proxies);
     let attempt = Attempt {

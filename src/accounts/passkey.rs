@@ -99,8 +99,46 @@ fn json_server_error(what: &str, e: impl std::fmt::Display) -> Resp {
     )
 }
 
-/// The JSON body of an options request, after its CSRF header is checked.
+/// Options requests one client address may make per [`ADDRESS_WINDOW`] seconds (a login page
+/// asks once for its autofill, a button once per press).
+const ADDRESS_QUOTA: i64 = 30;
+const ADDRESS_WINDOW: i64 = 60;
+/// Addresses remembered by the limiter at most.
+const ADDRESS_ENTRIES: usize = 50_000;
+
+/// The key of a client address in the limiter: the address, or its /64 for IPv6 (one host
+/// holds a whole /64).
+fn address_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// The JSON body of an options request, after its CSRF header and the address's quota are
+/// checked.
 fn json_request(app: &App, req: &Req) -> Result<Value, Resp> {
+    let client = client_ip(req, &app.config.trusted_proxies);
+    let quota = app.ceremony_limiter().take_bounded(
+        &address_key(client),
+        ADDRESS_QUOTA,
+        ADDRESS_WINDOW,
+        ADDRESS_ENTRIES,
+    );
+    if !quota.allowed {
+        return Err(refuse(
+            429,
+            crate::oauth::error::ErrorCode::RateLimited.as_str(),
+            "Too many passkey requests from your address. Wait a minute, then try again.",
+        )
+        .with("Retry-After", quota.retry_after.max(1).to_string()));
+    }
     if !csrf::check(
         app.csrf_key(),
         req,
@@ -151,7 +189,21 @@ fn new_challenge(
     ) {
         Ok(true) => Ok(challenge),
         Ok(false) => {
-            log::warn!(target: "latchkey::security", "WebAuthn challenge refused: {} ceremonies in flight", crate::store::passkeys::MAX_CHALLENGES);
+            // Once a minute at most: a flood must not flood the log too.
+            static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+            let last = LAST.load(std::sync::atomic::Ordering::Relaxed);
+            if now - last >= 60
+                && LAST
+                    .compare_exchange(
+                        last,
+                        now,
+                        std::sync::atomic::Ordering::Relaxed,
+                        std::sync::atomic::Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                log::warn!(target: "latchkey::security", "WebAuthn challenge refused: {} usernameless ceremonies in flight", crate::store::passkeys::MAX_CHALLENGES);
+            }
             Err(refuse(
                 503,
                 "busy",
@@ -199,6 +251,9 @@ pub fn register_options(w: &mut Worker, req: &Req, now: i64) -> Resp {
         Err(r) => return r,
     };
     let rp = Rp::of(&w.app);
+    // Without a password a passkey is the only way in: it must sign in alone, so it must be
+    // discoverable and verify the user.
+    let passwordless = s.user.password_hash.is_none();
     let display = s
         .user
         .name
@@ -222,9 +277,9 @@ pub fn register_options(w: &mut Worker, req: &Req, now: i64) -> Resp {
             "timeout": CHALLENGE_TTL * 1000,
             "excludeCredentials": existing.iter().map(descriptor).collect::<Vec<_>>(),
             "authenticatorSelection": {
-                "residentKey": "preferred",
-                "requireResidentKey": false,
-                "userVerification": "preferred",
+                "residentKey": if passwordless { "required" } else { "preferred" },
+                "requireResidentKey": passwordless,
+                "userVerification": if passwordless { "required" } else { "preferred" },
             },
             "attestation": "none",
         }}),
@@ -522,6 +577,11 @@ pub fn sign_in(w: &mut Worker, req: &Req, now: i64) -> Resp {
             return refused_page(401, msg, &back);
         }
     };
+    // §7.2 step 19: the backup eligibility of a credential never changes.
+    if assertion.backup_eligible != key.backup_eligible {
+        log::info!(target: "latchkey::security", "passkey sign-in refused from {ip}: backup eligibility changed");
+        return refused_page(401, "The passkey's answer did not check out.", &back);
+    }
     if assertion.counter_regressed {
         log::warn!(target: "latchkey::security", "passkey of user {} signed with a counter that did not grow ({} after {}): it may have been cloned", key.user_id, assertion.sign_count, key.sign_count);
     }
@@ -668,7 +728,7 @@ pub fn register(
         &posted.challenge,
         &posted.client_data_json,
         &posted.data,
-        false,
+        s.user.password_hash.is_none(),
     ) {
         Ok(n) => n,
         Err(why) => {

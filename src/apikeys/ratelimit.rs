@@ -37,6 +37,29 @@ impl RateLimiter {
         self.take_at(id, quota, window, Instant::now())
     }
 
+    /// [`Self::take`] for keys an outsider can make up (client addresses): at most
+    /// `max_entries` buckets are kept; beyond that the full ones (idle long enough to have
+    /// refilled) are forgotten, and if none is, every bucket (a flood from that many
+    /// addresses is not held back by remembering them).
+    pub fn take_bounded(&self, id: &str, quota: i64, window: i64, max_entries: usize) -> Decision {
+        let now = Instant::now();
+        {
+            let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+            if buckets.len() >= max_entries && !buckets.contains_key(id) {
+                let capacity = quota.max(1) as f64;
+                let per_sec = capacity / window.max(1) as f64;
+                buckets.retain(|_, b| {
+                    b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * per_sec
+                        < capacity
+                });
+                if buckets.len() >= max_entries {
+                    buckets.clear();
+                }
+            }
+        }
+        self.take_at(id, quota, window, now)
+    }
+
     fn take_at(&self, id: &str, quota: i64, window: i64, now: Instant) -> Decision {
         let capacity = quota.max(1) as f64;
         let per_sec = capacity / window.max(1) as f64;
@@ -69,6 +92,22 @@ impl RateLimiter {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn bounded_buckets_forget_the_idle_ones_first() {
+        let rl = RateLimiter::default();
+        for i in 0..4 {
+            assert!(rl.take_bounded(&format!("a{i}"), 2, 60, 4).allowed);
+        }
+        // Full: nothing has refilled, so every bucket goes and the newcomer starts afresh.
+        assert!(rl.take_bounded("b", 2, 60, 4).allowed);
+        assert_eq!(rl.buckets.lock().unwrap().len(), 1);
+        assert!(rl.take_bounded("b", 2, 60, 4).allowed);
+        assert!(
+            !rl.take_bounded("b", 2, 60, 4).allowed,
+            "its own quota still holds"
+        );
+    }
 
     #[test]
     fn allows_quota_then_refuses_then_refills() {

@@ -1248,11 +1248,23 @@ fn passkeys_are_unique_and_owned(s: &mut Store) {
     let k1 = s.passkey(b"k1").unwrap().unwrap();
     assert_eq!((k1.sign_count, k1.last_used_at), (9, Some(200)));
     s.replace_recovery_codes("u1", &[[7u8; 32]], 1).unwrap();
-    assert!(!s.remove_passkey("u2", b"k1").unwrap());
-    assert!(s.remove_passkey("u1", b"k1").unwrap());
-    assert!(!s.remove_passkey("u1", b"k1").unwrap());
+    use super::passkeys::Removal;
+    assert_eq!(s.remove_passkey("u2", b"k1").unwrap(), Removal::NotFound);
+    assert_eq!(s.remove_passkey("u1", b"k1").unwrap(), Removal::Removed);
+    assert_eq!(s.remove_passkey("u1", b"k1").unwrap(), Removal::NotFound);
     assert_eq!(s.second_factors("u1").unwrap().recovery_codes, 1);
-    assert!(s.remove_passkey("u1", b"k2").unwrap());
+    // Without a password the last passkey stays; with one it may go.
+    let had = s.user("u1").unwrap().unwrap().password_hash;
+    s.transaction(|tx| {
+        tx.execute("UPDATE users SET password_hash = NULL WHERE id = 'u1'", [])?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(s.remove_passkey("u1", b"k2").unwrap(), Removal::LastWayIn);
+    assert_eq!(s.passkeys("u1").unwrap().len(), 1);
+    s.set_password_hash("u1", had.as_deref().unwrap_or("$x"), 2)
+        .unwrap();
+    assert_eq!(s.remove_passkey("u1", b"k2").unwrap(), Removal::Removed);
     assert_eq!(s.second_factors("u1").unwrap().recovery_codes, 0);
 }
 
@@ -1284,6 +1296,29 @@ fn webauthn_challenges_are_single_use(s: &mut Store) {
     // Still stored until collected (expired, so never taken).
     assert_eq!(s.gc_webauthn_challenges(60).unwrap(), 1);
     assert_eq!(s.gc_webauthn_challenges(60).unwrap(), 0);
+    // A user's challenges beyond the newest few give way to the next.
+    let max = super::passkeys::MAX_USER_CHALLENGES as u8;
+    for i in 0..=max {
+        assert!(
+            s.add_webauthn_challenge(&[100 + i; 32], Login, Some("u1"), 60, 1000 + i64::from(i))
+                .unwrap()
+        );
+    }
+    assert_eq!(
+        s.take_webauthn_challenge(&[100; 32], Login, 70).unwrap(),
+        None,
+        "the oldest went"
+    );
+    assert!(
+        s.take_webauthn_challenge(&[101; 32], Login, 70)
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.take_webauthn_challenge(&[100 + max; 32], Login, 70)
+            .unwrap()
+            .is_some()
+    );
 }
 
 /// A user's own password change keeps their browser, ends their other sessions and grants, and

@@ -26,6 +26,16 @@ pub struct Passkey {
     pub last_used_at: Option<i64>,
 }
 
+/// What removing a passkey came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// The user has no passkey with this id.
+    NotFound,
+    /// It is the last passkey of a user without a password: kept.
+    LastWayIn,
+}
+
 /// What a challenge is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChallengePurpose {
@@ -44,10 +54,13 @@ impl ChallengePurpose {
     }
 }
 
-/// Most challenges in flight at once; more are refused until some are answered or expire.
-/// Bounds what unauthenticated `/webauthn/authenticate/options` requests can make the table
-/// hold.
+/// Most usernameless challenges in flight at once; more are refused until some are answered
+/// or expire. Bounds what unauthenticated `/webauthn/authenticate/options` requests can make
+/// the table hold (the endpoint also limits each address).
 pub const MAX_CHALLENGES: i64 = 10_000;
+/// Most challenges of one user in flight: a newer one replaces the oldest. Users' own
+/// ceremonies (registration, the second factor) never wait for the usernameless ones.
+pub const MAX_USER_CHALLENGES: i64 = 8;
 
 fn passkey_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Passkey> {
     Ok(Passkey {
@@ -120,18 +133,35 @@ impl Store {
     }
 
     /// Removes one passkey of the user, and the user's recovery codes when no second factor
-    /// is left for them to back up, in one transaction. `false` if the user has no passkey
-    /// with this id.
-    pub fn remove_passkey(&mut self, user_id: &str, id: &[u8]) -> Result<bool, StoreError> {
+    /// is left for them to back up, in one transaction. Never the last passkey of a user
+    /// without a password (their only way in): decided in the same transaction, so two
+    /// removals at once cannot both pass.
+    pub fn remove_passkey(&mut self, user_id: &str, id: &[u8]) -> Result<Removal, StoreError> {
         self.with_tx(|tx| {
-            let n = exec_tx(
+            let (owned, total, has_password): (i64, i64, bool) = tx
+                .prepare_cached(
+                    "SELECT (SELECT count(*) FROM passkeys WHERE user_id = ?1 AND id = ?2), \
+                     (SELECT count(*) FROM passkeys WHERE user_id = ?1), \
+                     (SELECT password_hash IS NOT NULL FROM users WHERE id = ?1)",
+                )?
+                .query_row(params![user_id, id], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get::<_, Option<bool>>(2)?.unwrap_or(false),
+                    ))
+                })?;
+            if owned == 0 {
+                return Ok(Removal::NotFound);
+            }
+            if !has_password && total <= 1 {
+                return Ok(Removal::LastWayIn);
+            }
+            exec_tx(
                 tx,
                 "DELETE FROM passkeys WHERE user_id = ?1 AND id = ?2",
                 params![user_id, id],
             )?;
-            if n == 0 {
-                return Ok(false);
-            }
             exec_tx(
                 tx,
                 "DELETE FROM recovery_codes WHERE user_id = ?1 \
@@ -139,12 +169,13 @@ impl Store {
                  AND NOT EXISTS (SELECT 1 FROM totp WHERE user_id = ?1)",
                 [user_id],
             )?;
-            Ok(true)
+            Ok(Removal::Removed)
         })
     }
 
     /// Stores a challenge (its digest) until `expires_at`, after deleting expired ones;
-    /// `false` if [`MAX_CHALLENGES`] are in flight already.
+    /// `false` if it is usernameless and [`MAX_CHALLENGES`] of those are in flight already. A
+    /// user's challenge replaces their oldest beyond [`MAX_USER_CHALLENGES`].
     pub fn add_webauthn_challenge(
         &mut self,
         hash: &[u8; 32],
@@ -159,11 +190,26 @@ impl Store {
                 "DELETE FROM webauthn_challenges WHERE expires_at <= ?1",
                 [now],
             )?;
-            let live: i64 = tx
-                .prepare_cached("SELECT count(*) FROM webauthn_challenges")?
-                .query_row([], |r| r.get(0))?;
-            if live >= MAX_CHALLENGES {
-                return Ok(false);
+            match user_id {
+                None => {
+                    let live: i64 = tx
+                        .prepare_cached(
+                            "SELECT count(*) FROM webauthn_challenges WHERE user_id IS NULL",
+                        )?
+                        .query_row([], |r| r.get(0))?;
+                    if live >= MAX_CHALLENGES {
+                        return Ok(false);
+                    }
+                }
+                Some(user) => {
+                    exec_tx(
+                        tx,
+                        "DELETE FROM webauthn_challenges WHERE user_id = ?1 AND hash NOT IN \
+                         (SELECT hash FROM webauthn_challenges WHERE user_id = ?1 \
+                          ORDER BY expires_at DESC LIMIT ?2)",
+                        params![user, MAX_USER_CHALLENGES - 1],
+                    )?;
+                }
             }
             exec_tx(
                 tx,

@@ -73,7 +73,10 @@
       headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
       body: JSON.stringify(body || {})
     }).then(function (resp) {
-      return resp.json().then(function (json) {
+      // An answer that is not latchkey's JSON (a proxy's error page) reads as no message.
+      return resp.json().catch(function () {
+        return {};
+      }).then(function (json) {
         if (resp.ok) {
           return json.publicKey;
         }
@@ -227,21 +230,38 @@
         });
     }
 
-    button.addEventListener('click', function () {
-      say('');
-      ask(null).catch(function (err) {
-        say(explain(err));
-      });
-    });
-
-    if (purpose === 'sign-in' && PublicKeyCredential.isConditionalMediationAvailable) {
+    // The username field's autofill (conditional mediation), where the browser has it.
+    // Errors of the silent request are not the user's doing: nothing to say, and it is not
+    // asked again (a browser that refuses it at once would refuse it in a loop).
+    var conditional = purpose === 'sign-in' && PublicKeyCredential.isConditionalMediationAvailable;
+    function arm() {
+      if (!conditional) {
+        return;
+      }
       PublicKeyCredential.isConditionalMediationAvailable().then(function (available) {
         if (available) {
-          // Errors of the silent request are not the user's doing: nothing to say.
           ask('conditional').catch(function () {});
         }
       });
     }
+
+    button.addEventListener('click', function () {
+      say('');
+      var mine;
+      ask(null).catch(function (err) {
+        // A newer press (or the autofill) took over: its outcome is the one to show.
+        if (pending !== mine) {
+          return;
+        }
+        say(explain(err));
+        // The button's request is over: offer the passkeys in the autofill again.
+        pending = null;
+        arm();
+      });
+      mine = pending;
+    });
+
+    arm();
   }
 
   var add = document.getElementById('passkey-add');

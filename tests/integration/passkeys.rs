@@ -10,7 +10,7 @@
 use serde_json::{Value, json};
 
 use crate::mfa_policy::{add_app, authorize_url, code_of, id_claims, redeem};
-use crate::support::authenticator::{Bend, SoftKey, UP, b64, unb64};
+use crate::support::authenticator::{BE, Bend, SoftKey, UP, UV, b64, unb64};
 use crate::support::browser::{Browser, hidden_input, location};
 use crate::support::{PASSWORD, Response, Server, add_user};
 
@@ -434,6 +434,11 @@ fn answers_for_another_site_tampered_or_unknown_are_refused() {
         },
         "clientDataJSON: wrong type",
     );
+    // Backup eligibility never changes (§7.2 step 19): registered device-bound, it cannot
+    // turn synced.
+    key.flags = UP | UV | BE;
+    refused(&mut key, Bend::default(), "backup eligibility changed");
+    key.flags = UP | UV;
     // The same credential made for another site (its rpIdHash names that site).
     let mut elsewhere = key.for_rp("example.com");
     refused(&mut elsewhere, Bend::default(), "wrong rpIdHash");
@@ -461,6 +466,19 @@ fn removing_a_passkey_needs_the_password_ends_other_sessions_and_never_the_last_
     let (key, r) = register(&mut b, "Phone", &Bend::default());
     assert_eq!(r.status, 200);
     let id = b64(&key.credential_id);
+    // A session signed in with the password alone before the passkey existed must give the
+    // passkey first, password or not.
+    let token = csrf(&mut other, "/account/passkeys");
+    let r = other.post(
+        "/account/passkeys/remove",
+        &[("csrf", &token), ("id", &id), ("password", PASSWORD)],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(
+        location(&r).starts_with("/login/second-factor?"),
+        "{}",
+        location(&r)
+    );
     let token = csrf(&mut b, "/account/passkeys");
     let r = b.post(
         "/account/passkeys/remove",
@@ -528,9 +546,26 @@ fn an_invited_user_sets_up_a_passkey_and_signs_in_without_a_password() {
     let page = b.get("/account/passkeys");
     assert_eq!(page.status, 200);
     assert!(page.text().contains("id=\"passkey-add\""));
+    // Without a password the passkey must sign in alone: discoverable, user-verifying.
+    let (_, o) = creation_options(&mut b);
+    assert_eq!(o["authenticatorSelection"]["residentKey"], "required");
+    assert_eq!(o["authenticatorSelection"]["userVerification"], "required");
+    let sloppy = Bend {
+        flags: Some(UP),
+        ..Bend::default()
+    };
+    let (_, r) = register(&mut b, "No PIN", &sloppy);
+    assert_eq!(
+        r.status,
+        400,
+        "a passkey that cannot verify the user: {}",
+        r.text()
+    );
     let (mut key, r) = register(&mut b, "Laptop", &Bend::default());
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.text().contains("id=\"recovery-codes\""));
+    // Recovery codes back up a second factor after a password; without one, none are made.
+    assert!(!r.text().contains("id=\"recovery-codes\""), "{}", r.text());
+    assert!(r.text().contains("second device"), "{}", r.text());
     // The only way in cannot be removed.
     let token = csrf(&mut b, "/account/passkeys");
     let r = b.post(
@@ -606,4 +641,24 @@ fn a_user_who_must_enrol_may_add_a_passkey_on_the_way_to_the_app() {
         json!(["pwd", "hwk", "user", "mfa"]),
         "{claims}"
     );
+}
+
+/// One address may ask for a few dozen ceremonies a minute, not for the whole table: the
+/// 31st options request within the minute gets 429 `rate_limited` with `Retry-After`.
+#[test]
+fn options_requests_are_limited_per_address() {
+    let server = Server::start();
+    let mut anon = Browser::new(&server);
+    let token = csrf(&mut anon, "/login");
+    for i in 0..30 {
+        let r = anon.post_json(AUTH_OPTIONS, Some(&token), r#"{"purpose":"sign-in"}"#);
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+    }
+    let r = anon.post_json(AUTH_OPTIONS, Some(&token), r#"{"purpose":"sign-in"}"#);
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (429, json!("rate_limited"))
+    );
+    let wait: i64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
 }

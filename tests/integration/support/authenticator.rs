@@ -59,6 +59,8 @@ pub struct Bend {
     pub challenge: Option<String>,
     /// Leave the user handle out of an assertion.
     pub no_user_handle: bool,
+    /// The flags of a registration (UP | UV unless given).
+    pub flags: Option<u8>,
 }
 
 impl SoftKey {
@@ -123,7 +125,7 @@ impl SoftKey {
             bend.origin.as_deref().unwrap_or(origin),
         );
         let mut auth = sha256(key.rp_id.as_bytes());
-        auth.push(key.flags | AT);
+        auth.push(bend.flags.unwrap_or(key.flags) | AT);
         auth.extend_from_slice(&key.counter.to_be_bytes());
         auth.extend_from_slice(&[0u8; 16]);
         auth.extend_from_slice(&(key.credential_id.len() as u16).to_be_bytes());
