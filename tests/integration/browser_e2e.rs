@@ -687,6 +687,14 @@ fn the_sign_in_and_account_pages_in_light_and_dark_mode() {
     browser.wait_for("#continue", wait);
     light_and_dark(&browser, &shots, "recovery-codes");
 
+    // The passkeys page (its add form shown by latchkey's script).
+    browser.navigate(&server.url("/account/passkeys"));
+    let add = browser.wait_for("#passkey-add", wait);
+    browser.wait_until("the add form shown by the script", wait, |s| {
+        s.displayed(&add).then_some(())
+    });
+    light_and_dark(&browser, &shots, "passkeys");
+
     // Signed out and in again: the second-factor prompt.
     browser.cmd("DELETE", "/cookie", None);
     browser.navigate(&server.url("/login"));
