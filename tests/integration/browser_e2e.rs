@@ -225,7 +225,7 @@ fn chromium_signs_in_and_lands_on_the_callback() {
     browser.color_scheme("light");
 
     browser.navigate(&server.url(&authorize));
-    let username = browser.wait_for("input[autocomplete=username]", Duration::from_secs(10));
+    let username = browser.wait_for("input[name=username]", Duration::from_secs(10));
     let password = browser.wait_for(
         "input[autocomplete=current-password]",
         Duration::from_secs(2),
