@@ -277,15 +277,20 @@ pub fn submit(w: &mut Worker, req: &Req, now: i64) -> Resp {
 
 /// The second-factor page, carrying where the sign-in goes afterwards.
 pub fn second_factor_url(return_to: &str, rd: Option<&str>) -> String {
+    page_url(crate::http::router::SECOND_FACTOR, return_to, rd)
+}
+
+/// The login page, carrying where the sign-in goes afterwards.
+pub fn login_url(return_to: &str, rd: Option<&str>) -> String {
+    page_url(crate::http::router::LOGIN, return_to, rd)
+}
+
+fn page_url(path: &str, return_to: &str, rd: Option<&str>) -> String {
     let mut pairs = vec![("return_to", return_to)];
     if let Some(rd) = rd {
         pairs.push(("rd", rd));
     }
-    format!(
-        "{}?{}",
-        crate::http::router::SECOND_FACTOR,
-        crate::http::form::encode_pairs(pairs)
-    )
+    format!("{path}?{}", crate::http::form::encode_pairs(pairs))
 }
 
 /// Sends a signed-in browser on: to the forward-auth target `rd` with a new forward-auth

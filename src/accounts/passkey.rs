@@ -492,7 +492,7 @@ pub fn sign_in(w: &mut Worker, req: &Req, now: i64) -> Resp {
     let back = if second {
         login::second_factor_url(&return_to, rd.as_deref())
     } else {
-        login_url(&return_to, rd.as_deref())
+        login::login_url(&return_to, rd.as_deref())
     };
     let Some(posted) = read_posted(form.get("credential").ok().flatten().unwrap_or(""), false)
     else {
@@ -516,7 +516,7 @@ pub fn sign_in(w: &mut Worker, req: &Req, now: i64) -> Resp {
                 return refused_page(
                     401,
                     "Sign in with your password first.",
-                    &login_url(&return_to, rd.as_deref()),
+                    &login::login_url(&return_to, rd.as_deref()),
                 );
             }
             Err(e) => return server_error("passkey sign-in", e),
@@ -608,7 +608,7 @@ pub fn sign_in(w: &mut Worker, req: &Req, now: i64) -> Resp {
                     return refused_page(
                         401,
                         "Sign in again.",
-                        &login_url(&return_to, rd.as_deref()),
+                        &login::login_url(&return_to, rd.as_deref()),
                     );
                 }
                 Err(e) => return server_error("passkey sign-in", e),
@@ -671,18 +671,6 @@ pub fn sign_in(w: &mut Worker, req: &Req, now: i64) -> Resp {
 /// RFC 8176's name for a passkey: `swk` when it may be synced (backup-eligible), else `hwk`.
 fn webauthn_method(backup_eligible: bool) -> &'static str {
     if backup_eligible { "swk" } else { "hwk" }
-}
-
-fn login_url(return_to: &str, rd: Option<&str>) -> String {
-    let mut pairs = vec![("return_to", return_to)];
-    if let Some(rd) = rd {
-        pairs.push(("rd", rd));
-    }
-    format!(
-        "{}?{}",
-        crate::http::router::LOGIN,
-        crate::http::form::encode_pairs(pairs)
-    )
 }
 
 /// What registering a passkey came to.
