@@ -68,3 +68,36 @@ fn check_sign_in(
         .with("Location", location)
         .with("Cache-Control", "no-store"))
 }
+
+/// Checks the password the signed-in user typed to confirm a change, like a sign-in
+/// (throttled, audited as `password_confirmed`): `Ok(true)` right, `Ok(false)` wrong, or the
+/// answer to give instead (429 when locked, 500 when the store fails).
+pub fn confirm_password(
+    w: &mut Worker,
+    req: &crate::http::Req,
+    s: &Session,
+    password: &str,
+    now: i64,
+) -> Result<bool, Resp> {
+    use crate::accounts::signin::{Attempt, Outcome, Purpose, authenticate};
+    let attempt = Attempt {
+        username: &s.user.username,
+        password,
+        client: crate::http::client_ip::client_ip(req, &w.app.config.trusted_proxies),
+        now,
+        purpose: Purpose::Confirm,
+    };
+    match authenticate(&w.app, &mut w.store, &attempt) {
+        Ok(Outcome::SignedIn(u)) => Ok(u.id == s.user.id),
+        Ok(Outcome::Throttled { retry_after }) => Err(login::too_many_attempts(retry_after)),
+        Ok(Outcome::Refused { .. }) => Ok(false),
+        Err(e) => {
+            log::error!("password confirmation: {e}");
+            Err(crate::ui::message(
+                500,
+                "Something went wrong",
+                "Try again in a moment.",
+            ))
+        }
+    }
+}

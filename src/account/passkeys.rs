@@ -15,7 +15,6 @@ use crate::accounts::mfa::recovery;
 use crate::accounts::passkey::{Registered, register};
 use crate::accounts::second_factor::continue_page;
 use crate::accounts::session::{self, Session};
-use crate::accounts::signin::{Attempt, Outcome, authenticate};
 use crate::accounts::{csrf, login};
 use crate::app::Worker;
 use crate::crypto::{b64url, b64url_decode};
@@ -336,21 +335,11 @@ pub fn remove(w: &mut Worker, req: &Req, now: i64) -> Resp {
             return r;
         }
         // The password is checked like a sign-in (throttled, audited).
-        let attempt = Attempt {
-            username: &s.user.username,
-            password: form.get("password").ok().flatten().unwrap_or(""),
-            client,
-            now,
-            purpose: crate::accounts::signin::Purpose::Confirm,
-        };
-        match authenticate(&w.app, &mut w.store, &attempt) {
-            Ok(Outcome::SignedIn(u)) if u.id == s.user.id => {}
-            Ok(Outcome::Throttled { retry_after }) => return login::too_many_attempts(retry_after),
-            Ok(_) => return list_page(w, req, &s, 200, Notice::Refused("Wrong password.")),
-            Err(e) => {
-                log::error!("passkey removal: {e}");
-                return went_wrong();
-            }
+        let password = form.get("password").ok().flatten().unwrap_or("");
+        match super::confirm_password(w, req, &s, password, now) {
+            Ok(true) => {}
+            Ok(false) => return list_page(w, req, &s, 200, Notice::Refused("Wrong password.")),
+            Err(r) => return r,
         }
     } else {
         if keys.len() == 1 {

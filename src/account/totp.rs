@@ -21,7 +21,6 @@ use ring::{aead, hkdf};
 use crate::accounts::mfa::{recovery, totp};
 use crate::accounts::second_factor::{continue_page, recovery_left_message};
 use crate::accounts::session::{self, Session};
-use crate::accounts::signin::{Attempt, Outcome, authenticate};
 use crate::accounts::{csrf, login};
 use crate::app::{App, Worker};
 use crate::crypto::{b64url, b64url_decode, random_bytes};
@@ -481,20 +480,13 @@ pub fn remove(w: &mut Worker, req: &Req, now: i64) -> Resp {
         return r;
     }
     // The password is checked like a sign-in (throttled, audited).
-    let client = client_ip(req, &w.app.config.trusted_proxies);
-    let attempt = Attempt {
-        username: &s.user.username,
-        password: form.get("password").ok().flatten().unwrap_or(""),
-        client,
-        now,
-        purpose: crate::accounts::signin::Purpose::Confirm,
-    };
-    match authenticate(&w.app, &mut w.store, &attempt) {
-        Ok(Outcome::SignedIn(u)) if u.id == s.user.id => {}
-        Ok(Outcome::Throttled { retry_after }) => return login::too_many_attempts(retry_after),
-        Ok(_) => return status_page(w, req, 200, &s, Some("Wrong password.")),
-        Err(e) => return server_error("totp removal", e),
+    let password = form.get("password").ok().flatten().unwrap_or("");
+    match super::confirm_password(w, req, &s, password, now) {
+        Ok(true) => {}
+        Ok(false) => return status_page(w, req, 200, &s, Some("Wrong password.")),
+        Err(r) => return r,
     }
+    let client = client_ip(req, &w.app.config.trusted_proxies);
     // Recovery codes back up a factor: with none left they go too (in the same transaction).
     let removed = w
         .store
